@@ -1,0 +1,184 @@
+//! The command line: ContainerPilot's Go-style flags, parsed with clap.
+//!
+//! Go's `flag` package accepts `-name`, `--name`, `-name value` and
+//! `-name=value`, and stops at the first argument that is not a flag; bool
+//! flags take no separate value but accept `-name=false`. Clap speaks GNU
+//! (`--name`), so [`normalize`] first rewrites the Go spellings of *our* long
+//! flags into GNU ones, using clap's own flag table, and leaves everything
+//! from the APP onwards untouched. This module owns argument parsing and
+//! dispatch to the subsystem that does the work; it must not implement that work.
+
+use clap::{ArgAction, CommandFactory, Parser};
+
+use crate::supervisor::{self, Plan};
+
+/// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
+#[derive(Debug, Parser)]
+#[command(
+    name = "autopilot",
+    disable_version_flag = true,
+    override_usage = "autopilot [FLAGS] [--] [APP [ARGS...]]\n       autopilot -version",
+    after_help = "Flags may be written Go-style (-config FILE, -config=FILE) or GNU-style (--config FILE)."
+)]
+pub struct Cli {
+    /// Configuration: a file path, a file:// URL or an inline JSON5 document
+    /// (default: env CONTAINERPILOT, then CONTAINERBUDDY).
+    #[arg(long, value_name = "VALUE")]
+    pub config: Option<String>,
+
+    /// Print the version and git hash, then exit.
+    #[arg(long)]
+    pub version: bool,
+
+    /// The APP to wrap, with its arguments.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "APP"
+    )]
+    pub app: Vec<String>,
+}
+
+/// Parses the process's arguments, runs what they ask for, and returns the
+/// exit code.
+pub fn main() -> i32 {
+    let args = normalize(std::env::args().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = error.exit_code();
+            let _ = error.print();
+            return code;
+        }
+    };
+    run(cli)
+}
+
+fn run(cli: Cli) -> i32 {
+    if cli.version {
+        println!("Version: {}", env!("CARGO_PKG_VERSION"));
+        println!("GitHash: {}", env!("AUTOPILOT_GIT_HASH"));
+        return 0;
+    }
+    if cli.app.is_empty() {
+        eprintln!("{}", Cli::command().render_usage());
+        eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
+        return 2;
+    }
+    supervisor::run(Plan {
+        app: cli.app,
+        grace: supervisor::DEFAULT_GRACE,
+    })
+}
+
+/// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)
+/// into the GNU forms clap parses (`--config x`, `--version`, nothing).
+/// Stops at `--` or at the first argument that is not a flag: that is the APP,
+/// and it and its arguments are passed through unchanged.
+pub fn normalize(args: Vec<String>) -> Vec<String> {
+    let command = Cli::command();
+    let mut out = Vec::with_capacity(args.len());
+    let mut args = args.into_iter();
+    out.extend(args.next()); // the program name
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            out.push(arg);
+            break; // the APP
+        };
+        if flag.is_empty() {
+            out.push(arg); // "--" (end of flags) or "-" (an operand)
+            break;
+        }
+        let (name, value) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value)),
+            None => (flag, None),
+        };
+        let Some(spec) = command.get_arguments().find(|a| a.get_long() == Some(name)) else {
+            out.push(arg); // short flags and unknown flags: clap reports those
+            continue;
+        };
+        let is_switch = matches!(spec.get_action(), ArgAction::SetTrue);
+        match (is_switch, value) {
+            (true, Some(value)) => match parse_go_bool(value) {
+                Some(true) => out.push(format!("--{name}")),
+                Some(false) => {}
+                None => out.push(format!("--{name}={value}")), // clap explains the error
+            },
+            (true, None) => out.push(format!("--{name}")),
+            (false, Some(value)) => out.push(format!("--{name}={value}")),
+            (false, None) => {
+                out.push(format!("--{name}"));
+                out.extend(args.next()); // its value, whatever it looks like
+            }
+        }
+    }
+    out.extend(args);
+    out
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        let mut all = vec!["autopilot".to_string()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        normalize(all)[1..].to_vec()
+    }
+
+    #[test]
+    fn go_style_flags_become_gnu() {
+        assert_eq!(norm(&["-config", "x.json"]), ["--config", "x.json"]);
+        assert_eq!(norm(&["-config=x.json"]), ["--config=x.json"]);
+        assert_eq!(norm(&["--config", "-x"]), ["--config", "-x"]);
+        assert_eq!(norm(&["-version"]), ["--version"]);
+        assert_eq!(norm(&["-version=true"]), ["--version"]);
+        assert!(norm(&["-version=false"]).is_empty());
+    }
+
+    #[test]
+    fn app_and_its_arguments_are_untouched() {
+        assert_eq!(
+            norm(&["-config", "c", "nginx", "-version", "-g"]),
+            ["--config", "c", "nginx", "-version", "-g"]
+        );
+        assert_eq!(norm(&["--", "-config"]), ["--", "-config"]);
+        assert_eq!(norm(&["sh", "-c", "exit 3"]), ["sh", "-c", "exit 3"]);
+    }
+
+    #[test]
+    fn parses_after_normalizing() {
+        let args = normalize(
+            [
+                "autopilot",
+                "-config=/etc/cp.json",
+                "/bin/app",
+                "-config",
+                "-x",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        let cli = Cli::try_parse_from(args).unwrap();
+        assert_eq!(cli.config.as_deref(), Some("/etc/cp.json"));
+        assert_eq!(cli.app, ["/bin/app", "-config", "-x"]);
+    }
+
+    #[test]
+    fn double_dash_separates_app_that_looks_like_a_flag() {
+        let cli = Cli::try_parse_from(normalize(
+            ["autopilot", "--", "-weird"].map(String::from).to_vec(),
+        ))
+        .unwrap();
+        assert_eq!(cli.app, ["-weird"]);
+    }
+}

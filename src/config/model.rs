@@ -1,0 +1,350 @@
+//! The validated configuration model: what the rest of autopilot runs.
+//!
+//! Both front ends (3.x and 2.x/1.x) produce this one model; nothing downstream
+//! knows which file format the user wrote, except through [`Format`] for the few
+//! signals whose meaning differs (SIGHUP, SIGUSR1). Every value here is already
+//! checked: durations are positive where they must be, names are valid, events
+//! exist. This module owns only plain data; it must not read files, render
+//! templates or start anything.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::events::EventCode;
+
+/// Which configuration dialect the user's file was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// ContainerPilot 3.x (`jobs`, `watches`, `control`).
+    V3,
+    /// ContainerPilot 2.x and Containerbuddy 1.x (`services`, `backends`, hooks).
+    V2,
+}
+
+/// The whole configuration after validation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub format: Format,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consul: Option<ConsulConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdConfig>,
+    pub logging: LoggingConfig,
+    pub jobs: Vec<JobConfig>,
+    pub watches: Vec<WatchConfig>,
+    pub control: ControlConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetryConfig>,
+}
+
+/// `consul`: where the agent is and how to talk to it. Environment variables
+/// (`CONSUL_HTTP_ADDR`, ...) are applied later by the discovery backend, not here.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsulConfig {
+    /// `host:port`, without scheme.
+    pub address: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The ACL token. Never logged; serialized as `"<redacted>"`.
+    #[serde(serialize_with = "redact")]
+    pub token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+fn redact<S: serde::Serializer>(token: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match token {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct TlsConfig {
+    pub cafile: Option<PathBuf>,
+    pub capath: Option<PathBuf>,
+    pub clientcert: Option<PathBuf>,
+    pub clientkey: Option<PathBuf>,
+    pub servername: Option<String>,
+    /// Verify the server certificate (default true; ContainerPilot 3 defaulted to false).
+    pub verify: bool,
+}
+
+/// `etcd` (2.x, and allowed in 3.x files): the etcd v3 backend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EtcdConfig {
+    /// Base URLs, e.g. `http://etcd:2379`.
+    pub endpoints: Vec<String>,
+    /// Key prefix, default `/containerpilot`.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+    Panic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `<RFC3339 time> <message>`
+    Default,
+    /// logfmt
+    Text,
+    /// one JSON object per line
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogOutput {
+    Stdout,
+    Stderr,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggingConfig {
+    pub level: LogLevel,
+    pub format: LogFormat,
+    pub output: LogOutput,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            level: LogLevel::Info,
+            format: LogFormat::Default,
+            output: LogOutput::Stdout,
+        }
+    }
+}
+
+/// `control`: the control-plane socket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ControlConfig {
+    pub socket: PathBuf,
+    /// True when the user named the socket explicitly: then failing to create
+    /// it is an error instead of a warning (SPEC.md section 9).
+    pub explicit: bool,
+}
+
+pub const DEFAULT_CONTROL_SOCKET: &str = "/var/run/containerpilot.socket";
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            explicit: false,
+        }
+    }
+}
+
+/// What a job is for. Most jobs are `Plain`; the others carry behaviour that
+/// ContainerPilot 2.x attached to particular config keys.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum JobRole {
+    Plain,
+    /// The wrapped APP from the command line: inherits stdio, its exit ends
+    /// autopilot with its exit code (after postStop), its arguments are
+    /// rendered as templates just before each exec.
+    App,
+    /// 2.x `preStart`: a non-zero exit ends autopilot with that code.
+    PreStart,
+    /// 2.x `postStop`: a non-zero exit replaces the exit code.
+    PostStop,
+    /// 2.x `telemetry.sensors[]`: stdout (a number) is recorded into `metric`.
+    Sensor {
+        metric: String,
+    },
+    /// The implicit `containerpilot` service that advertises telemetry.
+    Telemetry,
+}
+
+/// `jobs[].when`: what starts a job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum When {
+    /// Run every `interval`, counted from start to start.
+    Interval {
+        #[serde(with = "humantime_serde")]
+        interval: Duration,
+    },
+    /// Run on an event from `source` (a job name, `watch.<name>`, or the
+    /// global source for `startup`/`shutdown`). Signal events (`SIGHUP`,
+    /// `SIGUSR2`) always use `Each`.
+    Event {
+        code: EventCode,
+        source: String,
+        frequency: Frequency,
+        #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+}
+
+/// The source name of events published by autopilot itself (`startup`, `shutdown`).
+pub const GLOBAL_SOURCE: &str = "global";
+
+impl Default for When {
+    /// ContainerPilot's default: start once on the global `startup` event.
+    fn default() -> Self {
+        When::Event {
+            code: EventCode::Startup,
+            source: GLOBAL_SOURCE.to_string(),
+            frequency: Frequency::Once,
+            timeout: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Frequency {
+    Once,
+    Each,
+}
+
+/// `jobs[].restarts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Restarts {
+    Never,
+    Unlimited,
+    /// Restart at most this many times (`0` is the same as `Never`).
+    Count(u32),
+}
+
+/// The TTL-check status a service registers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Passing,
+    Warning,
+    Critical,
+}
+
+/// How a health check decides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheck {
+    /// Run this argv; exit 0 within the timeout passes.
+    Exec(Vec<String>),
+    /// GET this URL; a 2xx answer within the timeout passes. [beyond]
+    Http(String),
+    /// Connect to `host:port`; an accepted connection passes. [beyond]
+    Tcp(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthConfig {
+    pub check: HealthCheck,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Default: the interval.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub logging_raw: bool,
+}
+
+/// `jobs[].consul`: extras passed through to the Consul registration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobConsulExtras {
+    pub enable_tag_override: bool,
+    #[serde(with = "humantime_serde")]
+    pub deregister_critical_service_after: Option<Duration>,
+}
+
+/// One job, after defaults have been applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobConfig {
+    pub name: String,
+    pub role: JobRole,
+    /// The argv to run; `None` for a job that only registers an externally run
+    /// service (or only reacts to events with nothing to exec).
+    pub exec: Option<Vec<String>>,
+    /// Inherit autopilot's stdout/stderr instead of logging lines.
+    pub logging_raw: bool,
+    pub when: When,
+    /// Kill the run (SIGKILL to its process group) after this long.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// How long a stopping job waits for jobs triggered by its `stopping` event.
+    #[serde(with = "humantime_serde")]
+    pub stop_timeout: Duration,
+    pub restarts: Restarts,
+    pub health: Option<HealthConfig>,
+    /// Advertise in the catalog on this port (requires `health`, except the telemetry job).
+    pub port: Option<u16>,
+    pub initial_status: Option<CheckStatus>,
+    pub tags: Vec<String>,
+    /// IP selection specs (SPEC.md 8.4), default `["eth0:inet"]`.
+    pub interfaces: Vec<String>,
+    pub consul: JobConsulExtras,
+    /// Signal number sent to stop the process (default SIGTERM). [beyond]
+    pub stop_signal: i32,
+    /// Grace between `stop_signal` and SIGKILL (default 5 s). [beyond]
+    #[serde(with = "humantime_serde")]
+    pub kill_timeout: Duration,
+    /// Wait before each restart; doubles after failed runs. [beyond]
+    #[serde(with = "humantime_serde")]
+    pub restart_delay: Duration,
+    /// This job's final exit ends autopilot with its exit code. [beyond]
+    pub primary: bool,
+}
+
+/// One watch of a service in the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WatchConfig {
+    /// The catalog service name; events are published with source `watch.<name>`.
+    pub name: String,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    pub tag: Option<String>,
+    pub dc: Option<String>,
+}
+
+impl WatchConfig {
+    /// The event source this watch publishes under.
+    pub fn source(&self) -> String {
+        format!("watch.{}", self.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricConfig {
+    /// `namespace_subsystem_name` with empty parts skipped.
+    pub full_name: String,
+    pub help: String,
+    pub kind: MetricKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TelemetryConfig {
+    pub port: u16,
+    pub interfaces: Vec<String>,
+    pub tags: Vec<String>,
+    pub metrics: Vec<MetricConfig>,
+}

@@ -1,0 +1,26 @@
+//! autopilot: a PID 1 supervisor for containers, and a drop-in replacement for
+//! ContainerPilot 2.x and 3.x.
+//!
+//! # Architecture
+//!
+//! One module per concern; each module's doc says what it owns and what it must
+//! not touch.
+//!
+//! - [`cli`]: argument parsing (Go-style `-flag` and GNU `--flag`) and dispatch.
+//! - [`config`]: reading, rendering (Go templates), parsing (JSON5) and
+//!   validating configuration into one model, for both file formats.
+//! - [`reaper`]: the only caller of `waitpid(-1)`; hands our children's exit
+//!   statuses to whoever spawned them and silently reaps orphans.
+//! - [`process`]: spawning processes in their own process group, signalling
+//!   and stopping groups.
+//! - [`signals`]: turning POSIX signals into a stream the supervisor consumes.
+//! - [`supervisor`]: the top-level run loop: wrap the APP, forward signals,
+//!   shut down gracefully, compute the exit code.
+//! - [`events`]: the event vocabulary jobs and watches share.
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod process;
+pub mod reaper;
+pub mod signals;
+pub mod supervisor;

@@ -1,0 +1,194 @@
+//! Spawning processes and signalling their process groups.
+//!
+//! Every process autopilot starts gets a process group of its own, so that
+//! stopping it also stops whatever it forked (no leaked grandchildren), and is
+//! registered with the [`Reaper`] so that its exit status comes back here.
+//! This module owns how a process is started and stopped; it must not decide
+//! when (that is the supervisor's and the jobs' business) and it must never
+//! call `wait` itself.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::sync::oneshot;
+
+use crate::reaper::{ExitStatus, Reaper};
+
+/// Why a process could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("empty command")]
+    Empty,
+    #[error("{program}: not found")]
+    NotFound { program: String },
+    #[error("{program}: permission denied (not executable)")]
+    NotExecutable { program: String },
+    #[error("{program}: {source}")]
+    Other { program: String, source: io::Error },
+}
+
+impl SpawnError {
+    /// The exit code a shell uses for this failure: 127 not found, 126 not executable.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SpawnError::NotFound { .. } | SpawnError::Empty => 127,
+            SpawnError::NotExecutable { .. } | SpawnError::Other { .. } => 126,
+        }
+    }
+}
+
+/// What to run and how.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnSpec {
+    pub argv: Vec<String>,
+    /// Variables added to (or replacing those in) autopilot's own environment.
+    pub env: Vec<(String, String)>,
+    /// Give the child our stdin and make its group the terminal's foreground
+    /// group when stdin is a terminal (the APP, like tini does). Otherwise the
+    /// child gets no stdin.
+    pub foreground: bool,
+    /// Capture stdout/stderr through pipes instead of inheriting them.
+    pub piped_output: bool,
+}
+
+/// A running process that leads its own process group.
+#[derive(Debug)]
+pub struct Process {
+    pid: Pid,
+    exit: oneshot::Receiver<ExitStatus>,
+    /// Set once the exit status has been received.
+    status: Option<ExitStatus>,
+    /// The child's stdout/stderr read ends when `piped_output` was asked for.
+    pub stdout: Option<std::process::ChildStdout>,
+    pub stderr: Option<std::process::ChildStderr>,
+}
+
+/// Starts `spec` as the leader of a new process group.
+pub fn spawn(reaper: &Reaper, spec: &SpawnSpec) -> Result<Process, SpawnError> {
+    let (program, args) = spec.argv.split_first().ok_or(SpawnError::Empty)?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    command.stdin(if spec.foreground {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    });
+    if spec.piped_output {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    let take_terminal = spec.foreground && nix::unistd::isatty(0).unwrap_or(false);
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe system calls (signal, setpgid, tcsetpgrp).
+    unsafe {
+        command.pre_exec(move || enter_own_process_group(take_terminal));
+    }
+    let (mut child, exit) = reaper
+        .spawn(&mut command)
+        .map_err(|source| classify_spawn_error(program, source))?;
+    Ok(Process {
+        pid: Pid::from_raw(child.id() as i32),
+        exit,
+        status: None,
+        stdout: child.stdout.take(),
+        stderr: child.stderr.take(),
+    })
+}
+
+/// In the child: lead a new process group, and take the terminal if asked.
+fn enter_own_process_group(take_terminal: bool) -> io::Result<()> {
+    // SAFETY: plain system calls on our own pid/fds, as tini does before exec.
+    unsafe {
+        if libc::setpgid(0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if take_terminal {
+            // A background group calling tcsetpgrp gets SIGTTOU unless it ignores it.
+            libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            libc::tcsetpgrp(0, libc::getpid());
+            libc::signal(libc::SIGTTOU, libc::SIG_DFL);
+        }
+    }
+    Ok(())
+}
+
+fn classify_spawn_error(program: &str, source: io::Error) -> SpawnError {
+    let program = program.to_string();
+    match source.kind() {
+        io::ErrorKind::NotFound => SpawnError::NotFound { program },
+        io::ErrorKind::PermissionDenied => SpawnError::NotExecutable { program },
+        _ if source.raw_os_error() == Some(libc::ENOEXEC) => SpawnError::NotExecutable { program },
+        _ => SpawnError::Other { program, source },
+    }
+}
+
+impl Process {
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Sends `signal` to the whole process group. A group that is already
+    /// gone is not an error.
+    pub fn signal_group(&self, signal: Signal) {
+        signal_group(self.pid, signal);
+    }
+
+    /// Waits for the process (the group leader) to exit. Cancel-safe: calling
+    /// it again after the status arrived returns the same status.
+    pub async fn wait(&mut self) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        // The sender is only dropped with the reaper itself, which lives as
+        // long as the program; treat that impossible case as a kill.
+        let status = (&mut self.exit)
+            .await
+            .unwrap_or(ExitStatus::Signal(Signal::SIGKILL as i32));
+        self.status = Some(status);
+        status
+    }
+
+    /// The exit status, if the process has already exited.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.exit.try_recv().ok();
+        }
+        self.status
+    }
+
+    /// Stops the process: `stop_signal` to the group, then SIGKILL to the
+    /// group if it has not exited after `grace`, or as soon as `hurry`
+    /// resolves (a second SIGTERM). Returns the leader's exit status.
+    pub async fn stop(
+        &mut self,
+        stop_signal: Signal,
+        grace: Duration,
+        hurry: impl std::future::Future<Output = ()>,
+    ) -> ExitStatus {
+        if let Some(status) = self.try_status() {
+            return status;
+        }
+        self.signal_group(stop_signal);
+        tokio::select! {
+            status = self.wait() => return status,
+            _ = tokio::time::sleep(grace) => {}
+            _ = hurry => {}
+        }
+        self.signal_group(Signal::SIGKILL);
+        self.wait().await
+    }
+}
+
+/// Sends `signal` to the process group led by `pgid`, ignoring a group that
+/// no longer exists.
+pub fn signal_group(pgid: Pid, signal: Signal) {
+    match killpg(pgid, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(error) => tracing::warn!("cannot send {signal} to process group {pgid}: {error}"),
+    }
+}

@@ -1,0 +1,144 @@
+//! The reaper: the one component that calls `waitpid(-1)`.
+//!
+//! As PID 1 (or a child subreaper) autopilot inherits every orphan in the
+//! container, and each must be reaped or it stays a zombie. Reaping with
+//! `waitpid(-1)` would race with anything else that waits for a specific
+//! child (an async runtime's per-child wait, for instance), so nothing else in
+//! autopilot ever waits: processes are spawned through [`Reaper::spawn`], which
+//! registers the child's pid, and the exit status is delivered on a oneshot
+//! channel when the reaper collects it. Statuses of processes nobody
+//! registered (orphans) are dropped.
+//!
+//! This module owns the pid registry and `waitpid`; it must not send signals
+//! or decide anything about what an exit means.
+
+use std::collections::HashMap;
+use std::io;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tokio::sync::oneshot;
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit(code)`.
+    Code(i32),
+    /// It was killed by this signal.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// The exit code a shell would report: the code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Code(code) => code,
+            ExitStatus::Signal(signal) => 128 + signal,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+}
+
+/// A handle to the reaper; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Reaper {
+    /// Children we spawned and have not yet reaped, by pid. The lock is held
+    /// both while spawning and while reaping, so a child that exits at once is
+    /// never reaped before its pid is registered.
+    waiting: Arc<Mutex<HashMap<Pid, oneshot::Sender<ExitStatus>>>>,
+}
+
+impl Reaper {
+    /// Creates the reaper and, unless we are PID 1, makes this process a child
+    /// subreaper so that orphans of our descendants are re-parented to us.
+    pub fn install() -> io::Result<Reaper> {
+        if std::process::id() != 1 {
+            become_subreaper()?;
+        }
+        Ok(Reaper::default())
+    }
+
+    /// Spawns `command` and registers the child. Its exit status arrives on
+    /// the returned receiver once [`Reaper::reap`] collects it.
+    pub fn spawn(
+        &self,
+        command: &mut Command,
+    ) -> io::Result<(std::process::Child, oneshot::Receiver<ExitStatus>)> {
+        let mut waiting = self.lock();
+        let child = command.spawn()?;
+        let (sender, receiver) = oneshot::channel();
+        waiting.insert(Pid::from_raw(child.id() as i32), sender);
+        Ok((child, receiver))
+    }
+
+    /// Collects every child that has ended, without blocking. Called whenever
+    /// SIGCHLD arrives (signals coalesce, so one call drains them all).
+    /// Returns how many processes were reaped.
+    pub fn reap(&self) -> usize {
+        let mut waiting = self.lock();
+        let mut reaped = 0;
+        loop {
+            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Code(code)),
+                Ok(WaitStatus::Signaled(pid, signal, _core)) => {
+                    (pid, ExitStatus::Signal(signal as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return reaped,
+                Err(Errno::EINTR) => continue,
+                // Stopped/continued are not reported without WUNTRACED/WCONTINUED.
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::error!("waitpid failed: {error}");
+                    return reaped;
+                }
+            };
+            reaped += 1;
+            if let Some(sender) = waiting.remove(&pid) {
+                // The receiver may be gone if nobody cares any more; that is fine.
+                let _ = sender.send(status);
+            }
+        }
+    }
+
+    /// How many spawned children have not been reaped yet.
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Pid, oneshot::Sender<ExitStatus>>> {
+        // A panic while holding the lock cannot leave the map inconsistent
+        // (every operation is a single insert or remove), so poisoning is ignored.
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer argument.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_exit_codes() {
+        assert_eq!(ExitStatus::Code(3).code(), 3);
+        assert_eq!(ExitStatus::Signal(9).code(), 137);
+        assert!(ExitStatus::Code(0).success());
+        assert!(!ExitStatus::Signal(15).success());
+    }
+}
