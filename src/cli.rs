@@ -10,7 +10,8 @@
 
 use clap::{ArgAction, CommandFactory, Parser};
 
-use crate::supervisor::{self, Plan};
+use crate::config::model::Config;
+use crate::supervisor;
 
 /// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
 #[derive(Debug, Parser)]
@@ -65,10 +66,7 @@ fn run(cli: Cli) -> i32 {
         eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
         return 2;
     }
-    supervisor::run(Plan {
-        app: cli.app,
-        grace: supervisor::DEFAULT_GRACE,
-    })
+    supervisor::run(Config::app_only(cli.app))
 }
 
 /// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)
