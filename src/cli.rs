@@ -10,7 +10,10 @@
 
 use clap::{ArgAction, CommandFactory, Parser};
 
-use crate::config::model::Config;
+use std::path::PathBuf;
+
+use crate::config::model::{Config, ControlConfig};
+use crate::control::client::{self, Command as ClientCommand};
 use crate::supervisor;
 
 /// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
@@ -30,6 +33,38 @@ pub struct Cli {
     /// Print the version and git hash, then exit.
     #[arg(long)]
     pub version: bool,
+
+    /// Ask the running autopilot to reload its configuration.
+    #[arg(long, help_heading = "Control commands")]
+    pub reload: bool,
+
+    /// Check that the running autopilot answers on its control socket.
+    #[arg(long, help_heading = "Control commands")]
+    pub ping: bool,
+
+    /// Enter or leave maintenance mode (deregisters / re-registers services).
+    #[arg(long, value_name = "enable|disable", value_parser = ["enable", "disable"], help_heading = "Control commands")]
+    pub maintenance: Option<String>,
+
+    /// Set (K=V) or clear (K) an environment variable for future processes.
+    #[arg(long, value_name = "K=V", help_heading = "Control commands")]
+    pub putenv: Vec<String>,
+
+    /// Record a value into a telemetry metric.
+    #[arg(long, value_name = "K=V", help_heading = "Control commands")]
+    pub putmetric: Vec<String>,
+
+    /// Show the state of every job and watch.
+    #[arg(long, help_heading = "Control commands")]
+    pub status: bool,
+
+    /// With --status: print the raw JSON.
+    #[arg(long, requires = "status", help_heading = "Control commands")]
+    pub json: bool,
+
+    /// Send a signal to one job's process group.
+    #[arg(long, value_name = "JOB=SIGNAL", help_heading = "Control commands")]
+    pub signal: Option<String>,
 
     /// The APP to wrap, with its arguments.
     #[arg(
@@ -61,12 +96,39 @@ fn run(cli: Cli) -> i32 {
         println!("GitHash: {}", env!("AUTOPILOT_GIT_HASH"));
         return 0;
     }
+    if let Some(command) = control_command(&cli) {
+        return client::run(command, &control_socket());
+    }
     if cli.app.is_empty() {
         eprintln!("{}", Cli::command().render_usage());
         eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
         return 2;
     }
-    supervisor::run(Config::app_only(cli.app))
+    supervisor::run(Config::app_only(cli.app), None)
+}
+
+/// The control-plane client command the flags ask for, if any.
+fn control_command(cli: &Cli) -> Option<ClientCommand> {
+    if cli.ping {
+        Some(ClientCommand::Ping)
+    } else if cli.reload {
+        Some(ClientCommand::Reload)
+    } else if let Some(switch) = &cli.maintenance {
+        Some(ClientCommand::Maintenance(switch == "enable"))
+    } else if !cli.putenv.is_empty() {
+        Some(ClientCommand::PutEnv(cli.putenv.clone()))
+    } else if !cli.putmetric.is_empty() {
+        Some(ClientCommand::PutMetric(cli.putmetric.clone()))
+    } else if cli.status {
+        Some(ClientCommand::Status { json: cli.json })
+    } else {
+        cli.signal.clone().map(ClientCommand::Signal)
+    }
+}
+
+/// The socket the client commands talk to.
+fn control_socket() -> PathBuf {
+    ControlConfig::default().socket
 }
 
 /// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)

@@ -16,12 +16,14 @@
 //! - [`signals`]: turning POSIX signals into a stream the supervisor consumes.
 //! - [`supervisor`]: the top-level run loop: wrap the APP, forward signals,
 //!   shut down gracefully, compute the exit code.
+//! - [`control`]: the control plane: HTTP over a unix socket, server and client.
 //! - [`events`]: the event vocabulary and the ordered event bus.
 //! - [`jobs`]: one job's lifecycle (when → run → restart → stop) and its
 //!   health checks.
 //! - [`environment`]: the environment table every spawned process gets.
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod environment;
 pub mod events;
 pub mod jobs;
