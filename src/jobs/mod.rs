@@ -162,6 +162,7 @@ struct Job {
     /// An exec-less job that has started (it stays up until shutdown).
     active: bool,
     shutting_down: bool,
+    announced_stopping: bool,
     finished: bool,
     health: Option<JoinHandle<()>>,
 }
@@ -198,6 +199,7 @@ impl Job {
             runs: 0,
             active: false,
             shutting_down: false,
+            announced_stopping: false,
             finished: false,
             health: None,
         }
@@ -226,7 +228,7 @@ impl Job {
                 }
             }
         }
-        self.finish();
+        self.finish().await;
     }
 
     // ---- events -------------------------------------------------------
@@ -244,9 +246,10 @@ impl Job {
             }
         }
         match self.config.when.clone() {
-            When::Interval { .. } => {
+            // As in ContainerPilot, the first run comes one interval after startup.
+            When::Interval { interval } => {
                 if event.is(EventCode::Startup, GLOBAL_SOURCE) && self.runs == 0 {
-                    self.start_run();
+                    self.next_start = Some(Instant::now() + interval);
                 }
             }
             When::Event {
@@ -461,8 +464,7 @@ impl Job {
     /// The graceful stop of SPEC.md section 7, for a job that is not a hook.
     async fn stop(&mut self) {
         self.next_start = None;
-        self.publish(EventCode::Stopping);
-        self.wait_for_dependents().await;
+        self.announce_stopping().await;
         self.stop_health_checks();
         if let Some(mut process) = self.process.take() {
             let signal = Signal::try_from(self.config.stop_signal).unwrap_or(Signal::SIGTERM);
@@ -505,7 +507,20 @@ impl Job {
         }
     }
 
-    fn finish(&mut self) {
+    /// Publishes `stopping` (once) and waits for the jobs that run on it.
+    async fn announce_stopping(&mut self) {
+        if !self.announced_stopping {
+            self.announced_stopping = true;
+            self.publish(EventCode::Stopping);
+            self.wait_for_dependents().await;
+        }
+    }
+
+    /// The end of every job, as in ContainerPilot: a job that completes on
+    /// its own also goes through `stopping` (so its preStop-style jobs run)
+    /// before `stopped`.
+    async fn finish(&mut self) {
+        self.announce_stopping().await;
         self.stop_health_checks();
         if let Some(process) = &self.process {
             process.signal_group(Signal::SIGKILL);
