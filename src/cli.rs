@@ -78,7 +78,13 @@ pub struct Cli {
 /// Parses the process's arguments, runs what they ask for, and returns the
 /// exit code.
 pub fn main() -> i32 {
-    let args = normalize(std::env::args().collect());
+    let args = match normalize(std::env::args().collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}\n\n{}", Cli::command().render_usage());
+            return 2;
+        }
+    };
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
@@ -134,8 +140,9 @@ fn control_socket() -> PathBuf {
 /// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)
 /// into the GNU forms clap parses (`--config x`, `--version`, nothing).
 /// Stops at `--` or at the first argument that is not a flag: that is the APP,
-/// and it and its arguments are passed through unchanged.
-pub fn normalize(args: Vec<String>) -> Vec<String> {
+/// and it and its arguments are passed through unchanged. A flag autopilot
+/// does not know is an error (as in Go), not the APP.
+pub fn normalize(args: Vec<String>) -> Result<Vec<String>, String> {
     let command = Cli::command();
     let mut out = Vec::with_capacity(args.len());
     let mut args = args.into_iter();
@@ -154,8 +161,11 @@ pub fn normalize(args: Vec<String>) -> Vec<String> {
             None => (flag, None),
         };
         let Some(spec) = command.get_arguments().find(|a| a.get_long() == Some(name)) else {
-            out.push(arg); // short flags and unknown flags: clap reports those
-            continue;
+            if matches!(name, "h" | "help") {
+                out.push(arg);
+                continue;
+            }
+            return Err(format!("flag provided but not defined: -{name}"));
         };
         let is_switch = matches!(spec.get_action(), ArgAction::SetTrue);
         match (is_switch, value) {
@@ -173,7 +183,7 @@ pub fn normalize(args: Vec<String>) -> Vec<String> {
         }
     }
     out.extend(args);
-    out
+    Ok(out)
 }
 
 /// Go's `strconv.ParseBool`.
@@ -192,7 +202,7 @@ mod tests {
     fn norm(args: &[&str]) -> Vec<String> {
         let mut all = vec!["autopilot".to_string()];
         all.extend(args.iter().map(|s| s.to_string()));
-        normalize(all)[1..].to_vec()
+        normalize(all).unwrap()[1..].to_vec()
     }
 
     #[test]
@@ -216,6 +226,16 @@ mod tests {
     }
 
     #[test]
+    fn unknown_flags_are_errors_not_the_app() {
+        let args = ["autopilot", "-bogus", "true"].map(String::from).to_vec();
+        assert_eq!(
+            normalize(args),
+            Err("flag provided but not defined: -bogus".to_string())
+        );
+        assert!(normalize(["autopilot", "-h"].map(String::from).to_vec()).is_ok());
+    }
+
+    #[test]
     fn parses_after_normalizing() {
         let args = normalize(
             [
@@ -227,7 +247,8 @@ mod tests {
             ]
             .map(String::from)
             .to_vec(),
-        );
+        )
+        .unwrap();
         let cli = Cli::try_parse_from(args).unwrap();
         assert_eq!(cli.config.as_deref(), Some("/etc/cp.json"));
         assert_eq!(cli.app, ["/bin/app", "-config", "-x"]);
@@ -235,9 +256,9 @@ mod tests {
 
     #[test]
     fn double_dash_separates_app_that_looks_like_a_flag() {
-        let cli = Cli::try_parse_from(normalize(
-            ["autopilot", "--", "-weird"].map(String::from).to_vec(),
-        ))
+        let cli = Cli::try_parse_from(
+            normalize(["autopilot", "--", "-weird"].map(String::from).to_vec()).unwrap(),
+        )
         .unwrap();
         assert_eq!(cli.app, ["-weird"]);
     }

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Instant;
 
-use autopilot::supervisor::DEFAULT_GRACE;
+use autopilot::config::model::DEFAULT_STOP_TIMEOUT as DEFAULT_GRACE;
 use common::{procfs, send_signal, sh, wait_until, Autopilot, Mode};
 use nix::sys::signal::Signal;
 
@@ -261,7 +261,10 @@ fn as_a_subreaper_it_adopts_and_reaps_orphans() {
         .into_iter()
         .filter(|&child| !procfs::is_alive(child))
         .collect();
-    assert_eq!(zombies, [], "autopilot left zombie children");
+    assert!(
+        zombies.is_empty(),
+        "autopilot left zombie children: {zombies:?}"
+    );
     autopilot.signal(Signal::SIGTERM);
     assert_eq!(autopilot.finish().code, 143);
 }
@@ -328,6 +331,21 @@ fn no_app_and_no_config_prints_usage_and_exits_2() {
         finished.stderr_text()
     );
     assert_eq!(finished.stdout_text(), "");
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error_not_the_app() {
+    for flag in ["-bogus", "--bogus", "-bogus=1"] {
+        let finished = Autopilot::new(Mode::Subreaper, [flag, "true"]).run();
+        assert_eq!(finished.code, 2, "{flag}");
+        assert!(
+            finished
+                .stderr_text()
+                .contains("flag provided but not defined: -bogus"),
+            "{}",
+            finished.stderr_text()
+        );
+    }
 }
 
 #[test]
