@@ -17,9 +17,12 @@
 //! - [`supervisor`]: the top-level run loop: wrap the APP, forward signals,
 //!   shut down gracefully, compute the exit code.
 //! - [`events`]: the event vocabulary jobs and watches share.
+//! - [`logging`]: the log subscriber (formats, output, reopen) and the relay
+//!   of job output into log lines.
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod logging;
 pub mod process;
 pub mod reaper;
 pub mod signals;
