@@ -11,7 +11,7 @@ use logging_support::{default_message, wait_until, CapturedLog};
 use serde_json::Value;
 use tracing::Level;
 
-/// Runs `script` with `sh -c`, its stdout (and stderr, if `both`) piped.
+/// Runs `script` with `sh -c`, its stdout (and stderr, if `pipe_stderr`) piped.
 fn spawn_shell(script: &str, args: &[&str], pipe_stderr: bool) -> Child {
     let mut command = Command::new("sh");
     command
@@ -38,6 +38,19 @@ async fn relayed_messages(script: &str) -> Vec<String> {
         .iter()
         .map(|line| default_message(line).to_owned())
         .collect()
+}
+
+/// Runs `script`, relaying its stdout and stderr concurrently until both
+/// reach end of file.
+async fn relay_both_streams(script: &str, stdout: OutputRelay, stderr: OutputRelay) {
+    let mut child = spawn_shell(script, &[], true);
+    let (stdout, stderr) = tokio::join!(
+        stdout.run(child.stdout.take().unwrap()),
+        stderr.run(child.stderr.take().unwrap())
+    );
+    stdout.unwrap();
+    stderr.unwrap();
+    assert!(child.wait().unwrap().success());
 }
 
 #[tokio::test]
@@ -108,16 +121,9 @@ async fn output_written_after_the_process_exited_is_logged() {
 #[tokio::test]
 async fn job_output_carries_its_label_and_level() {
     let log = CapturedLog::start(LogLevel::Debug, LogFormat::Json);
-    let mut child = spawn_shell("echo to-stdout; echo to-stderr >&2", &[], true);
     let stdout = OutputRelay::new(OutputLabel::job("web"), Level::INFO);
     let stderr = OutputRelay::new(OutputLabel::job("web"), Level::DEBUG);
-    let (stdout, stderr) = tokio::join!(
-        stdout.run(child.stdout.take().unwrap()),
-        stderr.run(child.stderr.take().unwrap())
-    );
-    stdout.unwrap();
-    stderr.unwrap();
-    assert!(child.wait().unwrap().success());
+    relay_both_streams("echo to-stdout; echo to-stderr >&2", stdout, stderr).await;
 
     let mut lines: Vec<Value> = log
         .lines()
@@ -141,18 +147,11 @@ async fn job_output_carries_its_label_and_level() {
 #[tokio::test]
 async fn check_output_of_both_streams_is_labelled_and_kept() {
     let log = CapturedLog::start(LogLevel::Info, LogFormat::Text);
-    let mut child = spawn_shell("echo checking; echo 'no answer' >&2", &[], true);
     let tail = OutputTail::new();
     let label = OutputLabel::check("web");
     let stdout = OutputRelay::new(label.clone(), Level::INFO).with_tail(tail.clone());
     let stderr = OutputRelay::new(label, Level::INFO).with_tail(tail.clone());
-    let (stdout, stderr) = tokio::join!(
-        stdout.run(child.stdout.take().unwrap()),
-        stderr.run(child.stderr.take().unwrap())
-    );
-    stdout.unwrap();
-    stderr.unwrap();
-    assert!(child.wait().unwrap().success());
+    relay_both_streams("echo checking; echo 'no answer' >&2", stdout, stderr).await;
 
     let mut lines: Vec<String> = log
         .lines()
