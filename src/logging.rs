@@ -24,7 +24,10 @@
 //!
 //! # Formats
 //!
-//! See [`format`] for the exact line layouts.
+//! `default`: `<RFC3339 time> <message>` (job output exactly so, as
+//! ContainerPilot printed it); `text`: logfmt `time=… level=… msg=… job=…`;
+//! `json`: one object per line. The exact layouts, quoting and level names
+//! are documented in `logging/format.rs`.
 mod format;
 mod relay;
 mod sink;
