@@ -21,12 +21,15 @@
 //! - [`jobs`]: one job's lifecycle (when → run → restart → stop) and its
 //!   health checks.
 //! - [`environment`]: the environment table every spawned process gets.
+//! - [`logging`]: the log subscriber (formats, output, reopen) and the relay
+//!   of job output into log lines.
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod environment;
 pub mod events;
 pub mod jobs;
+pub mod logging;
 pub mod process;
 pub mod reaper;
 pub mod signals;
