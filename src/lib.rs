@@ -17,8 +17,10 @@
 //! - [`supervisor`]: the top-level run loop: wrap the APP, forward signals,
 //!   shut down gracefully, compute the exit code.
 //! - [`events`]: the event vocabulary jobs and watches share.
+//! - [`discovery`]: the service catalogs (Consul, etcd), watch logic and IP selection.
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod events;
 pub mod process;
 pub mod reaper;
