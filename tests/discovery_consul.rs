@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use autopilot::config::model::{CheckStatus, WatchConfig};
+use autopilot::config::model::{CheckStatus, TlsConfig, WatchConfig};
 use autopilot::discovery::consul::{BasicAuth, Secret};
 use autopilot::discovery::watch::WatchState;
 use autopilot::discovery::{
@@ -16,8 +16,10 @@ use autopilot::discovery::{
 };
 use autopilot::events::EventCode;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
 
 const TOKEN: &str = "acl-7f3e-very-secret";
 
@@ -79,6 +81,14 @@ struct FakeAgent {
 impl FakeAgent {
     /// `script` gets the request's number (from 0) and the request, and says what to answer.
     async fn start(script: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static) -> Self {
+        FakeAgent::start_with(None, script).await
+    }
+
+    /// Like [`FakeAgent::start`], speaking TLS through `tls` when given.
+    async fn start_with(
+        tls: Option<TlsAcceptor>,
+        script: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -88,10 +98,22 @@ impl FakeAgent {
             let counter = Arc::new(AtomicUsize::new(0));
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
-                let (script, recorded, counter) =
-                    (Arc::clone(&script), Arc::clone(&recorded), Arc::clone(&counter));
+                let (script, recorded, counter) = (
+                    Arc::clone(&script),
+                    Arc::clone(&recorded),
+                    Arc::clone(&counter),
+                );
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    serve(stream, &*script, &recorded, &counter).await;
+                    match tls {
+                        None => serve(stream, &*script, &recorded, &counter).await,
+                        // A failed handshake is what some tests expect: nothing to serve.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve(stream, &*script, &recorded, &counter).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -119,7 +141,7 @@ impl FakeAgent {
 }
 
 async fn serve(
-    stream: TcpStream,
+    stream: impl AsyncRead + AsyncWrite + Unpin,
     script: &Script,
     recorded: &Mutex<Vec<Recorded>>,
     counter: &AtomicUsize,
@@ -244,17 +266,29 @@ async fn heartbeat_updates_the_ttl_check_with_its_output() {
         .await
         .unwrap();
     let request = &agent.requests()[0];
-    assert_eq!(request.line(), "PUT /v1/agent/check/update/service:app-host1");
+    assert_eq!(
+        request.line(),
+        "PUT /v1/agent/check/update/service:app-host1"
+    );
     assert_eq!(request.header("Content-Type"), Some("application/json"));
-    assert_eq!(request.json(), json!({"Status": "passing", "Output": "all good"}));
+    assert_eq!(
+        request.json(),
+        json!({"Status": "passing", "Output": "all good"})
+    );
 }
 
 #[tokio::test]
 async fn heartbeat_re_registers_and_retries_once_when_the_agent_forgot_the_check() {
     // 404 from current agents, 500 "does not have associated TTL" from older ones.
     for (code, body) in [
-        (404, "CheckID \"service:app-host1\" does not have associated TTL"),
-        (500, "CheckID \"service:app-host1\" does not have associated TTL"),
+        (
+            404,
+            "CheckID \"service:app-host1\" does not have associated TTL",
+        ),
+        (
+            500,
+            "CheckID \"service:app-host1\" does not have associated TTL",
+        ),
     ] {
         let agent =
             FakeAgent::start(move |n, _| if n == 0 { status(code, body) } else { ok() }).await;
@@ -301,14 +335,21 @@ async fn heartbeat_retries_only_once() {
 #[tokio::test]
 async fn failing_check_goes_critical_at_once_with_the_tail_of_its_output() {
     let agent = FakeAgent::start(|_, _| ok()).await;
-    let output = format!("{}{}", "early noise ".repeat(100), "E".repeat(MAX_CHECK_OUTPUT));
+    let output = format!(
+        "{}{}",
+        "early noise ".repeat(100),
+        "E".repeat(MAX_CHECK_OUTPUT)
+    );
     agent
         .discovery()
         .mark_critical(&service("app", None), &output)
         .await
         .unwrap();
     let request = &agent.requests()[0];
-    assert_eq!(request.line(), "PUT /v1/agent/check/update/service:app-host1");
+    assert_eq!(
+        request.line(),
+        "PUT /v1/agent/check/update/service:app-host1"
+    );
     assert_eq!(
         request.json(),
         json!({"Status": "critical", "Output": "E".repeat(MAX_CHECK_OUTPUT)})
@@ -385,7 +426,10 @@ async fn health_query_parameters_index_and_node_address_fallback() {
     );
     discovery.healthy_instances(&watch("db"), 42).await.unwrap();
     let requests = agent.requests();
-    assert_eq!(requests[0].line(), "GET /v1/health/service/db?passing=1&tag=blue&dc=dc2");
+    assert_eq!(
+        requests[0].line(),
+        "GET /v1/health/service/db?passing=1&tag=blue&dc=dc2"
+    );
     assert_eq!(
         requests[1].line(),
         "GET /v1/health/service/db?passing=1&tag=blue&dc=dc2&index=42&wait=5s"
@@ -412,7 +456,11 @@ async fn watch_restarts_without_blocking_when_the_index_goes_backwards() {
     assert!(targets[1].contains("index=100&wait=5s"), "{}", targets[1]);
     assert!(!targets[2].contains("index="), "reset to 0: {}", targets[2]);
     assert_eq!(state.index(), 60);
-    assert_eq!(events, [EventCode::Unhealthy], "absent at start, then nothing new");
+    assert_eq!(
+        events,
+        [EventCode::Unhealthy],
+        "absent at start, then nothing new"
+    );
 }
 
 #[tokio::test]
@@ -504,7 +552,10 @@ async fn the_token_never_appears_in_debug_output_or_logs() {
         .iter()
         .all(|r| r.header("X-Consul-Token") == Some(TOKEN)));
     let logged = logs.text();
-    assert!(logged.contains("ACL not found"), "the failures were logged: {logged}");
+    assert!(
+        logged.contains("ACL not found"),
+        "the failures were logged: {logged}"
+    );
     for shown in [
         logged,
         format!("{discovery:?}"),
@@ -518,7 +569,14 @@ async fn the_token_never_appears_in_debug_output_or_logs() {
 #[tokio::test]
 async fn an_outage_is_warned_about_once_and_its_end_is_logged() {
     let logs = CapturedLogs::install();
-    let agent = FakeAgent::start(|n, _| if n < 3 { status(503, "no leader") } else { ok() }).await;
+    let agent = FakeAgent::start(|n, _| {
+        if n < 3 {
+            status(503, "no leader")
+        } else {
+            ok()
+        }
+    })
+    .await;
     let discovery = agent.discovery();
     let app = service("app", Some(CheckStatus::Passing));
     for _ in 0..3 {
@@ -553,5 +611,161 @@ async fn an_unreachable_agent_is_an_error_not_a_hang_or_panic() {
     assert!(
         matches!(error, DiscoveryError::Unreachable { .. }),
         "{error}"
+    );
+}
+
+/// A CA, a server certificate valid only for `server.dc1.consul` and a client certificate,
+/// written as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: rcgen::Certificate,
+    server: (rcgen::Certificate, rcgen::KeyPair),
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf = |name: &str, usage| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+            params.extended_key_usages = vec![usage];
+            (params.signed_by(&key, &ca, &ca_key).unwrap(), key)
+        };
+        let server = leaf("server.dc1.consul", ExtendedKeyUsagePurpose::ServerAuth);
+        let (client, client_key) = leaf("autopilot", ExtendedKeyUsagePurpose::ClientAuth);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cas")).unwrap();
+        for (file, pem) in [
+            ("ca.pem", ca.pem()),
+            ("cas/ca.pem", ca.pem()),
+            ("client.pem", client.pem()),
+            ("client-key.pem", client_key.serialize_pem()),
+        ] {
+            std::fs::write(dir.path().join(file), pem).unwrap();
+        }
+        Pki { dir, ca, server }
+    }
+
+    fn path(&self, file: &str) -> Option<std::path::PathBuf> {
+        Some(self.dir.path().join(file))
+    }
+
+    /// A server that presents its certificate and requires a client certificate of the CA.
+    fn acceptor(&self) -> TlsAcceptor {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&provider),
+        )
+        .build()
+        .unwrap();
+        let (cert, key) = &self.server;
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(clients)
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// Verified TLS with this PKI's CA file, client certificate and server name.
+    fn tls(&self) -> TlsConfig {
+        TlsConfig {
+            cafile: self.path("ca.pem"),
+            capath: None,
+            clientcert: self.path("client.pem"),
+            clientkey: self.path("client-key.pem"),
+            servername: Some("server.dc1.consul".to_string()),
+            verify: true,
+        }
+    }
+}
+
+#[tokio::test]
+async fn tls_is_verified_unless_turned_off() {
+    let pki = Pki::new();
+    let agent = FakeAgent::start_with(Some(pki.acceptor()), |_, _| ok()).await;
+    let deregister = |tls: TlsConfig| {
+        let mut settings = agent.settings();
+        settings.scheme = "https".to_string();
+        settings.tls = tls;
+        async move {
+            Discovery::consul(settings)
+                .unwrap()
+                .deregister(&service("app", None))
+                .await
+        }
+    };
+    let accepted = [
+        ("CA file, client certificate, server name", pki.tls()),
+        (
+            "CA directory instead of a CA file",
+            TlsConfig {
+                cafile: None,
+                capath: pki.path("cas"),
+                ..pki.tls()
+            },
+        ),
+        (
+            "verification off: unknown CA and wrong name are accepted",
+            TlsConfig {
+                cafile: None,
+                servername: None,
+                verify: false,
+                ..pki.tls()
+            },
+        ),
+    ];
+    let refused = [
+        (
+            "the bundled web roots do not know the CA",
+            TlsConfig {
+                cafile: None,
+                ..pki.tls()
+            },
+        ),
+        (
+            "without the server name, 127.0.0.1 is not in the certificate",
+            TlsConfig {
+                servername: None,
+                ..pki.tls()
+            },
+        ),
+        (
+            "the agent requires a client certificate",
+            TlsConfig {
+                clientcert: None,
+                clientkey: None,
+                ..pki.tls()
+            },
+        ),
+    ];
+    for (case, tls) in accepted {
+        let before = agent.requests().len();
+        deregister(tls)
+            .await
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(agent.requests().len(), before + 1, "{case}");
+    }
+    let served = agent.requests().len();
+    for (case, tls) in refused {
+        let error = deregister(tls).await.expect_err(case);
+        assert!(
+            matches!(error, DiscoveryError::Unreachable { .. }),
+            "{case}: {error}"
+        );
+    }
+    assert_eq!(
+        agent.requests().len(),
+        served,
+        "no refused call reached HTTP"
     );
 }

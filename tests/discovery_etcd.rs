@@ -68,7 +68,11 @@ impl Etcd {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("etcd exited with {status}:\n{}", self.log());
             }
-            assert!(started.elapsed() < DEADLINE, "etcd never became healthy:\n{}", self.log());
+            assert!(
+                started.elapsed() < DEADLINE,
+                "etcd never became healthy:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -99,8 +103,13 @@ impl Etcd {
     }
 
     async fn get(&self, key: &str) -> Option<Value> {
-        let answer = self.gateway("/v3/kv/range", json!({ "key": BASE64.encode(key) })).await;
-        answer["kvs"].as_array().and_then(|kvs| kvs.first()).cloned()
+        let answer = self
+            .gateway("/v3/kv/range", json!({ "key": BASE64.encode(key) }))
+            .await;
+        answer["kvs"]
+            .as_array()
+            .and_then(|kvs| kvs.first())
+            .cloned()
     }
 }
 
@@ -171,21 +180,30 @@ async fn register_puts_a_leased_key_that_the_health_query_finds() {
     let etcd = Etcd::start().await;
     // An unreachable first endpoint: the backend moves on to the live one.
     let discovery = Discovery::etcd(&EtcdConfig {
-        endpoints: vec![format!("http://127.0.0.1:{}", free_port()), etcd.endpoint.clone()],
+        endpoints: vec![
+            format!("http://127.0.0.1:{}", free_port()),
+            etcd.endpoint.clone(),
+        ],
         prefix: format!("{PREFIX}/"),
     })
     .unwrap();
     let app = service("app", "host1", 10);
     discovery.register(&app).await.unwrap();
 
-    let stored = etcd.get("/containerpilot/app/app-host1").await.expect("the key exists");
+    let stored = etcd
+        .get("/containerpilot/app/app-host1")
+        .await
+        .expect("the key exists");
     let value: Value =
         serde_json::from_slice(&BASE64.decode(stored["value"].as_str().unwrap()).unwrap()).unwrap();
     assert_eq!(
         value,
         json!({"ID": "app-host1", "Name": "app", "Address": "10.0.0.5", "Port": 8080, "Tags": ["blue"]})
     );
-    assert!(stored["lease"].as_str().is_some(), "attached to a lease: {stored}");
+    assert!(
+        stored["lease"].as_str().is_some(),
+        "attached to a lease: {stored}"
+    );
 
     let result = instances(&discovery, "app").await;
     assert_eq!(
@@ -215,7 +233,10 @@ async fn the_health_query_filters_by_tag() {
     tagged.tag = Some("green".to_string());
     let result = discovery.healthy_instances(&tagged, 0).await.unwrap();
     assert_eq!(ids(&result), ["api-host2"]);
-    assert_eq!(ids(&instances(&discovery, "api").await), ["api-host1", "api-host2"]);
+    assert_eq!(
+        ids(&instances(&discovery, "api").await),
+        ["api-host1", "api-host2"]
+    );
 }
 
 #[tokio::test]
@@ -250,9 +271,14 @@ async fn critical_and_deregister_remove_the_instance_at_once() {
     discovery.register(&db).await.unwrap();
     let lease = etcd.get("/containerpilot/app/app-host1").await.unwrap()["lease"].clone();
 
-    discovery.mark_critical(&app, "connection refused").await.unwrap();
+    discovery
+        .mark_critical(&app, "connection refused")
+        .await
+        .unwrap();
     assert!(instances(&discovery, "app").await.instances.is_empty());
-    let alive = etcd.gateway("/v3/lease/timetolive", json!({ "ID": lease })).await;
+    let alive = etcd
+        .gateway("/v3/lease/timetolive", json!({ "ID": lease }))
+        .await;
     assert_eq!(alive["TTL"], "-1", "the lease was revoked: {alive}");
 
     discovery.deregister(&db).await.unwrap();
@@ -298,7 +324,10 @@ async fn a_blocking_query_wakes_up_on_a_change() {
                 .await
         })
     };
-    discovery.register(&service("app", "host1", 60)).await.unwrap();
+    discovery
+        .register(&service("app", "host1", 60))
+        .await
+        .unwrap();
     let woken = tokio::time::timeout(DEADLINE, blocking)
         .await
         .expect("the blocking query woke up on the change")

@@ -228,7 +228,10 @@ impl ConsulBackend {
         service: &ServiceRegistration,
         output: &str,
     ) -> Result<(), DiscoveryError> {
-        match self.update_check(service, CheckStatus::Passing, output).await {
+        match self
+            .update_check(service, CheckStatus::Passing, output)
+            .await
+        {
             Err(DiscoveryError::Rejected { status, .. }) => {
                 tracing::debug!(
                     service = %service.id,
@@ -290,7 +293,10 @@ impl ConsulBackend {
         let index = consul_index(response.headers());
         let entries: Vec<HealthEntry> = call.decode(response).await?;
         Ok(HealthyInstances {
-            instances: entries.into_iter().map(HealthEntry::into_instance).collect(),
+            instances: entries
+                .into_iter()
+                .map(HealthEntry::into_instance)
+                .collect(),
             index,
         })
     }
@@ -310,9 +316,7 @@ impl ConsulBackend {
     }
 
     fn put(&self, segments: &[&str]) -> RequestBuilder {
-        self.client
-            .put(self.url(segments))
-            .timeout(REQUEST_TIMEOUT)
+        self.client.put(self.url(segments)).timeout(REQUEST_TIMEOUT)
     }
 
     /// The agent's URL with `segments` appended, each percent-encoded.
@@ -681,7 +685,10 @@ mod tests {
     fn plain_address_keeps_the_scheme_and_ssl_switches_to_https() {
         let settings = ConsulSettings::resolve(
             Some(&config()),
-            env(&[("CONSUL_HTTP_ADDR", "10.0.0.1:8500"), ("CONSUL_HTTP_SSL", "1")]),
+            env(&[
+                ("CONSUL_HTTP_ADDR", "10.0.0.1:8500"),
+                ("CONSUL_HTTP_SSL", "1"),
+            ]),
         )
         .unwrap();
         assert_eq!(settings.address, "10.0.0.1:8500");
@@ -706,7 +713,9 @@ mod tests {
         let error =
             ConsulSettings::resolve(None, env(&[("CONSUL_HTTP_ADDR", "unix:///consul.sock")]))
                 .unwrap_err();
-        assert!(error.to_string().starts_with("CONSUL_HTTP_ADDR: unsupported scheme \"unix\""));
+        assert!(error
+            .to_string()
+            .starts_with("CONSUL_HTTP_ADDR: unsupported scheme \"unix\""));
         let error =
             ConsulSettings::resolve(None, env(&[("CONSUL_HTTP_TOKEN_FILE", "/nonexistent/t")]))
                 .unwrap_err();
@@ -733,7 +742,10 @@ mod tests {
                 {"Node":{"Address":"10.0.0.9"},"Service":{"ID":"b","Address":"10.1.1.1","Port":81}}]"#,
         )
         .unwrap();
-        let instances: Vec<Instance> = entries.into_iter().map(HealthEntry::into_instance).collect();
+        let instances: Vec<Instance> = entries
+            .into_iter()
+            .map(HealthEntry::into_instance)
+            .collect();
         assert_eq!(instances[0].address, "10.0.0.9");
         assert_eq!(instances[1].address, "10.1.1.1");
     }

@@ -115,9 +115,13 @@ impl EtcdBackend {
             self.revoke(lease).await?;
         }
         let key = self.key(service);
-        self.post(call("deregister"), "/v3/kv/deleterange", &json!({ "key": encode(&key) }))
-            .await
-            .map(drop)
+        self.post(
+            call("deregister"),
+            "/v3/kv/deleterange",
+            &json!({ "key": encode(&key) }),
+        )
+        .await
+        .map(drop)
     }
 
     /// The instances under `<prefix>/<name>/` carrying the watch's tag (if any). With
@@ -140,7 +144,12 @@ impl EtcdBackend {
             .kvs
             .iter()
             .filter_map(|kv| decode_instance(&kv.value))
-            .filter(|stored| watch.tag.as_ref().map_or(true, |tag| stored.tags.contains(tag)))
+            .filter(|stored| {
+                watch
+                    .tag
+                    .as_ref()
+                    .map_or(true, |tag| stored.tags.contains(tag))
+            })
             .map(|stored| Instance {
                 id: stored.id,
                 address: stored.address,
@@ -191,10 +200,12 @@ impl EtcdBackend {
     /// Revokes `lease`; one that no longer exists is already what we want.
     async fn revoke(&self, lease: i64) -> Result<(), DiscoveryError> {
         let body = json!({ "ID": lease.to_string() });
-        match self.post(call("lease revoke"), "/v3/lease/revoke", &body).await {
+        match self
+            .post(call("lease revoke"), "/v3/lease/revoke", &body)
+            .await
+        {
             Err(DiscoveryError::Rejected {
-                status: NOT_FOUND,
-                ..
+                status: NOT_FOUND, ..
             }) => Ok(()),
             other => other.map(drop),
         }
@@ -220,9 +231,7 @@ impl EtcdBackend {
                 .await?;
             read_until_event(call, response).await
         };
-        tokio::time::timeout(wait, watching)
-            .await
-            .unwrap_or(Ok(()))
+        tokio::time::timeout(wait, watching).await.unwrap_or(Ok(()))
     }
 
     async fn post(
@@ -305,7 +314,10 @@ async fn read_until_event(
             if message.error.is_some() {
                 return Err(call.invalid(format!("watch failed: {:?}", message.error)));
             }
-            if message.result.is_some_and(|r| r.canceled || !r.events.is_empty()) {
+            if message
+                .result
+                .is_some_and(|r| r.canceled || !r.events.is_empty())
+            {
                 return Ok(());
             }
         }

@@ -140,10 +140,12 @@ pub fn select(specs: &[InterfaceSpec], addresses: &[InterfaceAddress]) -> Option
 fn pick(spec: &InterfaceSpec, sorted: &[&InterfaceAddress]) -> Option<IpAddr> {
     match spec {
         InterfaceSpec::Static(ip) => Some(*ip),
-        InterfaceSpec::Named { interface, family } => {
-            on(sorted, interface).find(|a| family.holds(&a.ip)).map(|a| a.ip)
+        InterfaceSpec::Named { interface, family } => on(sorted, interface)
+            .find(|a| family.holds(&a.ip))
+            .map(|a| a.ip),
+        InterfaceSpec::Indexed { interface, index } => {
+            on(sorted, interface).nth(*index).map(|a| a.ip)
         }
-        InterfaceSpec::Indexed { interface, index } => on(sorted, interface).nth(*index).map(|a| a.ip),
         InterfaceSpec::Network(net) => sorted.iter().find(|a| net.contains(&a.ip)).map(|a| a.ip),
         InterfaceSpec::Any(family) => sorted
             .iter()
@@ -222,8 +224,10 @@ fn scan_interfaces() -> Result<(Vec<String>, Vec<InterfaceAddress>), InterfaceEr
 
 /// `eth0 (10.0.0.2, fe80::1), lo (127.0.0.1)`, sorted like the selection sees them.
 fn describe(names: &[String], addresses: &[InterfaceAddress]) -> String {
-    let mut by_name: BTreeMap<&str, Vec<String>> =
-        names.iter().map(|name| (name.as_str(), Vec::new())).collect();
+    let mut by_name: BTreeMap<&str, Vec<String>> = names
+        .iter()
+        .map(|name| (name.as_str(), Vec::new()))
+        .collect();
     for address in sorted(addresses) {
         by_name
             .entry(&address.interface)
@@ -305,18 +309,38 @@ mod tests {
                 index: 1
             }
         );
-        assert_eq!(spec("10.0.0.0/16"), InterfaceSpec::Network("10.0.0.0/16".parse().unwrap()));
-        assert_eq!(spec("fd00::/8"), InterfaceSpec::Network("fd00::/8".parse().unwrap()));
+        assert_eq!(
+            spec("10.0.0.0/16"),
+            InterfaceSpec::Network("10.0.0.0/16".parse().unwrap())
+        );
+        assert_eq!(
+            spec("fd00::/8"),
+            InterfaceSpec::Network("fd00::/8".parse().unwrap())
+        );
         assert_eq!(spec("inet"), InterfaceSpec::Any(Family::Inet));
         assert_eq!(spec("inet6"), InterfaceSpec::Any(Family::Inet6));
-        assert_eq!(spec("static:1.2.3.4"), InterfaceSpec::Static(ip("1.2.3.4").unwrap()));
+        assert_eq!(
+            spec("static:1.2.3.4"),
+            InterfaceSpec::Static(ip("1.2.3.4").unwrap())
+        );
     }
 
     #[test]
     fn rejects_malformed_specs() {
-        for bad in ["eth0:ipx", "eth0[x]", "eth0[-1]", "10.0.0.0/99", "static:nope", "", "eth0]"] {
+        for bad in [
+            "eth0:ipx",
+            "eth0[x]",
+            "eth0[-1]",
+            "10.0.0.0/99",
+            "static:nope",
+            "",
+            "eth0]",
+        ] {
             assert!(
-                matches!(bad.parse::<InterfaceSpec>(), Err(InterfaceError::InvalidSpec { .. })),
+                matches!(
+                    bad.parse::<InterfaceSpec>(),
+                    Err(InterfaceError::InvalidSpec { .. })
+                ),
                 "{bad:?} should be invalid"
             );
         }

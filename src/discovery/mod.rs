@@ -186,9 +186,8 @@ impl Discovery {
         }
         match &config.consul {
             Some(consul) => {
-                let settings = ConsulSettings::resolve(Some(consul), |name| {
-                    std::env::var(name).ok()
-                })?;
+                let settings =
+                    ConsulSettings::resolve(Some(consul), |name| std::env::var(name).ok())?;
                 Discovery::consul(settings).map(Some)
             }
             None => Ok(None),
@@ -196,9 +195,9 @@ impl Discovery {
     }
 
     pub fn consul(settings: ConsulSettings) -> Result<Discovery, DiscoveryError> {
-        Ok(Discovery::with_backend(Backend::Consul(ConsulBackend::new(
-            settings,
-        )?)))
+        Ok(Discovery::with_backend(Backend::Consul(
+            ConsulBackend::new(settings)?,
+        )))
     }
 
     pub fn etcd(config: &EtcdConfig) -> Result<Discovery, DiscoveryError> {
@@ -319,6 +318,22 @@ impl Discovery {
         result
     }
 }
+
+/// The engine spawns these futures on its runtime, so they must be `Send`: checked at
+/// compile time.
+const _: () = {
+    fn send<T: Send>(_: T) {}
+    #[allow(dead_code)]
+    fn futures_are_send(d: &Discovery, s: &ServiceRegistration, w: &WatchConfig) {
+        send(d.register(s));
+        send(d.pass(s, ""));
+        send(d.mark_critical(s, ""));
+        send(d.deregister(s));
+        send(d.enter_maintenance(&[]));
+        send(d.exit_maintenance(&[]));
+        send(d.healthy_instances(w, 0));
+    }
+};
 
 /// The last [`MAX_CHECK_OUTPUT`] bytes of `output`, cut at a character boundary.
 pub fn check_output_tail(output: &str) -> &str {

@@ -97,7 +97,10 @@ mod tests {
     #[test]
     fn present_at_start_is_changed_and_healthy() {
         let mut state = WatchState::new();
-        assert_eq!(state.update(result(&[instance("a", 80)], 5)), vec![Changed, Healthy]);
+        assert_eq!(
+            state.update(result(&[instance("a", 80)], 5)),
+            vec![Changed, Healthy]
+        );
         assert_eq!(state.instance_count(), 1);
     }
 
@@ -105,7 +108,10 @@ mod tests {
     fn transitions_between_empty_and_not() {
         let mut state = WatchState::new();
         state.update(result(&[], 1));
-        assert_eq!(state.update(result(&[instance("a", 80)], 2)), vec![Changed, Healthy]);
+        assert_eq!(
+            state.update(result(&[instance("a", 80)], 2)),
+            vec![Changed, Healthy]
+        );
         assert_eq!(
             state.update(result(&[instance("a", 80), instance("b", 80)], 3)),
             vec![Changed]
