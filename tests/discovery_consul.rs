@@ -2,6 +2,7 @@
 //! shapes (SPEC.md 8.2), the re-register-and-retry rule, the token's secrecy, health query
 //! parsing and blocking indexes, maintenance and outage logging.
 
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -213,15 +214,22 @@ fn watch(name: &str) -> WatchConfig {
     }
 }
 
+/// Runs `action` against an agent that accepts everything; returns the requests it made.
+async fn requests_of<F, Fut>(action: F) -> Vec<Recorded>
+where
+    F: FnOnce(Discovery) -> Fut,
+    Fut: Future<Output = Result<(), DiscoveryError>>,
+{
+    let agent = FakeAgent::start(|_, _| ok()).await;
+    action(agent.discovery()).await.unwrap();
+    agent.requests()
+}
+
 #[tokio::test]
 async fn register_sends_the_spec_body_with_the_token_and_json_content_type() {
-    let agent = FakeAgent::start(|_, _| ok()).await;
-    agent
-        .discovery()
-        .register(&service("app", Some(CheckStatus::Warning)))
-        .await
-        .unwrap();
-    let request = &agent.requests()[0];
+    let app = service("app", Some(CheckStatus::Warning));
+    let requests = requests_of(|d| async move { d.register(&app).await }).await;
+    let request = &requests[0];
     assert_eq!(request.line(), "PUT /v1/agent/service/register");
     assert_eq!(request.header("X-Consul-Token"), Some(TOKEN));
     assert_eq!(request.header("Content-Type"), Some("application/json"));
@@ -246,26 +254,20 @@ async fn register_sends_the_spec_body_with_the_token_and_json_content_type() {
 
 #[tokio::test]
 async fn register_without_initial_status_is_passing_and_omits_optional_fields() {
-    let agent = FakeAgent::start(|_, _| ok()).await;
     let mut plain = service("db", None);
     plain.deregister_critical_service_after = None;
-    agent.discovery().register(&plain).await.unwrap();
-    let check = agent.requests()[0].json()["Check"].clone();
+    let requests = requests_of(|d| async move { d.register(&plain).await }).await;
     assert_eq!(
-        check,
+        requests[0].json()["Check"],
         json!({"TTL": "10s", "Status": "passing", "Notes": "TTL for db set by autopilot"})
     );
 }
 
 #[tokio::test]
 async fn heartbeat_updates_the_ttl_check_with_its_output() {
-    let agent = FakeAgent::start(|_, _| ok()).await;
-    agent
-        .discovery()
-        .pass(&service("app", None), "all good")
-        .await
-        .unwrap();
-    let request = &agent.requests()[0];
+    let app = service("app", None);
+    let requests = requests_of(|d| async move { d.pass(&app, "all good").await }).await;
+    let request = &requests[0];
     assert_eq!(
         request.line(),
         "PUT /v1/agent/check/update/service:app-host1"
@@ -334,54 +336,49 @@ async fn heartbeat_retries_only_once() {
 
 #[tokio::test]
 async fn failing_check_goes_critical_at_once_with_the_tail_of_its_output() {
-    let agent = FakeAgent::start(|_, _| ok()).await;
+    let app = service("app", None);
     let output = format!(
         "{}{}",
         "early noise ".repeat(100),
         "E".repeat(MAX_CHECK_OUTPUT)
     );
-    agent
-        .discovery()
-        .mark_critical(&service("app", None), &output)
-        .await
-        .unwrap();
-    let request = &agent.requests()[0];
+    let requests = requests_of(|d| async move { d.mark_critical(&app, &output).await }).await;
     assert_eq!(
-        request.line(),
+        requests[0].line(),
         "PUT /v1/agent/check/update/service:app-host1"
     );
     assert_eq!(
-        request.json(),
+        requests[0].json(),
         json!({"Status": "critical", "Output": "E".repeat(MAX_CHECK_OUTPUT)})
     );
 }
 
 #[tokio::test]
 async fn deregister_and_maintenance() {
-    let agent = FakeAgent::start(|_, _| ok()).await;
-    let discovery = agent.discovery();
     let with_status = service("app", Some(CheckStatus::Passing));
     let without = service("worker", None);
-    discovery.deregister(&with_status).await.unwrap();
-    discovery
-        .enter_maintenance(&[with_status.clone(), without.clone()])
-        .await
-        .unwrap();
-    discovery
-        .exit_maintenance(&[with_status, without])
-        .await
-        .unwrap();
+    let both = [with_status.clone(), without];
+    let requests = requests_of(|d| async move {
+        d.deregister(&with_status).await?;
+        d.enter_maintenance(&both).await?;
+        d.exit_maintenance(&both).await
+    })
+    .await;
+    let lines: Vec<String> = requests.iter().map(Recorded::line).collect();
+    assert_eq!(lines[0], "PUT /v1/agent/service/deregister/app-host1");
+    // The maintenance calls run concurrently: compare without order.
+    let mut maintenance = lines[1..3].to_vec();
+    maintenance.sort();
     assert_eq!(
-        agent.lines(),
+        maintenance,
         [
             "PUT /v1/agent/service/deregister/app-host1",
-            "PUT /v1/agent/service/deregister/app-host1",
             "PUT /v1/agent/service/deregister/worker-host1",
-            // Only the service with an initial status comes back at once.
-            "PUT /v1/agent/service/register",
         ]
     );
-    assert_eq!(agent.requests()[3].json()["ID"], "app-host1");
+    // Only the service with an initial status comes back at once.
+    assert_eq!(lines[3..], ["PUT /v1/agent/service/register"]);
+    assert_eq!(requests[3].json()["ID"], "app-host1");
 }
 
 fn health_reply(index: u64, body: Value) -> Reply {

@@ -77,11 +77,7 @@ impl EtcdBackend {
         }
         Ok(EtcdBackend {
             client: build_client(Client::builder(), BACKEND)?,
-            endpoints: config
-                .endpoints
-                .iter()
-                .map(|e| e.trim_end_matches('/').to_string())
-                .collect(),
+            endpoints: config.endpoints.iter().map(|e| endpoint_url(e)).collect(),
             preferred: AtomicUsize::new(0),
             prefix: config.prefix.trim_end_matches('/').to_string(),
             leases: Mutex::new(HashMap::new()),
@@ -291,6 +287,16 @@ impl EtcdBackend {
     }
 }
 
+/// An endpoint as a base URL: `etcd:2379` means `http://etcd:2379`; no trailing slash.
+fn endpoint_url(endpoint: &str) -> String {
+    let endpoint = endpoint.trim_end_matches('/');
+    if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("http://{endpoint}")
+    }
+}
+
 fn call(operation: &'static str) -> Call {
     Call {
         backend: BACKEND,
@@ -424,6 +430,12 @@ struct WatchResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_default_to_http() {
+        assert_eq!(endpoint_url("etcd:2379"), "http://etcd:2379");
+        assert_eq!(endpoint_url("https://etcd:2379/"), "https://etcd:2379");
+    }
 
     #[test]
     fn prefix_end_increments_the_last_byte() {

@@ -39,6 +39,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::future::join_all;
+
 use crate::config::model::{CheckStatus, Config, EtcdConfig, JobConfig, WatchConfig};
 
 pub use consul::{ConsulBackend, ConsulSettings};
@@ -263,34 +265,25 @@ impl Discovery {
         self.observe(result)
     }
 
-    /// Deregisters every service. Tries them all; returns the first error.
+    /// Deregisters every service (concurrently). Tries them all; returns the first error.
     pub async fn enter_maintenance(
         &self,
         services: &[ServiceRegistration],
     ) -> Result<(), DiscoveryError> {
-        let mut first_error = None;
-        for service in services {
-            if let Err(error) = self.deregister(service).await {
-                first_error.get_or_insert(error);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        let results = join_all(services.iter().map(|s| self.deregister(s))).await;
+        results.into_iter().collect()
     }
 
-    /// Registers again the services that have an initial status; the others come back at
-    /// their first passing check (the engine calls [`Discovery::register`] then, as at
-    /// startup). Tries them all; returns the first error.
+    /// Registers again (concurrently) the services that have an initial status; the others
+    /// come back at their first passing check (the engine calls [`Discovery::register`]
+    /// then, as at startup). Tries them all; returns the first error.
     pub async fn exit_maintenance(
         &self,
         services: &[ServiceRegistration],
     ) -> Result<(), DiscoveryError> {
-        let mut first_error = None;
-        for service in services.iter().filter(|s| s.initial_status.is_some()) {
-            if let Err(error) = self.register(service).await {
-                first_error.get_or_insert(error);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        let with_status = services.iter().filter(|s| s.initial_status.is_some());
+        let results = join_all(with_status.map(|s| self.register(s))).await;
+        results.into_iter().collect()
     }
 
     /// The healthy instances of the watched service (with its `tag` and `dc`). With
@@ -359,6 +352,9 @@ fn go_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::{
+        HealthCheck, HealthConfig, JobConsulExtras, JobRole, Restarts, When,
+    };
 
     #[test]
     fn output_tail_keeps_the_last_4_kib_on_a_char_boundary() {
@@ -378,6 +374,66 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(10)), "10s");
         assert_eq!(go_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(go_duration(Duration::from_nanos(1_000_001)), "1000001ns");
+    }
+
+    fn job(port: Option<u16>, health: Option<HealthConfig>) -> JobConfig {
+        JobConfig {
+            name: "web".to_string(),
+            role: JobRole::Plain,
+            exec: None,
+            logging_raw: false,
+            when: When::default(),
+            timeout: None,
+            stop_timeout: Duration::from_secs(5),
+            restarts: Restarts::Never,
+            health,
+            port,
+            initial_status: Some(CheckStatus::Warning),
+            tags: vec!["a".to_string()],
+            interfaces: vec!["eth0:inet".to_string()],
+            consul: JobConsulExtras {
+                enable_tag_override: true,
+                deregister_critical_service_after: Some(Duration::from_secs(60)),
+            },
+            stop_signal: 15,
+            kill_timeout: Duration::from_secs(5),
+            restart_delay: Duration::ZERO,
+            primary: false,
+        }
+    }
+
+    #[test]
+    fn registration_of_a_job() {
+        let health = HealthConfig {
+            check: HealthCheck::Tcp("127.0.0.1:80".to_string()),
+            interval: Duration::from_secs(3),
+            ttl: Duration::from_secs(7),
+            timeout: Duration::from_secs(3),
+            logging_raw: false,
+        };
+        let address: IpAddr = "10.0.0.5".parse().unwrap();
+        let registration =
+            ServiceRegistration::for_job(&job(Some(80), Some(health)), address, "h1").unwrap();
+        assert_eq!(
+            registration,
+            ServiceRegistration {
+                id: "web-h1".to_string(),
+                name: "web".to_string(),
+                tags: vec!["a".to_string()],
+                port: 80,
+                address,
+                ttl: Duration::from_secs(7),
+                initial_status: Some(CheckStatus::Warning),
+                enable_tag_override: true,
+                deregister_critical_service_after: Some(Duration::from_secs(60)),
+            }
+        );
+        let telemetry = ServiceRegistration::for_job(&job(Some(9090), None), address, "h1");
+        assert_eq!(telemetry.unwrap().ttl, TELEMETRY_TTL);
+        assert_eq!(
+            ServiceRegistration::for_job(&job(None, None), address, "h1"),
+            None
+        );
     }
 
     #[test]
