@@ -238,7 +238,7 @@ impl Discovery {
         self.observe(result)
     }
 
-    /// **[beyond]** A failing check: the service goes critical at once (Consul: check status
+    /// **\[beyond\]** A failing check: the service goes critical at once (Consul: check status
     /// critical with the last 4 KiB of `output`; etcd: the instance disappears).
     pub async fn mark_critical(
         &self,
