@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use crate::config::model::{Config, ControlConfig};
 use crate::control::client::{self, Command as ClientCommand};
+use crate::logging;
 use crate::supervisor;
 
 /// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
@@ -110,7 +111,14 @@ fn run(cli: Cli) -> i32 {
         eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
         return 2;
     }
-    supervisor::run(Config::app_only(cli.app), None)
+    let config = Config::app_only(cli.app);
+    match logging::init(&config.logging) {
+        Ok(log) => supervisor::run(config, None, log),
+        Err(error) => {
+            eprintln!("autopilot: {error}");
+            1
+        }
+    }
 }
 
 /// The control-plane client command the flags ask for, if any.

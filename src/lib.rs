@@ -22,6 +22,7 @@
 //!   health checks.
 //! - [`discovery`]: the service catalogs (Consul, etcd), watch logic and IP
 //!   selection.
+//! - [`watches`]: following services in the catalog and publishing changes.
 //! - [`environment`]: the environment table every spawned process gets.
 //! - [`logging`]: the log subscriber (formats, output, reopen) and the relay
 //!   of job output into log lines.
@@ -37,3 +38,4 @@ pub mod process;
 pub mod reaper;
 pub mod signals;
 pub mod supervisor;
+pub mod watches;

@@ -396,13 +396,18 @@ impl JobConfig {
 }
 
 impl Config {
-    /// No configuration file: just the wrapped APP.
+    /// No configuration file: just the wrapped APP, tini-style. autopilot
+    /// keeps the APP's stdout to itself: only warnings and errors, on stderr.
     pub fn app_only(argv: Vec<String>) -> Config {
         Config {
             format: Format::V3,
             consul: None,
             etcd: None,
-            logging: LoggingConfig::default(),
+            logging: LoggingConfig {
+                level: LogLevel::Warn,
+                format: LogFormat::Default,
+                output: LogOutput::Stderr,
+            },
             jobs: vec![JobConfig::app(argv)],
             watches: Vec::new(),
             control: ControlConfig::default(),

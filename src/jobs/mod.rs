@@ -11,8 +11,11 @@
 //! code (it reports to the supervisor) nor talk to the catalog directly.
 
 mod health;
+mod output;
+mod registration;
 mod restart;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -20,13 +23,20 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::model::{Frequency, JobConfig, JobRole, Restarts, When, GLOBAL_SOURCE};
+use crate::config::model::{Format, Frequency, JobConfig, JobRole, Restarts, When, GLOBAL_SOURCE};
+use crate::discovery::{Discovery, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
 use crate::events::{Bus, Event, EventCode};
+use crate::logging::OutputLabel;
 use crate::process::{self, Process, SpawnSpec};
 use crate::reaper::{ExitStatus, Reaper};
 
+use registration::Registration;
 use restart::Backoff;
+
+/// How long a stopping job waits for the catalog to confirm deregistration
+/// before it signals its process anyway.
+pub const DEREGISTER_LIMIT: Duration = Duration::from_secs(2);
 
 /// How long a job that only starts on `shutdown`/`stopping`/`stopped` (a
 /// preStop or postStop hook) may run once the shutdown has begun.
@@ -71,6 +81,21 @@ pub struct Shared {
     pub env: Environment,
     pub reports: mpsc::UnboundedSender<Report>,
     pub shutdown: watch::Receiver<ShutdownState>,
+    /// The configuration's dialect (2.x logs job stderr at DEBUG).
+    pub format: Format,
+    /// The service catalog, if one is configured.
+    pub discovery: Option<Arc<Discovery>>,
+    /// True while autopilot is in maintenance mode.
+    pub maintenance: watch::Receiver<bool>,
+}
+
+/// One job to run: its configuration, the jobs that run on its `stopping`,
+/// and its catalog registration if it advertises a service.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub config: JobConfig,
+    pub dependents: Vec<String>,
+    pub service: Option<ServiceRegistration>,
 }
 
 /// Does this job only start on shutdown-time events (a preStop/postStop hook)?
@@ -131,10 +156,10 @@ impl Handle {
 /// Starts the task for one job. It subscribes to the bus at once, so it sees
 /// every event published after this call returns. A job started after
 /// `startup` was published (by a reload) gets its own private `startup`.
-pub fn spawn(config: JobConfig, dependents: Vec<String>, shared: Shared, late: bool) -> Handle {
+pub fn spawn(spec: JobSpec, shared: Shared, late: bool) -> Handle {
     let events = shared.bus.subscribe();
     let (commands, command_receiver) = mpsc::unbounded_channel();
-    let job = Job::new(config, dependents, shared, events, command_receiver);
+    let job = Job::new(spec, shared, events, command_receiver);
     tokio::spawn(job.run(late));
     Handle { commands }
 }
@@ -144,6 +169,8 @@ struct Job {
     backoff: Backoff,
     config: JobConfig,
     dependents: Vec<String>,
+    service: Option<ServiceRegistration>,
+    registration: Option<Arc<Registration>>,
     shared: Shared,
     events: mpsc::UnboundedReceiver<Event>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -163,18 +190,23 @@ struct Job {
     active: bool,
     shutting_down: bool,
     announced_stopping: bool,
+    advertised: bool,
     finished: bool,
     health: Option<JoinHandle<()>>,
 }
 
 impl Job {
     fn new(
-        config: JobConfig,
-        dependents: Vec<String>,
+        spec: JobSpec,
         shared: Shared,
         events: mpsc::UnboundedReceiver<Event>,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Job {
+        let JobSpec {
+            config,
+            dependents,
+            service,
+        } = spec;
         let give_up_at = match &config.when {
             When::Event {
                 timeout: Some(timeout),
@@ -187,6 +219,8 @@ impl Job {
             backoff: Backoff::new(config.restart_delay),
             config,
             dependents,
+            service,
+            registration: None,
             shared,
             events,
             commands,
@@ -200,6 +234,7 @@ impl Job {
             active: false,
             shutting_down: false,
             announced_stopping: false,
+            advertised: false,
             finished: false,
             health: None,
         }
@@ -333,7 +368,7 @@ impl Job {
             return;
         }
         self.runs += 1;
-        self.ensure_health_checks();
+        self.advertise();
         let Some(argv) = self.config.exec.clone() else {
             self.active = true;
             return;
@@ -347,10 +382,14 @@ impl Job {
             argv,
             env: Some(self.shared.env.snapshot()),
             foreground: self.config.role == JobRole::App,
-            piped_output: false,
+            piped_output: !self.config.logging_raw,
         };
         match process::spawn(&self.shared.reaper, &spec) {
-            Ok(process) => self.on_started(process),
+            Ok(mut process) => {
+                let label = OutputLabel::job(&self.config.name);
+                output::relay(&mut process, &label, self.shared.format, None);
+                self.on_started(process);
+            }
             Err(error) => {
                 if self.config.role == JobRole::App {
                     eprintln!("autopilot: cannot run {error}");
@@ -466,6 +505,7 @@ impl Job {
         self.next_start = None;
         self.announce_stopping().await;
         self.stop_health_checks();
+        self.deregister().await;
         if let Some(mut process) = self.process.take() {
             let signal = Signal::try_from(self.config.stop_signal).unwrap_or(Signal::SIGTERM);
             let status = process
@@ -522,6 +562,7 @@ impl Job {
     async fn finish(&mut self) {
         self.announce_stopping().await;
         self.stop_health_checks();
+        self.deregister().await;
         if let Some(process) = &self.process {
             process.signal_group(Signal::SIGKILL);
         }
@@ -531,17 +572,39 @@ impl Job {
         });
     }
 
-    // ---- health -------------------------------------------------------
+    // ---- health and the catalog ----------------------------------------
 
-    fn ensure_health_checks(&mut self) {
-        if self.health.is_none() {
-            if let Some(health) = &self.config.health {
-                self.health = Some(health::spawn(
-                    self.config.name.clone(),
-                    health.clone(),
-                    self.shared.clone(),
-                ));
-            }
+    /// On the job's first start: register (if it advertises a service) and
+    /// start its health checks, or the telemetry service's heartbeat.
+    fn advertise(&mut self) {
+        if self.advertised {
+            return;
+        }
+        self.advertised = true;
+        if let (Some(service), Some(discovery)) = (&self.service, &self.shared.discovery) {
+            self.registration = Some(Arc::new(Registration::start(
+                service.clone(),
+                discovery.clone(),
+                self.shared.maintenance.clone(),
+            )));
+        }
+        let registration = self.registration.clone();
+        self.health = match (&self.config.health, &self.config.role) {
+            (Some(health), _) => Some(health::spawn(
+                self.config.name.clone(),
+                health.clone(),
+                self.shared.clone(),
+                registration,
+            )),
+            (None, JobRole::Telemetry) => registration.map(health::spawn_heartbeat),
+            (None, _) => None,
+        };
+    }
+
+    /// Takes the service out of the catalog, before the process is signalled.
+    async fn deregister(&mut self) {
+        if let Some(registration) = self.registration.take() {
+            registration.deregister(DEREGISTER_LIMIT).await;
         }
     }
 

@@ -12,7 +12,8 @@
 
 mod status;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -20,12 +21,16 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::model::{Config, Format, JobConfig, JobRole, When, GLOBAL_SOURCE};
 use crate::control::{self, Request, SignalOutcome, SocketFile};
-use crate::environment::Environment;
+use crate::discovery::interfaces::{find_ip, InterfaceError};
+use crate::discovery::{self, Discovery, DiscoveryError, ServiceRegistration};
+use crate::environment::{job_variable, Environment};
 use crate::events::{Event, EventCode};
-use crate::jobs::{self, Report, Shared, ShutdownState};
+use crate::jobs::{self, JobSpec, Report, Shared, ShutdownState};
+use crate::logging::LogHandle;
 use crate::process;
 use crate::reaper::Reaper;
 use crate::signals;
+use crate::watches;
 
 use status::StatusBoard;
 
@@ -34,7 +39,7 @@ use status::StatusBoard;
 pub type Reloader = Box<dyn Fn() -> Result<Config, String>>;
 
 /// Runs `config` to completion and returns autopilot's exit code.
-pub fn run(config: Config, reloader: Option<Reloader>) -> i32 {
+pub fn run(config: Config, reloader: Option<Reloader>, log: LogHandle) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -47,11 +52,11 @@ pub fn run(config: Config, reloader: Option<Reloader>) -> i32 {
         }
     };
     runtime.block_on(async {
-        match Supervisor::start(config, reloader) {
+        match Supervisor::start(config, reloader, log) {
             Ok(supervisor) => supervisor.run().await,
             Err(error) => {
                 eprintln!("autopilot: {error}");
-                1
+                error.exit_code()
             }
         }
     })
@@ -64,6 +69,25 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    #[error("config error: {0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error("config error: job {job:?}: interfaces: {source}")]
+    Interfaces {
+        job: String,
+        #[source]
+        source: InterfaceError,
+    },
+}
+
+impl StartError {
+    /// Configuration problems exit 2, like every config error found before
+    /// anything runs; system failures exit 1.
+    fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Io(_) => 1,
+            StartError::Control(_) | StartError::Discovery(_) | StartError::Interfaces { .. } => 2,
+        }
+    }
 }
 
 /// The exit codes that decide autopilot's own (SPEC.md section 2).
@@ -96,7 +120,12 @@ struct LiveJob {
 struct Supervisor {
     config: Config,
     reloader: Option<Reloader>,
+    log: LogHandle,
     shared: Shared,
+    /// Each advertised job's catalog registration, by job name.
+    services: HashMap<String, ServiceRegistration>,
+    maintenance_switch: watch::Sender<bool>,
+    watch_counts: watches::InstanceCounts,
     signals: mpsc::UnboundedReceiver<Signal>,
     reports: mpsc::UnboundedReceiver<Report>,
     events: mpsc::UnboundedReceiver<Event>,
@@ -117,17 +146,28 @@ struct Supervisor {
 impl Supervisor {
     /// Sets up reaping, signals and the control socket, and starts every
     /// job's task (they wait for `startup`).
-    fn start(config: Config, reloader: Option<Reloader>) -> Result<Supervisor, StartError> {
+    fn start(
+        config: Config,
+        reloader: Option<Reloader>,
+        log: LogHandle,
+    ) -> Result<Supervisor, StartError> {
+        let env = Environment::from_process();
+        let services = advertised_services(&config, &env)?;
+        let discovery = Discovery::from_config(&config)?.map(Arc::new);
         let reaper = Reaper::install()?;
         let signals = signals::listen(reaper.clone())?;
         let (report_sender, reports) = mpsc::unbounded_channel();
         let (shutdown, shutdown_receiver) = watch::channel(ShutdownState::default());
+        let (maintenance_switch, maintenance) = watch::channel(false);
         let shared = Shared {
             reaper,
             bus: Default::default(),
-            env: Environment::from_process(),
+            env,
             reports: report_sender,
             shutdown: shutdown_receiver,
+            format: config.format,
+            discovery,
+            maintenance,
         };
         let (request_sender, requests) = mpsc::unbounded_channel();
         let socket = control::bind(&config.control)?.map(|(listener, file)| {
@@ -142,7 +182,11 @@ impl Supervisor {
             events: shared.bus.subscribe(),
             config,
             reloader,
+            log,
             shared,
+            services,
+            maintenance_switch,
+            watch_counts: watch::Sender::new(BTreeMap::new()),
             signals,
             reports,
             requests,
@@ -159,6 +203,7 @@ impl Supervisor {
         for job in supervisor.config.jobs.clone() {
             supervisor.start_job(job, false);
         }
+        supervisor.start_watches();
         Ok(supervisor)
     }
 
@@ -178,13 +223,37 @@ impl Supervisor {
         self.codes.exit_code()
     }
 
-    fn start_job(&mut self, job: JobConfig, late: bool) {
-        let dependents = jobs::stopping_dependents(&job.name, &self.config.jobs);
-        let hook = jobs::is_shutdown_hook(&job);
-        self.status.add(&job.name);
-        let name = job.name.clone();
-        let handle = jobs::spawn(job, dependents, self.shared.clone(), late);
+    fn start_job(&mut self, config: JobConfig, late: bool) {
+        let hook = jobs::is_shutdown_hook(&config);
+        self.status.add(&config.name);
+        let name = config.name.clone();
+        let spec = JobSpec {
+            dependents: jobs::stopping_dependents(&name, &self.config.jobs),
+            service: self.services.get(&name).cloned(),
+            config,
+        };
+        let handle = jobs::spawn(spec, self.shared.clone(), late);
         self.live.insert(name, LiveJob { hook, handle });
+    }
+
+    /// Starts one task per watch; they run until autopilot exits.
+    fn start_watches(&self) {
+        let Some(discovery) = &self.shared.discovery else {
+            if !self.config.watches.is_empty() {
+                tracing::warn!(
+                    "watches are configured but no catalog (consul or etcd): they will never fire"
+                );
+            }
+            return;
+        };
+        for watch in &self.config.watches {
+            watches::spawn(
+                watch.clone(),
+                discovery.clone(),
+                self.shared.bus.clone(),
+                self.watch_counts.clone(),
+            );
+        }
     }
 
     // ---- signals ------------------------------------------------------
@@ -209,6 +278,11 @@ impl Supervisor {
             Signal::SIGUSR1 if self.config.format == Format::V2 => {
                 self.set_maintenance(!self.maintenance);
             }
+            Signal::SIGUSR1 if self.logs_to_file() => {
+                if let Err(error) = self.log.reopen() {
+                    tracing::error!("cannot reopen the log file: {error}");
+                }
+            }
             _ if self.listens_for(signal) => {
                 self.shared
                     .bus
@@ -216,6 +290,13 @@ impl Supervisor {
             }
             _ => self.forward(signal),
         }
+    }
+
+    fn logs_to_file(&self) -> bool {
+        matches!(
+            self.config.logging.output,
+            crate::config::model::LogOutput::File(_)
+        )
     }
 
     /// Does some job wait for this signal (`when: {source: "SIGHUP"}`)?
@@ -333,7 +414,8 @@ impl Supervisor {
                 let _ = reply.send(answer);
             }
             Request::Status(reply) => {
-                let _ = reply.send(self.status.to_json(self.maintenance));
+                let counts = self.watch_counts.borrow().clone();
+                let _ = reply.send(self.status.to_json(self.maintenance, &counts));
             }
             Request::SignalJob { job, signal, reply } => {
                 let outcome = match self.live.get(&job) {
@@ -352,6 +434,7 @@ impl Supervisor {
             return false;
         }
         self.maintenance = enable;
+        self.maintenance_switch.send_replace(enable);
         let code = if enable {
             EventCode::EnterMaintenance
         } else {
@@ -376,6 +459,11 @@ impl Supervisor {
             .as_ref()
             .ok_or("there is no configuration file to reload")?;
         let mut new = reloader()?;
+        let services = advertised_services(&new, &self.shared.env).map_err(|e| e.to_string())?;
+        if let Err(error) = self.log.reconfigure(&new.logging) {
+            return Err(error.to_string());
+        }
+        self.services = services;
         let app = self
             .config
             .jobs
@@ -412,4 +500,25 @@ impl Supervisor {
         }
         Ok(())
     }
+}
+
+/// The catalog registration of every job that has a `port`, with its IP
+/// chosen from its `interfaces`; also publishes `CONTAINERPILOT_<JOB>_IP`.
+fn advertised_services(
+    config: &Config,
+    env: &Environment,
+) -> Result<HashMap<String, ServiceRegistration>, StartError> {
+    let hostname = discovery::hostname()?;
+    let mut services = HashMap::new();
+    for job in config.jobs.iter().filter(|job| job.port.is_some()) {
+        let address = find_ip(&job.interfaces).map_err(|source| StartError::Interfaces {
+            job: job.name.clone(),
+            source,
+        })?;
+        env.set(&job_variable(&job.name, "IP"), Some(&address.to_string()));
+        if let Some(service) = ServiceRegistration::for_job(job, address, &hostname) {
+            services.insert(job.name.clone(), service);
+        }
+    }
+    Ok(services)
 }

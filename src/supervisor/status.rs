@@ -3,6 +3,8 @@
 //! Built only from what jobs report and what the bus carries; it changes
 //! nothing.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -94,10 +96,15 @@ impl StatusBoard {
         &self.jobs
     }
 
-    pub fn to_json(&self, maintenance: bool) -> Value {
+    /// The status document; `watches` maps each watch to its healthy instances.
+    pub fn to_json(&self, maintenance: bool, watches: &BTreeMap<String, usize>) -> Value {
+        let watches: Vec<Value> = watches
+            .iter()
+            .map(|(name, instances)| serde_json::json!({ "name": name, "instances": instances }))
+            .collect();
         serde_json::json!({
             "jobs": self.jobs,
-            "watches": [],
+            "watches": watches,
             "maintenance": maintenance,
         })
     }
@@ -142,7 +149,9 @@ mod tests {
         board.on_event(&Event::new(EventCode::Stopping, "app"));
         assert_eq!(board.jobs()[0].state, JobState::Stopping);
         board.on_report(&Report::Finished { job: "app".into() });
-        let json = board.to_json(true);
+        let watches = BTreeMap::from([("db".to_string(), 2)]);
+        let json = board.to_json(true, &watches);
+        assert_eq!(json["watches"][0]["instances"], 2);
         assert_eq!(json["jobs"][0]["state"], "stopped");
         assert_eq!(json["maintenance"], true);
     }
