@@ -398,3 +398,81 @@ pub mod procfs {
             .sum()
     }
 }
+
+/// A temporary directory where a test's autopilot and jobs run and write.
+/// Jobs append marker lines to `log` in it; the order of lines is the order
+/// in which things happened.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: &str) {
+        std::fs::write(self.path(name), contents).expect("write scratch file");
+    }
+
+    /// The file's contents, or "" while it does not exist.
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    /// Writes a configuration file and returns its path. A 3.x configuration
+    /// gets a control socket of its own, so tests running in parallel never
+    /// share the default one.
+    pub fn config(&self, text: &str) -> String {
+        let text = if text.contains("jobs:") {
+            let socket = self.path("control.sock").display().to_string();
+            text.replacen('{', &format!("{{ control: {{ socket: {socket:?} }},"), 1)
+        } else {
+            text.to_string()
+        };
+        self.write("config.json5", &text);
+        self.path("config.json5").display().to_string()
+    }
+
+    /// The lines of `log`.
+    pub fn lines(&self) -> Vec<String> {
+        self.read("log").lines().map(str::to_string).collect()
+    }
+
+    /// Waits until `log` holds exactly `expected`, in order.
+    pub fn wait_for_lines(&self, expected: &[&str]) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let seen = self.lines();
+            if seen == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "log never became {expected:?}; it is {seen:?}"
+            );
+            thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Waits until `log` holds exactly `expected`, in any order.
+    pub fn wait_for_lines_unordered(&self, expected: &[&str]) {
+        let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        expected.sort();
+        wait_until(&format!("log to hold {expected:?}"), || {
+            let mut lines = self.lines();
+            lines.sort();
+            lines == expected
+        });
+    }
+}
