@@ -20,6 +20,7 @@
 //! - [`jobs`]: one job's lifecycle (when → run → restart → stop) and its
 //!   health checks.
 //! - [`environment`]: the environment table every spawned process gets.
+//! - [`telemetry`]: the Prometheus metrics and the `/metrics` endpoint.
 pub mod cli;
 pub mod config;
 pub mod environment;
@@ -29,3 +30,4 @@ pub mod process;
 pub mod reaper;
 pub mod signals;
 pub mod supervisor;
+pub mod telemetry;
