@@ -16,7 +16,7 @@ mod restart;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -96,12 +96,47 @@ pub fn stopping_dependents(job: &str, all: &[JobConfig]) -> Vec<String> {
         .collect()
 }
 
+/// Orders the supervisor gives one job.
+#[derive(Debug)]
+pub enum Command {
+    /// Stop gracefully and finish, as at shutdown (used by reload).
+    Stop,
+    /// Send a signal to the job's process group; the reply says whether a
+    /// process was running to receive it.
+    Signal(Signal, oneshot::Sender<bool>),
+}
+
+/// The supervisor's handle on a running job task.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Handle {
+    /// Asks the job to stop gracefully (it then publishes `stopped` and finishes).
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Stop);
+    }
+
+    /// Signals the job's process group; false if no process was running.
+    pub async fn signal(&self, signal: Signal) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Signal(signal, reply)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+}
+
 /// Starts the task for one job. It subscribes to the bus at once, so it sees
-/// every event published after this call returns.
-pub fn spawn(config: JobConfig, dependents: Vec<String>, shared: Shared) -> JoinHandle<()> {
+/// every event published after this call returns. A job started after
+/// `startup` was published (by a reload) gets its own private `startup`.
+pub fn spawn(config: JobConfig, dependents: Vec<String>, shared: Shared, late: bool) -> Handle {
     let events = shared.bus.subscribe();
-    let job = Job::new(config, dependents, shared, events);
-    tokio::spawn(job.run())
+    let (commands, command_receiver) = mpsc::unbounded_channel();
+    let job = Job::new(config, dependents, shared, events, command_receiver);
+    tokio::spawn(job.run(late));
+    Handle { commands }
 }
 
 struct Job {
@@ -111,6 +146,7 @@ struct Job {
     dependents: Vec<String>,
     shared: Shared,
     events: mpsc::UnboundedReceiver<Event>,
+    commands: mpsc::UnboundedReceiver<Command>,
     /// The current run, if one is going.
     process: Option<Process>,
     started_at: Option<Instant>,
@@ -126,6 +162,7 @@ struct Job {
     /// An exec-less job that has started (it stays up until shutdown).
     active: bool,
     shutting_down: bool,
+    announced_stopping: bool,
     finished: bool,
     health: Option<JoinHandle<()>>,
 }
@@ -136,6 +173,7 @@ impl Job {
         dependents: Vec<String>,
         shared: Shared,
         events: mpsc::UnboundedReceiver<Event>,
+        commands: mpsc::UnboundedReceiver<Command>,
     ) -> Job {
         let give_up_at = match &config.when {
             When::Event {
@@ -151,6 +189,7 @@ impl Job {
             dependents,
             shared,
             events,
+            commands,
             process: None,
             started_at: None,
             run_deadline: None,
@@ -160,12 +199,17 @@ impl Job {
             runs: 0,
             active: false,
             shutting_down: false,
+            announced_stopping: false,
             finished: false,
             health: None,
         }
     }
 
-    async fn run(mut self) {
+    async fn run(mut self, late: bool) {
+        if late {
+            self.on_event(Event::new(EventCode::Startup, GLOBAL_SOURCE))
+                .await;
+        }
         let mut shutdown = self.shared.shutdown.clone();
         while !self.finished {
             tokio::select! {
@@ -173,6 +217,7 @@ impl Job {
                     Some(event) => self.on_event(event).await,
                     None => break,
                 },
+                Some(command) = self.commands.recv() => self.on_command(command).await,
                 status = wait_for(&mut self.process) => self.on_exit(status),
                 _ = sleep_until(self.next_start) => self.on_timer(),
                 _ = sleep_until(self.run_deadline) => self.kill_for_timeout(),
@@ -183,7 +228,7 @@ impl Job {
                 }
             }
         }
-        self.finish();
+        self.finish().await;
     }
 
     // ---- events -------------------------------------------------------
@@ -201,9 +246,10 @@ impl Job {
             }
         }
         match self.config.when.clone() {
-            When::Interval { .. } => {
+            // As in ContainerPilot, the first run comes one interval after startup.
+            When::Interval { interval } => {
                 if event.is(EventCode::Startup, GLOBAL_SOURCE) && self.runs == 0 {
-                    self.start_run();
+                    self.next_start = Some(Instant::now() + interval);
                 }
             }
             When::Event {
@@ -233,6 +279,21 @@ impl Job {
                 tracing::debug!(job = %self.config.name, "still running; event not queued");
             }
             Frequency::Each => self.start_run(),
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Stop => {
+                self.shutting_down = true;
+                self.stop().await;
+            }
+            Command::Signal(signal, reply) => {
+                if let Some(process) = &self.process {
+                    process.signal_group(signal);
+                }
+                let _ = reply.send(self.process.is_some());
+            }
         }
     }
 
@@ -403,8 +464,7 @@ impl Job {
     /// The graceful stop of SPEC.md section 7, for a job that is not a hook.
     async fn stop(&mut self) {
         self.next_start = None;
-        self.publish(EventCode::Stopping);
-        self.wait_for_dependents().await;
+        self.announce_stopping().await;
         self.stop_health_checks();
         if let Some(mut process) = self.process.take() {
             let signal = Signal::try_from(self.config.stop_signal).unwrap_or(Signal::SIGTERM);
@@ -447,7 +507,20 @@ impl Job {
         }
     }
 
-    fn finish(&mut self) {
+    /// Publishes `stopping` (once) and waits for the jobs that run on it.
+    async fn announce_stopping(&mut self) {
+        if !self.announced_stopping {
+            self.announced_stopping = true;
+            self.publish(EventCode::Stopping);
+            self.wait_for_dependents().await;
+        }
+    }
+
+    /// The end of every job, as in ContainerPilot: a job that completes on
+    /// its own also goes through `stopping` (so its preStop-style jobs run)
+    /// before `stopped`.
+    async fn finish(&mut self) {
+        self.announce_stopping().await;
         self.stop_health_checks();
         if let Some(process) = &self.process {
             process.signal_group(Signal::SIGKILL);
