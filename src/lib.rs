@@ -26,6 +26,7 @@
 //! - [`environment`]: the environment table every spawned process gets.
 //! - [`logging`]: the log subscriber (formats, output, reopen) and the relay
 //!   of job output into log lines.
+//! - [`telemetry`]: the Prometheus metrics and the `/metrics` endpoint.
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -38,4 +39,5 @@ pub mod process;
 pub mod reaper;
 pub mod signals;
 pub mod supervisor;
+pub mod telemetry;
 pub mod watches;
