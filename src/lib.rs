@@ -17,6 +17,7 @@
 //! - [`supervisor`]: the top-level run loop: start jobs, give signals their
 //!   meaning, answer the control plane, shut down, compute the exit code.
 //! - [`control`]: the control plane: HTTP over a unix socket, server and client.
+//! - [`http_server`]: the bounded HTTP/1.1 accept loop both servers share.
 //! - [`events`]: the event vocabulary and the ordered event bus.
 //! - [`jobs`]: one job's lifecycle (when → run → restart → stop) and its
 //!   health checks.
@@ -33,6 +34,7 @@ pub mod control;
 pub mod discovery;
 pub mod environment;
 pub mod events;
+pub mod http_server;
 pub mod jobs;
 pub mod logging;
 pub mod process;

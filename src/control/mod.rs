@@ -14,20 +14,17 @@ mod routes;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::model::ControlConfig;
 use crate::environment::Environment;
+use crate::http_server::{self, Limits};
 
 /// At most this many connections are served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 64;
@@ -141,32 +138,12 @@ pub struct Api {
 
 /// Serves the control API on `listener` until the task is aborted.
 pub fn serve(listener: UnixListener, api: Api) -> JoinHandle<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::spawn(async move {
-        loop {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!("control socket: accept failed: {error}");
-                    continue;
-                }
-            };
-            let api = api.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| routes::handle(api.clone(), request));
-                let served = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-                if let Err(error) = served {
-                    tracing::debug!("control socket: connection ended: {error}");
-                }
-                drop(permit);
-            });
-        }
+    let limits = Limits {
+        max_connections: MAX_CONNECTIONS,
+        header_timeout: HEADER_TIMEOUT,
+        keep_alive: true,
+    };
+    http_server::serve(listener, limits, "control socket", move |request| {
+        routes::handle(api.clone(), request)
     })
 }

@@ -6,20 +6,17 @@
 //! request (no keep-alive), so idle or slow clients cannot hold every slot.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE as CONTENT_TYPE_HEADER};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+
+use crate::http_server::{self, Limits};
 
 use super::Metrics;
 
@@ -37,37 +34,14 @@ const METRICS_PATH: &str = "/metrics";
 /// Serves `/metrics` on `listener` until the task is aborted. Binding the
 /// address (telemetry interfaces and port) is the caller's job.
 pub fn serve(listener: TcpListener, metrics: Metrics) -> JoinHandle<()> {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::spawn(async move {
-        loop {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    tracing::warn!("telemetry: accept failed: {error}");
-                    continue;
-                }
-            };
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let response = respond(&metrics, &request);
-                    async move { Ok::<_, Infallible>(response) }
-                });
-                let served = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .keep_alive(false)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-                if let Err(error) = served {
-                    tracing::debug!("telemetry: connection ended: {error}");
-                }
-                drop(permit);
-            });
-        }
+    let limits = Limits {
+        max_connections: MAX_CONNECTIONS,
+        header_timeout: HEADER_TIMEOUT,
+        keep_alive: false,
+    };
+    http_server::serve(listener, limits, "telemetry", move |request| {
+        let response = respond(&metrics, &request);
+        async move { Ok::<_, Infallible>(response) }
     })
 }
 
