@@ -31,6 +31,10 @@ use crate::state::{Check, Service, State, Status};
 
 /// Consul's default `check_output_max_size`.
 const OUTPUT_MAX_SIZE: usize = 4096;
+/// The index at which the node and its `serfHealth` check were registered: the index the
+/// agent starts from (and starts over from), so that the first change is above what a
+/// query for a never-seen name reports.
+pub(crate) const NODE_INDEX: u64 = 1;
 const MAINTENANCE_CHECK_PREFIX: &str = "_service_maintenance:";
 const DEFAULT_MAINTENANCE_REASON: &str =
     "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.";
@@ -87,7 +91,7 @@ impl Agent {
     pub fn new(node: Node) -> Self {
         Agent {
             node,
-            index: 0,
+            index: NODE_INDEX,
             services: BTreeMap::new(),
             checks: BTreeMap::new(),
             index_by_name: HashMap::new(),
@@ -122,10 +126,10 @@ impl Agent {
         self.checks.values()
     }
 
-    /// The index a blocking query on this service name reports and waits on (never 0, as
-    /// Consul forces a minimum of 1).
+    /// The index a blocking query on this service name reports and waits on: that of the
+    /// last change to the name, or the node's registration for a name never seen.
     pub fn index_of_name(&self, name: &str) -> u64 {
-        self.index_by_name.get(name).copied().unwrap_or(0).max(1)
+        self.index_by_name.get(name).copied().unwrap_or(NODE_INDEX)
     }
 
     /// The instances of `name` that pass the filter, with their index.
@@ -468,7 +472,7 @@ impl Agent {
         self.services.clear();
         self.checks.clear();
         if reset_index {
-            self.index = 0;
+            self.index = NODE_INDEX;
             self.index_by_name.clear();
         } else {
             self.commit(names);

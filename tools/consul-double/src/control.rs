@@ -62,8 +62,9 @@ pub enum Restart {
     /// A client agent restarted without a data dir: services and checks are gone, the
     /// catalog's index goes on (and moves, as the services leave the catalog).
     KeepIndex,
-    /// A dev-mode agent (agent and server in one) restarted: the index starts over, so a
-    /// client's next `X-Consul-Index` is lower than the one it holds.
+    /// A dev-mode agent (agent and server in one) restarted: the index starts over (at 1,
+    /// the node's own registration), so a client's next `X-Consul-Index` is lower than the
+    /// one it holds.
     ResetIndex,
 }
 
@@ -136,9 +137,16 @@ impl Shared {
         self.restarts.subscribe()
     }
 
+    /// How many agent restarts there have been.
+    pub fn restart_generation(&self) -> u64 {
+        *self.restarts.borrow()
+    }
+
     fn restart_agent(&self, restart: Restart) {
-        self.write(|inner| inner.agent.restart(restart == Restart::ResetIndex));
+        // The generation moves first: a request that sees the emptied state also sees that
+        // its connection is gone, and is never answered.
         self.restarts.send_modify(|generation| *generation += 1);
+        self.write(|inner| inner.agent.restart(restart == Restart::ResetIndex));
         tracing::info!(?restart, "agent restarted: services and checks forgotten");
     }
 
@@ -248,7 +256,9 @@ impl Control {
     }
 
     /// Simulates an agent restart: every service and check is forgotten and every open
-    /// connection is closed without an answer (in-flight requests, blocking queries).
+    /// connection is closed without an answer: in-flight requests and blocking queries, and
+    /// idle keep-alive connections too, so a client that reuses one sees it reset, as it
+    /// would with a real restart.
     pub fn restart_agent(&self, restart: Restart) {
         self.shared.restart_agent(restart);
     }

@@ -9,13 +9,11 @@ use std::net::IpAddr;
 
 use serde_json::{json, Map, Value};
 
-use crate::agent::{Agent, CheckEntry, Instance, Node, ServiceEntry};
+use crate::agent::{Agent, CheckEntry, Instance, Node, ServiceEntry, NODE_INDEX};
 use crate::state::Service;
 
 /// The node's ID: Consul generates a UUID per node; the double has one node.
 const NODE_ID: &str = "c0a5d0b1-e000-4000-8000-000000000001";
-/// The index at which the node and its `serfHealth` check were registered.
-const NODE_INDEX: u64 = 1;
 
 /// `GET /v1/health/service/<name>`: one entry per instance, node check first.
 pub(crate) fn health_service(agent: &Agent, instances: &[Instance]) -> Value {

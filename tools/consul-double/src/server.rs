@@ -123,6 +123,7 @@ async fn handle(
         return introspect::handle(control, &parts.method, &path, query, &body).into_response();
     }
     let shared = control.shared();
+    let generation = shared.restart_generation();
     let token = PresentedToken::find(&parts.headers, query);
     let recorded = record(shared, &parts, &path, query, &body, &token);
     let summary = match recorded.query.as_str() {
@@ -152,6 +153,10 @@ async fn handle(
         legacy,
     };
     let reply = api::handle(shared, request).await;
+    if shared.restart_generation() != generation {
+        // The agent restarted while this request was in flight: its connection is closing.
+        return std::future::pending().await;
+    }
     pending.answer(reply)
 }
 
