@@ -169,16 +169,8 @@ impl Agent {
         now: Instant,
     ) {
         let next = self.index + 1;
-        let service = Service {
-            id: registration.id.clone(),
-            name: registration.name.clone(),
-            tags: registration.tags.clone(),
-            address: registration.address.clone(),
-            port: registration.port,
-            meta: registration.meta.clone(),
-            enable_tag_override: registration.enable_tag_override,
-        };
-        let registered = self.add_registration_checks(&service, &registration.checks, now, next);
+        let Registration { service, checks } = registration;
+        let registered = self.add_registration_checks(&service, &checks, now, next);
         let removed =
             replace_existing_checks && self.remove_checks_not_in(&service.id, &registered.ids);
         let mut touched = BTreeSet::new();

@@ -197,8 +197,9 @@ type Renderer = fn(&Agent, &[crate::agent::Instance]) -> Value;
 impl Caller<'_> {
     fn register(&self, registration: Registration) -> Result<Reply, ApiError> {
         let replace = self.request.flag("replace-existing-checks")?;
-        self.principal.require_service_write(&registration.name)?;
-        tracing::info!(id = %registration.id, name = %registration.name, "service registered");
+        let service = &registration.service;
+        self.principal.require_service_write(&service.name)?;
+        tracing::info!(id = %service.id, name = %service.name, "service registered");
         self.shared
             .write(|inner| inner.agent.register(registration, replace, Instant::now()));
         Ok(Reply::empty())

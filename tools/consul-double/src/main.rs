@@ -1,6 +1,7 @@
 //! `consul-double`: runs the Consul agent double as a standalone server, for autopilot's
 //! Docker-free demo. Logs every request (never a token) to stderr.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ struct Args {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     let args = Args::parse();

@@ -15,18 +15,12 @@ use serde_json::{Map, Value};
 
 use crate::duration::parse_go_duration;
 use crate::error::ApiError;
-use crate::state::Status;
+use crate::state::{Service, Status};
 
 /// A decoded service registration.
 #[derive(Debug, Clone)]
 pub struct Registration {
-    pub id: String,
-    pub name: String,
-    pub tags: Vec<String>,
-    pub address: String,
-    pub port: u16,
-    pub meta: BTreeMap<String, String>,
-    pub enable_tag_override: bool,
+    pub service: Service,
     /// `Check` first (when not empty), then `Checks[]`, as Consul's `CheckTypes()` orders them.
     pub checks: Vec<CheckDefinition>,
 }
@@ -76,16 +70,18 @@ pub fn decode_registration(body: &[u8]) -> Result<Registration, ApiError> {
     }
     let checks = decode_checks(&fields)?;
     Ok(Registration {
-        id: fields
-            .string("ID")?
-            .filter(|id| !id.is_empty())
-            .unwrap_or_else(|| name.clone()),
-        name,
-        tags: fields.strings("Tags")?,
-        address,
-        port: fields.port()?,
-        meta: fields.string_map("Meta")?,
-        enable_tag_override: fields.boolean("EnableTagOverride")?,
+        service: Service {
+            id: fields
+                .string("ID")?
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(|| name.clone()),
+            name,
+            tags: fields.strings("Tags")?,
+            address,
+            port: fields.port()?,
+            meta: fields.string_map("Meta")?,
+            enable_tag_override: fields.boolean("EnableTagOverride")?,
+        },
         checks,
     })
 }
@@ -314,9 +310,9 @@ mod tests {
                  "check":{"ttl":"10s","deregister_critical_service_after":"1m"}}"#,
         )
         .unwrap();
-        assert_eq!(registration.name, "web");
-        assert_eq!(registration.id, "web-1");
-        assert_eq!(registration.port, 80);
+        assert_eq!(registration.service.name, "web");
+        assert_eq!(registration.service.id, "web-1");
+        assert_eq!(registration.service.port, 80);
         let check = &registration.checks[0];
         assert_eq!(check.ttl, Some(Duration::from_secs(10)));
         assert_eq!(
@@ -328,7 +324,7 @@ mod tests {
     #[test]
     fn id_defaults_to_name_and_empty_check_is_ignored() {
         let registration = decode_registration(br#"{"Name":"web","Check":{}}"#).unwrap();
-        assert_eq!(registration.id, "web");
+        assert_eq!(registration.service.id, "web");
         assert!(registration.checks.is_empty());
     }
 

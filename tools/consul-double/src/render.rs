@@ -80,20 +80,9 @@ pub(crate) fn agent_services<'a>(
     let datacenter = &agent.node().datacenter;
     let map: Map<String, Value> = services
         .map(|entry| {
-            let service = &entry.service;
-            let mut object = json!({
-                "ID": service.id,
-                "Service": service.name,
-                "Tags": service.tags,
-                "Meta": service.meta,
-                "Port": service.port,
-                "Address": service.address,
-                "Weights": default_weights(),
-                "EnableTagOverride": service.enable_tag_override,
-                "Datacenter": datacenter,
-            });
-            insert_service_tagged_addresses(&mut object, "TaggedAddresses", service);
-            (service.id.clone(), object)
+            let mut object = service_json(&entry.service);
+            object["Datacenter"] = json!(datacenter);
+            (entry.service.id.clone(), object)
         })
         .collect();
     Value::Object(map)
@@ -144,7 +133,17 @@ fn node_meta() -> Value {
 }
 
 fn health_service_json(entry: &ServiceEntry) -> Value {
-    let service = &entry.service;
+    let mut object = service_json(&entry.service);
+    object["Proxy"] = empty_proxy();
+    object["Connect"] = json!({});
+    object["PeerName"] = json!("");
+    object["CreateIndex"] = json!(entry.create_index);
+    object["ModifyIndex"] = json!(entry.modify_index);
+    object
+}
+
+/// The fields the agent's and the health endpoint's service objects share.
+fn service_json(service: &Service) -> Value {
     let mut object = json!({
         "ID": service.id,
         "Service": service.name,
@@ -154,11 +153,6 @@ fn health_service_json(entry: &ServiceEntry) -> Value {
         "Port": service.port,
         "Weights": default_weights(),
         "EnableTagOverride": service.enable_tag_override,
-        "Proxy": empty_proxy(),
-        "Connect": {},
-        "PeerName": "",
-        "CreateIndex": entry.create_index,
-        "ModifyIndex": entry.modify_index,
     });
     insert_service_tagged_addresses(&mut object, "TaggedAddresses", service);
     object

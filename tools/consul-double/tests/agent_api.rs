@@ -95,10 +95,7 @@ fn passing_filter_drops_instances_with_any_non_passing_check() {
         3
     );
     let bad = client.get("/v1/health/service/db?passing=maybe");
-    assert_eq!(
-        (bad.status, bad.body.as_str()),
-        (400, "Invalid value for ?passing")
-    );
+    bad.assert_text(400, "Invalid value for ?passing");
     assert_eq!(consul.state().check("service:db-2").unwrap().output, "slow");
 }
 
@@ -123,10 +120,7 @@ fn check_update_sets_status_and_output_and_validates_the_status() {
         "/v1/agent/check/update/service:app-1",
         &json!({"Status": "ok"}),
     );
-    assert_eq!(
-        (bad.status, bad.body.as_str()),
-        (400, "Invalid check status: 'ok'")
-    );
+    bad.assert_text(400, "Invalid check status: 'ok'");
 }
 
 #[test]
@@ -357,10 +351,7 @@ fn maintenance_adds_and_removes_a_critical_check() {
     );
 
     let missing = client.put_empty("/v1/agent/service/maintenance/web-1");
-    assert_eq!(
-        (missing.status, missing.body.as_str()),
-        (400, "Missing value for enable")
-    );
+    missing.assert_text(400, "Missing value for enable");
     let unknown = client.put_empty("/v1/agent/service/maintenance/nope?enable=true");
     assert_eq!(unknown.status, 404);
 }
@@ -382,7 +373,7 @@ fn registration_is_validated_as_consul_validates_it() {
     ];
     for (body, message) in cases {
         let answer = client.put("/v1/agent/service/register", &body);
-        assert_eq!((answer.status, answer.body.as_str()), (400, message));
+        answer.assert_text(400, message);
     }
     assert!(consul.state().services.is_empty());
 }
@@ -412,10 +403,7 @@ fn wrong_method_and_unknown_path_answer_like_consul() {
     let consul = start();
     let client = Client::new(&consul);
     let get_pass = client.get("/v1/agent/check/pass/service:x");
-    assert_eq!(
-        (get_pass.status, get_pass.body.as_str()),
-        (405, "method GET not allowed")
-    );
+    get_pass.assert_text(405, "method GET not allowed");
     assert_eq!(client.get("/v1/kv/anything").status, 404);
 }
 

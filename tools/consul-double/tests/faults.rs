@@ -17,10 +17,7 @@ fn status_fault_answers_every_request_until_cleared() {
     consul.set_fault(FaultRule::everywhere(Fault::unavailable()));
 
     let answer = client.get("/v1/health/service/web");
-    assert_eq!(
-        (answer.status, answer.body.as_str()),
-        (503, "Service Unavailable")
-    );
+    answer.assert_text(503, "Service Unavailable");
     assert_eq!(
         client.get("/_double/state").status,
         200,
@@ -39,10 +36,7 @@ fn fault_limited_to_a_path_and_a_number_of_requests() {
     register_passing(&client, "web-1", "web");
 
     let first = client.put_empty("/v1/agent/check/pass/service:web-1");
-    assert_eq!(
-        (first.status, first.body.as_str()),
-        (500, "No cluster leader")
-    );
+    first.assert_text(500, "No cluster leader");
     assert_eq!(
         client
             .put_empty("/v1/agent/check/pass/service:web-1")

@@ -69,10 +69,7 @@ fn datacenter_other_than_the_agents_has_no_path() {
         ["web-1"]
     );
     let other = client.get("/v1/health/service/web?dc=eu-west");
-    assert_eq!(
-        (other.status, other.body.as_str()),
-        (500, "No path to datacenter")
-    );
+    other.assert_text(500, "No path to datacenter");
 }
 
 #[test]
@@ -187,10 +184,7 @@ fn bad_blocking_parameters_are_rejected() {
     let consul = start();
     let client = Client::new(&consul);
     let wait = client.get("/v1/health/service/web?index=1&wait=soon");
-    assert_eq!(
-        (wait.status, wait.body.as_str()),
-        (400, "Invalid wait time")
-    );
+    wait.assert_text(400, "Invalid wait time");
     let index = client.get("/v1/health/service/web?index=-3");
-    assert_eq!((index.status, index.body.as_str()), (400, "Invalid index"));
+    index.assert_text(400, "Invalid index");
 }

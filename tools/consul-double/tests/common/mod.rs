@@ -32,6 +32,11 @@ impl Answer {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
+    /// Asserts the status and the exact body text (Consul's error answers are text).
+    pub fn assert_text(&self, status: u16, body: &str) {
+        assert_eq!((self.status, self.body.as_str()), (status, body));
+    }
+
     /// The `Service.ID`s of a `/v1/health/service` answer.
     pub fn instance_ids(&self) -> Vec<String> {
         self.json()
