@@ -41,7 +41,7 @@ const DEFAULT_MAINTENANCE_REASON: &str =
 
 /// The node the agent runs on.
 #[derive(Clone, Debug)]
-pub struct Node {
+pub(crate) struct Node {
     pub name: String,
     pub address: String,
     pub datacenter: String,
@@ -79,7 +79,7 @@ pub(crate) struct InstanceFilter<'a> {
     pub passing_only: bool,
 }
 
-pub struct Agent {
+pub(crate) struct Agent {
     node: Node,
     index: u64,
     services: BTreeMap<String, ServiceEntry>,

@@ -60,7 +60,6 @@ mod server;
 mod state;
 mod timers;
 
-pub use agent::Node;
 pub use control::{Config, Control, Restart};
 pub use error::{StartError, WaitTimeout};
 pub use faults::{Fault, FaultRule};

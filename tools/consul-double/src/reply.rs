@@ -69,8 +69,11 @@ impl Reply {
         for (name, value) in self.headers {
             builder = builder.header(name, value);
         }
-        builder
-            .body(Full::new(self.body))
-            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        builder.body(Full::new(self.body)).unwrap_or_else(|error| {
+            // Only an injected status outside 100..=999 gets here.
+            let mut response = Response::new(Full::new(Bytes::from(error.to_string())));
+            *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        })
     }
 }
