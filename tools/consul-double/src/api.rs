@@ -178,8 +178,8 @@ async fn dispatch(shared: &Arc<Shared>, request: &ApiRequest) -> Result<Reply, A
         Endpoint::CheckSet(id, status) => {
             caller()?.update_check(id, status, request.param("note").unwrap_or_default())
         }
-        Endpoint::HealthService(name) => caller()?.instances(name, render::health_service).await,
-        Endpoint::CatalogService(name) => caller()?.instances(name, render::catalog_service).await,
+        Endpoint::HealthService(name) => caller()?.instances(name, Listing::Health).await,
+        Endpoint::CatalogService(name) => caller()?.instances(name, Listing::Catalog).await,
         Endpoint::AgentServices => Ok(caller()?.agent_services()),
         Endpoint::AgentChecks => Ok(caller()?.agent_checks()),
     }
@@ -192,7 +192,14 @@ struct Caller<'a> {
     principal: Principal,
 }
 
-type Renderer = fn(&Agent, &[crate::agent::Instance]) -> Value;
+/// The two endpoints that list a service's instances.
+#[derive(Clone, Copy)]
+enum Listing {
+    /// `/v1/health/service`: instances with their checks; honours `?passing`.
+    Health,
+    /// `/v1/catalog/service`: instances only; `?passing` means nothing there.
+    Catalog,
+}
 
 impl Caller<'_> {
     fn register(&self, registration: Registration) -> Result<Reply, ApiError> {
@@ -262,9 +269,16 @@ impl Caller<'_> {
     }
 
     /// `GET /v1/health/service/<name>` and `GET /v1/catalog/service/<name>`.
-    async fn instances(&self, name: &str, renderer: Renderer) -> Result<Reply, ApiError> {
+    async fn instances(&self, name: &str, listing: Listing) -> Result<Reply, ApiError> {
         self.require_local_datacenter()?;
-        let passing_only = self.request.flag("passing")?;
+        let passing_only = match listing {
+            Listing::Health => self.request.flag("passing")?,
+            Listing::Catalog => false,
+        };
+        let renderer = match listing {
+            Listing::Health => render::health_service,
+            Listing::Catalog => render::catalog_service,
+        };
         let tags = self.request.params_named("tag");
         let wait = BlockingParams::parse(self.request)?;
         let filter = InstanceFilter {

@@ -94,6 +94,12 @@ fn passing_filter_drops_instances_with_any_non_passing_check() {
             .len(),
         3
     );
+    let catalog = client.get("/v1/catalog/service/db?passing").json();
+    assert_eq!(
+        catalog.as_array().unwrap().len(),
+        3,
+        "the catalog ignores ?passing"
+    );
     let bad = client.get("/v1/health/service/db?passing=maybe");
     bad.assert_text(400, "Invalid value for ?passing");
     assert_eq!(consul.state().check("service:db-2").unwrap().output, "slow");
