@@ -23,6 +23,7 @@ use crate::discovery::outage::Backoff;
 use crate::discovery::watch::WatchState;
 use crate::discovery::Discovery;
 use crate::events::{Bus, Event};
+use crate::telemetry::Metrics;
 
 /// A query that comes back this fast without news is not blocking (an old
 /// catalog, or a proxy in between): the next one then waits an interval, so a
@@ -38,11 +39,18 @@ pub fn spawn(
     discovery: Arc<Discovery>,
     bus: Bus,
     counts: InstanceCounts,
+    metrics: Option<Metrics>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(config, discovery, bus, counts))
+    tokio::spawn(run(config, discovery, bus, counts, metrics))
 }
 
-async fn run(config: WatchConfig, discovery: Arc<Discovery>, bus: Bus, counts: InstanceCounts) {
+async fn run(
+    config: WatchConfig,
+    discovery: Arc<Discovery>,
+    bus: Bus,
+    counts: InstanceCounts,
+    metrics: Option<Metrics>,
+) {
     let source = config.source();
     let mut state = WatchState::new();
     let mut backoff = Backoff::default();
@@ -62,6 +70,9 @@ async fn run(config: WatchConfig, discovery: Arc<Discovery>, bus: Bus, counts: I
         counts.send_modify(|counts| {
             counts.insert(config.name.clone(), state.instance_count());
         });
+        if let Some(metrics) = &metrics {
+            metrics.watch_instances(&config.name, state.instance_count());
+        }
         if events.is_empty() {
             if asked_at.elapsed() < NOT_BLOCKING && state.index() != 0 {
                 tokio::time::sleep(config.interval).await;

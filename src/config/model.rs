@@ -35,7 +35,10 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub jobs: Vec<JobConfig>,
     pub watches: Vec<WatchConfig>,
-    pub control: ControlConfig,
+    /// The control plane; `None` without a configuration file (tini-style
+    /// use), where autopilot serves no socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetryConfig>,
 }
@@ -410,7 +413,7 @@ impl Config {
             },
             jobs: vec![JobConfig::app(argv)],
             watches: Vec::new(),
-            control: ControlConfig::default(),
+            control: None,
             telemetry: None,
         }
     }

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::config::model::ControlConfig;
 use crate::environment::Environment;
 use crate::http_server::{self, Limits};
+use crate::telemetry::Metrics;
 
 /// At most this many connections are served at once; more wait to be accepted.
 const MAX_CONNECTIONS: usize = 64;
@@ -42,8 +43,6 @@ pub enum Request {
     Reload(oneshot::Sender<Result<(), String>>),
     /// Enter (true) or leave maintenance; the reply says whether it changed.
     Maintenance(bool, oneshot::Sender<bool>),
-    /// Record metric values; the reply carries the first error.
-    Metrics(Vec<(String, f64)>, oneshot::Sender<Result<(), String>>),
     /// A snapshot of jobs, watches and maintenance.
     Status(oneshot::Sender<serde_json::Value>),
     /// Signal one job's process group.
@@ -134,6 +133,8 @@ fn bind_at(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
 pub struct Api {
     pub env: Environment,
     pub requests: mpsc::UnboundedSender<Request>,
+    /// The telemetry registry, when telemetry is configured.
+    pub metrics: Option<Metrics>,
 }
 
 /// Serves the control API on `listener` until the task is aborted.

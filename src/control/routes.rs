@@ -25,7 +25,27 @@ pub async fn handle(api: Api, request: hyper::Request<Incoming>) -> Result<Reply
     };
     let reply = route(&api, &method, &path, &body).await;
     tracing::debug!("control: {method} {path} → {}", reply.status());
+    if let Some(metrics) = &api.metrics {
+        metrics.control_request(reply.status().as_u16(), counted_path(&path));
+    }
     Ok(reply)
+}
+
+/// The path label for the request counter: known routes only, so that the
+/// label set cannot grow without bound.
+fn counted_path(path: &str) -> &str {
+    match path {
+        "/v3/ping"
+        | "/v3/env"
+        | "/v3/environ"
+        | "/v3/metric"
+        | "/v3/reload"
+        | "/v3/status"
+        | "/v3/maintenance/enable"
+        | "/v3/maintenance/disable" => path,
+        _ if path.starts_with("/v3/jobs/") && path.ends_with("/signal") => "/v3/jobs/signal",
+        _ => "other",
+    }
 }
 
 async fn route(api: &Api, method: &Method, path: &str, body: &[u8]) -> Reply {
@@ -33,7 +53,7 @@ async fn route(api: &Api, method: &Method, path: &str, body: &[u8]) -> Reply {
     match (method, segments.as_slice()) {
         (&Method::GET, ["v3", "ping"]) => text(StatusCode::OK, "ok"),
         (&Method::POST, ["v3", "env" | "environ"]) => put_env(api, body),
-        (&Method::POST, ["v3", "metric"]) => put_metrics(api, body).await,
+        (&Method::POST, ["v3", "metric"]) => put_metrics(api, body),
         (&Method::POST, ["v3", "reload"]) => reload(api).await,
         (&Method::POST, ["v3", "maintenance", switch @ ("enable" | "disable")]) => {
             maintenance(api, *switch == "enable").await
@@ -100,8 +120,9 @@ fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// `POST /v3/metric`: `{"name": number}`.
-async fn put_metrics(api: &Api, body: &[u8]) -> Reply {
+/// `POST /v3/metric`: `{"name": number}`. Every value is checked before any
+/// is recorded.
+fn put_metrics(api: &Api, body: &[u8]) -> Reply {
     let values = json_object(body).and_then(|object| {
         object
             .iter()
@@ -115,11 +136,24 @@ async fn put_metrics(api: &Api, body: &[u8]) -> Reply {
         Ok(values) => values,
         Err(message) => return text(StatusCode::UNPROCESSABLE_ENTITY, &message),
     };
-    match ask(api, |reply| Request::Metrics(values, reply)).await {
-        Some(Ok(())) => text(StatusCode::OK, ""),
-        Some(Err(message)) => text(StatusCode::UNPROCESSABLE_ENTITY, &message),
-        None => unavailable(),
+    let Some(metrics) = &api.metrics else {
+        return text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no telemetry is configured: there are no metrics",
+        );
+    };
+    let invalid = values
+        .iter()
+        .find_map(|(name, value)| metrics.check(name, *value).err());
+    if let Some(error) = invalid {
+        return text(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string());
     }
+    for (name, value) in values {
+        if let Err(error) = metrics.record(&name, value) {
+            return text(StatusCode::UNPROCESSABLE_ENTITY, &error.to_string());
+        }
+    }
+    text(StatusCode::OK, "")
 }
 
 async fn reload(api: &Api) -> Reply {

@@ -27,9 +27,10 @@ use crate::config::model::{Format, Frequency, JobConfig, JobRole, Restarts, When
 use crate::discovery::{Discovery, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
 use crate::events::{Bus, Event, EventCode};
-use crate::logging::OutputLabel;
+use crate::logging::{OutputLabel, OutputTail};
 use crate::process::{self, Process, SpawnSpec};
 use crate::reaper::{ExitStatus, Reaper};
+use crate::telemetry::Metrics;
 
 use registration::Registration;
 use restart::Backoff;
@@ -87,6 +88,8 @@ pub struct Shared {
     pub discovery: Option<Arc<Discovery>>,
     /// True while autopilot is in maintenance mode.
     pub maintenance: watch::Receiver<bool>,
+    /// The telemetry registry (2.x sensors record into it).
+    pub metrics: Option<Metrics>,
 }
 
 /// One job to run: its configuration, the jobs that run on its `stopping`,
@@ -386,8 +389,7 @@ impl Job {
         };
         match process::spawn(&self.shared.reaper, &spec) {
             Ok(mut process) => {
-                let label = OutputLabel::job(&self.config.name);
-                output::relay(&mut process, &label, self.shared.format, None);
+                self.relay_output(&mut process);
                 self.on_started(process);
             }
             Err(error) => {
@@ -418,6 +420,27 @@ impl Job {
             job: self.config.name.clone(),
             role: self.config.role.clone(),
             pid,
+        });
+    }
+
+    /// Logs the run's output; a 2.x sensor's stdout is also recorded into
+    /// its metric once the output has ended.
+    fn relay_output(&self, process: &mut Process) {
+        let label = OutputLabel::job(&self.config.name);
+        let format = self.shared.format;
+        let (JobRole::Sensor { metric }, Some(metrics)) = (&self.config.role, &self.shared.metrics)
+        else {
+            output::relay(process, &label, format, None);
+            return;
+        };
+        let tail = OutputTail::new();
+        let relays = output::relay(process, &label, format, Some(&tail));
+        let (metric, metrics) = (metric.clone(), metrics.clone());
+        tokio::spawn(async move {
+            futures_util::future::join_all(relays).await;
+            if let Err(error) = metrics.record_sensor_output(&metric, &tail.text()) {
+                tracing::warn!("sensor for {metric}: {error}");
+            }
         });
     }
 

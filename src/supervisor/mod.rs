@@ -30,6 +30,7 @@ use crate::logging::LogHandle;
 use crate::process;
 use crate::reaper::Reaper;
 use crate::signals;
+use crate::telemetry::{self, MetricError, Metrics};
 use crate::watches;
 
 use status::StatusBoard;
@@ -77,6 +78,13 @@ pub enum StartError {
         #[source]
         source: InterfaceError,
     },
+    #[error("config error: telemetry: {0}")]
+    Metrics(#[from] MetricError),
+    #[error("cannot serve telemetry on {address}: {source}")]
+    TelemetryListen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl StartError {
@@ -84,8 +92,11 @@ impl StartError {
     /// anything runs; system failures exit 1.
     fn exit_code(&self) -> i32 {
         match self {
-            StartError::Io(_) => 1,
-            StartError::Control(_) | StartError::Discovery(_) | StartError::Interfaces { .. } => 2,
+            StartError::Io(_) | StartError::TelemetryListen { .. } => 1,
+            StartError::Control(_)
+            | StartError::Discovery(_)
+            | StartError::Interfaces { .. }
+            | StartError::Metrics(_) => 2,
         }
     }
 }
@@ -154,6 +165,7 @@ impl Supervisor {
         let env = Environment::from_process();
         let services = advertised_services(&config, &env)?;
         let discovery = Discovery::from_config(&config)?.map(Arc::new);
+        let metrics = serve_telemetry(&config)?;
         let reaper = Reaper::install()?;
         let signals = signals::listen(reaper.clone())?;
         let (report_sender, reports) = mpsc::unbounded_channel();
@@ -168,12 +180,18 @@ impl Supervisor {
             format: config.format,
             discovery,
             maintenance,
+            metrics,
         };
         let (request_sender, requests) = mpsc::unbounded_channel();
-        let socket = control::bind(&config.control)?.map(|(listener, file)| {
+        let bound = match &config.control {
+            Some(control) => control::bind(control)?,
+            None => None,
+        };
+        let socket = bound.map(|(listener, file)| {
             let api = control::Api {
                 env: shared.env.clone(),
                 requests: request_sender,
+                metrics: shared.metrics.clone(),
             };
             control::serve(listener, api);
             file
@@ -216,11 +234,18 @@ impl Supervisor {
             tokio::select! {
                 Some(signal) = self.signals.recv() => self.on_signal(signal),
                 Some(report) = self.reports.recv() => self.on_report(report),
-                Some(event) = self.events.recv() => self.status.on_event(&event),
+                Some(event) = self.events.recv() => self.on_event(&event),
                 Some(request) = self.requests.recv() => self.on_request(request).await,
             }
         }
         self.codes.exit_code()
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        self.status.on_event(event);
+        if let Some(metrics) = &self.shared.metrics {
+            metrics.event(event.code.as_str(), &event.source);
+        }
     }
 
     fn start_job(&mut self, config: JobConfig, late: bool) {
@@ -252,6 +277,7 @@ impl Supervisor {
                 discovery.clone(),
                 self.shared.bus.clone(),
                 self.watch_counts.clone(),
+                self.shared.metrics.clone(),
             );
         }
     }
@@ -404,15 +430,6 @@ impl Supervisor {
             Request::Maintenance(enable, reply) => {
                 let _ = reply.send(self.set_maintenance(enable));
             }
-            Request::Metrics(values, reply) => {
-                let answer = match values.first() {
-                    Some((name, _)) => Err(format!(
-                        "unknown metric {name:?}: no telemetry is configured"
-                    )),
-                    None => Ok(()),
-                };
-                let _ = reply.send(answer);
-            }
             Request::Status(reply) => {
                 let counts = self.watch_counts.borrow().clone();
                 let _ = reply.send(self.status.to_json(self.maintenance, &counts));
@@ -521,4 +538,25 @@ fn advertised_services(
         }
     }
     Ok(services)
+}
+
+/// Builds the metrics registry and serves `/metrics` on the telemetry
+/// interface and port, when telemetry is configured.
+fn serve_telemetry(config: &Config) -> Result<Option<Metrics>, StartError> {
+    let Some(telemetry) = &config.telemetry else {
+        return Ok(None);
+    };
+    let metrics = Metrics::new(&telemetry.metrics)?;
+    let ip = find_ip(&telemetry.interfaces).map_err(|source| StartError::Interfaces {
+        job: "containerpilot (telemetry)".to_string(),
+        source,
+    })?;
+    let address = std::net::SocketAddr::new(ip, telemetry.port);
+    let listen = |source| StartError::TelemetryListen { address, source };
+    let listener = std::net::TcpListener::bind(address).map_err(listen)?;
+    listener.set_nonblocking(true).map_err(listen)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(listen)?;
+    telemetry::serve(listener, metrics.clone());
+    tracing::info!("telemetry: serving /metrics on {address}");
+    Ok(Some(metrics))
 }

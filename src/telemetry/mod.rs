@@ -167,6 +167,11 @@ impl Metrics {
         self.lookup(name)?.record(name, value)
     }
 
+    /// Checks that `record(name, value)` would succeed, without recording.
+    pub fn check(&self, name: &str, value: f64) -> Result<(), MetricError> {
+        self.lookup(name)?.validate(name, value)
+    }
+
     /// Records a 2.x sensor's stdout into `metric`: the output is trimmed and
     /// must then be one number.
     pub fn record_sensor_output(&self, metric: &str, stdout: &str) -> Result<(), MetricError> {
@@ -287,20 +292,26 @@ impl Instrument {
     }
 
     /// `metric` is the name the caller used, for the error message.
-    fn record(&self, metric: &str, value: f64) -> Result<(), MetricError> {
+    /// Would `value` be accepted?
+    fn validate(&self, metric: &str, value: f64) -> Result<(), MetricError> {
         if !value.is_finite() {
             return Err(MetricError::NotFinite {
                 metric: metric.to_string(),
                 value,
             });
         }
+        if matches!(self, Self::Counter(_)) && value < 0.0 {
+            return Err(MetricError::NegativeCounter {
+                metric: metric.to_string(),
+                value,
+            });
+        }
+        Ok(())
+    }
+
+    fn record(&self, metric: &str, value: f64) -> Result<(), MetricError> {
+        self.validate(metric, value)?;
         match self {
-            Self::Counter(_) if value < 0.0 => {
-                return Err(MetricError::NegativeCounter {
-                    metric: metric.to_string(),
-                    value,
-                })
-            }
             Self::Counter(counter) => counter.inc_by(value),
             Self::Gauge(gauge) => gauge.set(value),
             Self::Histogram(histogram) => histogram.observe(value),
