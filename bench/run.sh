@@ -4,6 +4,7 @@
 # writes it to bench/results.md. What each figure means: bench/README.md.
 #
 #   bench/run.sh [--quick] [--no-build]
+#   AUTOPILOT=/path/to/autopilot bench/run.sh --no-build   (measure another build)
 #
 # Needs root (PID and mount namespaces), gcc, and Debian's apt-get the first
 # time (tini, dumb-init and hyperfine are installed when missing).
@@ -12,7 +13,7 @@ export LC_ALL=C
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
-AUTOPILOT=$REPO_DIR/target/x86_64-unknown-linux-gnu/release/autopilot
+AUTOPILOT=${AUTOPILOT:-$REPO_DIR/target/x86_64-unknown-linux-gnu/release/autopilot}
 RESULTS=$BENCH_DIR/results.md
 
 QUICK=0
@@ -24,7 +25,7 @@ for arg in "$@"; do
         --no-build) BUILD=0 ;;
         --inner) INNER=1 ;; # internal: already inside the private mount namespace
         -h | --help)
-            sed -n '2,9s/^# \{0,1\}//p' "$0"
+            sed -n '2,10s/^# \{0,1\}//p' "$0"
             exit 0
             ;;
         *)
@@ -84,7 +85,7 @@ if ((QUICK)); then
     ORPHAN_RUNS=1 THROUGHPUT_MIB=500 THROUGHPUT_RUNS=1 IDLE_SECONDS=3
 else
     ROUNDS=10 STARTUP_PER_ROUND=30 SIGNAL_PER_ROUND=20 HYPERFINE_RUNS=200
-    ORPHAN_RUNS=5 THROUGHPUT_MIB=2000 THROUGHPUT_RUNS=3 IDLE_SECONDS=10
+    ORPHAN_RUNS=5 THROUGHPUT_MIB=2000 THROUGHPUT_RUNS=5 IDLE_SECONDS=10
 fi
 ORPHANS=2000
 
@@ -104,18 +105,19 @@ declare -A COLUMN_TITLE=(
 # ---- processes and cleanup ---------------------------------------------------------
 
 WORK=$(mktemp -d /tmp/autopilot-bench.XXXXXX)
+# Processes this script started and has not reaped yet: the command run() is
+# waiting for, and the unshares of the idle measurement. Each is a harness,
+# hyperfine or an unshare, and each takes its PID namespace down with it when
+# it dies (parent-death signal), so SIGKILL leaves nothing behind. Reaped
+# pids are dropped at once, so a recycled pid is never signalled.
+RUNNING=""
 BACKGROUND=()
 
-# Every background process is a harness, hyperfine or an unshare that takes
-# its PID namespace down with it when it dies (parent-death signal), so
-# SIGKILL leaves nothing behind.
 cleanup() {
     local pid
-    for pid in "${BACKGROUND[@]}"; do
+    for pid in $RUNNING "${BACKGROUND[@]}"; do
         kill -KILL "$pid" 2> /dev/null || true
-    done
-    for pid in "${BACKGROUND[@]}"; do
-        wait "$pid" 2> /dev/null || true
+        { wait "$pid" || true; } 2> /dev/null
     done
     umount /run 2> /dev/null || true
     rm -rf "$WORK"
@@ -127,10 +129,12 @@ trap 'exit 143' TERM
 # Runs a command in the background and waits for it, so that a signal to this
 # script runs the traps at once (and cleanup stops the command).
 run() {
+    local status=0
     "$@" &
-    local pid=$!
-    BACKGROUND+=("$pid")
-    wait "$pid"
+    RUNNING=$!
+    wait "$RUNNING" || status=$?
+    RUNNING=""
+    return "$status"
 }
 
 # ---- results -------------------------------------------------------------------------
@@ -210,30 +214,42 @@ measure_size() {
 
 # ---- startup ------------------------------------------------------------------------------
 
-# Rounds interleave the inits, so that load from elsewhere on the machine
-# falls on all of them alike.
-measure_startup() {
-    local round name median p90
-    log "startup: $((ROUNDS * STARTUP_PER_ROUND)) runs per init"
+# launch_rounds MODE PER_ROUND APP_ARGS...: runs the harness in rounds, each
+# running every init (and the APP alone) PER_ROUND times, so that load from
+# elsewhere on the machine falls on all of them alike. Appends each init's
+# samples to $WORK/MODE.NAME; a failure leaves $WORK/MODE.NAME.failed.
+launch_rounds() {
+    local mode=$1 per_round=$2 round name
+    shift 2
     for round in $(seq "$ROUNDS"); do
         for name in "${INITS[@]}" none; do
             command_of "$name"
-            run "$LAUNCH" startup "$STARTUP_PER_ROUND" -- "${CMD[@]}" "$APP" stamp \
-                >> "$WORK/startup.$name" 2>> "$WORK/stderr.log" || echo "failed" >> "$WORK/startup.$name.failed"
+            run "$LAUNCH" "$mode" "$per_round" -- "${CMD[@]}" "$APP" "$@" \
+                >> "$WORK/$mode.$name" 2>> "$WORK/stderr.log" || echo failed >> "$WORK/$mode.$name.failed"
         done
     done
-    row "startup: execve(init) → APP's main(), median / p90 (µs)"
-    row "\`init APP\` end to end: execve(init) → init reaped, median / p90 (µs)"
+}
+
+# latency_row TITLE MODE COLUMN: a row of "median / p90" in µs of the samples'
+# COLUMN (nanoseconds), for every init and the APP alone.
+latency_row() {
+    local title=$1 mode=$2 column=$3 name median p90
+    row "$title"
     for name in "${INITS[@]}" none; do
-        if [[ -e $WORK/startup.$name.failed ]]; then
-            cell "startup: execve(init) → APP's main(), median / p90 (µs)" "$name" error
+        if [[ -e $WORK/$mode.$name.failed ]]; then
+            cell "$title" "$name" error
             continue
         fi
-        read -r median p90 < <(stats "$WORK/startup.$name" 1)
-        cell "startup: execve(init) → APP's main(), median / p90 (µs)" "$name" "$(us "$median") / $(us "$p90")" "$median"
-        read -r median p90 < <(stats "$WORK/startup.$name" 2)
-        cell "\`init APP\` end to end: execve(init) → init reaped, median / p90 (µs)" "$name" "$(us "$median") / $(us "$p90")" "$median"
+        read -r median p90 < <(stats "$WORK/$mode.$name" "$column")
+        cell "$title" "$name" "$(us "$median") / $(us "$p90")" "$median"
     done
+}
+
+measure_startup() {
+    log "startup: $((ROUNDS * STARTUP_PER_ROUND)) runs per init"
+    launch_rounds startup "$STARTUP_PER_ROUND" stamp
+    latency_row "startup: execve(init) → APP's main(), median / p90 (µs)" startup 1
+    latency_row "\`init APP\` end to end: execve(init) → init reaped, median / p90 (µs)" startup 2
 }
 
 # hyperfine runs one command at a time, so it is called once per round (each
@@ -271,24 +287,9 @@ for t in json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["times"]:
 # ---- signal forwarding ----------------------------------------------------------------------
 
 measure_signal() {
-    local round name median p90 title="SIGTERM forwarding: kill(init) → APP's handler, median / p90 (µs)"
     log "SIGTERM forwarding: $((ROUNDS * SIGNAL_PER_ROUND)) runs per init"
-    for round in $(seq "$ROUNDS"); do
-        for name in "${INITS[@]}" none; do
-            command_of "$name"
-            run "$LAUNCH" signal "$SIGNAL_PER_ROUND" -- "${CMD[@]}" "$APP" sigterm \
-                >> "$WORK/signal.$name" 2>> "$WORK/stderr.log" || echo "failed" >> "$WORK/signal.$name.failed"
-        done
-    done
-    row "$title"
-    for name in "${INITS[@]}" none; do
-        if [[ -e $WORK/signal.$name.failed ]]; then
-            cell "$title" "$name" error
-            continue
-        fi
-        read -r median p90 < <(stats "$WORK/signal.$name" 1)
-        cell "$title" "$name" "$(us "$median") / $(us "$p90")" "$median"
-    done
+    launch_rounds signal "$SIGNAL_PER_ROUND" sigterm
+    latency_row "SIGTERM forwarding: kill(init) → APP's handler, median / p90 (µs)" signal 1
 }
 
 # ---- reaping ---------------------------------------------------------------------------------
@@ -322,8 +323,8 @@ measure_orphans() {
 # ---- stdout throughput ------------------------------------------------------------------------
 
 measure_throughput() {
-    local run_number name started finished bytes expected=$((THROUGHPUT_MIB * 1048576))
-    local title="APP stdout through a pipe ($THROUGHPUT_MIB MiB, dd piped to wc -c), median (MiB/s)"
+    local run_number name started finished bytes best expected=$((THROUGHPUT_MIB * 1048576))
+    local title="APP stdout through a pipe ($THROUGHPUT_MIB MiB, dd piped to wc -c), best of $THROUGHPUT_RUNS (MiB/s)"
     log "throughput: $THROUGHPUT_RUNS × $THROUGHPUT_MIB MiB per init"
     for run_number in $(seq "$THROUGHPUT_RUNS"); do
         for name in "${INITS[@]}" none; do
@@ -344,8 +345,8 @@ measure_throughput() {
             cell "$title" "$name" "error: $(head -1 "$WORK/throughput.$name.failed")"
             continue
         fi
-        read -r median _ < <(stats "$WORK/throughput.$name" 1)
-        cell "$title" "$name" "$median" "$median"
+        best=$(sort -n "$WORK/throughput.$name" | tail -1)
+        cell "$title" "$name" "$best" "$best"
     done
 }
 
@@ -498,7 +499,9 @@ measure_idle() {
     # sends the init SIGKILL, which ends the whole namespace.
     for key in "${!UNSHARE_PID[@]}"; do
         kill -KILL "${UNSHARE_PID[$key]}" 2> /dev/null || true
+        { wait "${UNSHARE_PID[$key]}" || true; } 2> /dev/null # no "Killed" notice
     done
+    BACKGROUND=()
     if ((configs)); then
         for jobs in "${job_counts[@]}"; do
             [[ -n ${BEFORE[jobs-$jobs]:-} ]] || cell "autopilot -config with $jobs jobs running sleep: peak RSS (KiB) / context switches over ${IDLE_SECONDS} s" autopilot "error: the jobs did not start"
@@ -537,7 +540,7 @@ report() {
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "- kernel: $(uname -srm)"
     echo "- CPU: ${cpu_model:-unknown} ($(nproc) CPUs online); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- autopilot $(git -C "$REPO_DIR" rev-parse --short HEAD 2> /dev/null || echo '?') (release build), $(tini --version 2> /dev/null | head -1), dumb-init $(dumb-init --version 2>&1 | head -1 | awk '{ print $2 }')"
+    echo "- autopilot $("$AUTOPILOT" -version 2> /dev/null | awk '{ printf "%s%s", sep, $2; sep = " git " }'), $(tini --version 2> /dev/null | head -1), dumb-init $(dumb-init --version 2>&1 | head -1 | awk '{ print $2 }')"
     echo "- mode: $( ((QUICK)) && echo quick || echo full): $((ROUNDS * STARTUP_PER_ROUND)) startups, $((ROUNDS * SIGNAL_PER_ROUND)) signals, $ORPHAN_RUNS × $ORPHANS orphans, $THROUGHPUT_RUNS × $THROUGHPUT_MIB MiB per init; the APP is bench/app.c (static); see bench/README.md"
     echo
     print_table
