@@ -10,6 +10,7 @@
 
 use clap::{ArgAction, CommandFactory, Parser};
 
+use crate::config::{self, Source};
 use crate::supervisor::{self, Plan};
 
 /// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
@@ -29,6 +30,20 @@ pub struct Cli {
     /// Print the version and git hash, then exit.
     #[arg(long)]
     pub version: bool,
+
+    /// Render the configuration template, print it, and exit.
+    #[arg(long)]
+    pub template: bool,
+
+    /// With -template: where to write the rendered configuration
+    /// (`-` for stdout).
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub out: String,
+
+    /// Validate the configuration, print it normalized as JSON, and exit
+    /// (0 valid, 2 invalid).
+    #[arg(long)]
+    pub check: bool,
 
     /// The APP to wrap, with its arguments.
     #[arg(
@@ -60,15 +75,92 @@ fn run(cli: Cli) -> i32 {
         println!("GitHash: {}", env!("AUTOPILOT_GIT_HASH"));
         return 0;
     }
+    let source = config::locate(cli.config.as_deref());
+    let app = (!cli.app.is_empty()).then_some(cli.app.as_slice());
+    if cli.template {
+        return render_config(source.as_ref(), &cli.out);
+    }
+    if cli.check {
+        return check_config(source.as_ref(), app);
+    }
+    if let Some(source) = &source {
+        if let Err(error) = config::load(source, app) {
+            eprintln!("{error}");
+            return 2;
+        }
+    }
     if cli.app.is_empty() {
         eprintln!("{}", Cli::command().render_usage());
         eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
         return 2;
     }
+    let app = match config::render_args(&cli.app, &config::process_env()) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("{error}");
+            return 2;
+        }
+    };
     supervisor::run(Plan {
-        app: cli.app,
+        app,
         grace: supervisor::DEFAULT_GRACE,
     })
+}
+
+/// `-template [-out FILE]`: prints (or writes) the rendered configuration.
+fn render_config(source: Option<&Source>, out: &str) -> i32 {
+    let Some(source) = source else {
+        eprintln!("autopilot: -template needs a configuration (-config or CONTAINERPILOT)");
+        return 2;
+    };
+    let rendered = match config::render_source(source, &config::process_env()) {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            eprintln!("{error}");
+            return 2;
+        }
+    };
+    let written = match out {
+        "-" => std::io::Write::write_all(&mut std::io::stdout(), rendered.as_bytes()),
+        path => std::fs::write(path.strip_prefix("file://").unwrap_or(path), rendered),
+    };
+    match written {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("autopilot: cannot write the rendered configuration to {out}: {error}");
+            1
+        }
+    }
+}
+
+/// `--check`: validates and prints the normalized configuration as JSON;
+/// warnings go to stderr. Exits 0 when valid, 2 when not.
+fn check_config(source: Option<&Source>, app: Option<&[String]>) -> i32 {
+    let Some(source) = source else {
+        eprintln!("autopilot: --check needs a configuration (-config or CONTAINERPILOT)");
+        return 2;
+    };
+    match config::load_with_env(source, app, &config::process_env()) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("autopilot: warning: {warning}");
+            }
+            match serde_json::to_string_pretty(&loaded.config) {
+                Ok(json) => {
+                    println!("{json}");
+                    0
+                }
+                Err(error) => {
+                    eprintln!("autopilot: cannot print the configuration: {error}");
+                    1
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            2
+        }
+    }
 }
 
 /// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)
@@ -141,6 +233,11 @@ mod tests {
         assert_eq!(norm(&["-config=x.json"]), ["--config=x.json"]);
         assert_eq!(norm(&["--config", "-x"]), ["--config", "-x"]);
         assert_eq!(norm(&["-version"]), ["--version"]);
+        assert_eq!(
+            norm(&["-config", "c", "-template", "-out", "f"]),
+            ["--config", "c", "--template", "--out", "f"]
+        );
+        assert_eq!(norm(&["--check", "-config=c"]), ["--check", "--config=c"]);
         assert_eq!(norm(&["-version=true"]), ["--version"]);
         assert!(norm(&["-version=false"]).is_empty());
     }

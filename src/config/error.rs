@@ -13,6 +13,8 @@ use std::path::PathBuf;
 pub enum Origin {
     File(PathBuf),
     Inline,
+    /// The wrapped APP's argument at this index (0 is the program).
+    AppArgument(usize),
 }
 
 impl fmt::Display for Origin {
@@ -20,6 +22,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::File(path) => write!(f, "{}", path.display()),
             Origin::Inline => f.write_str("inline config"),
+            Origin::AppArgument(index) => write!(f, "APP argument {index}"),
         }
     }
 }
