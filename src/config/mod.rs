@@ -170,9 +170,21 @@ pub fn load_str(
     let tree = json5::parse(&rendered, origin, rendered != text)?;
     let app = app.filter(|argv| !argv.is_empty());
     let mut warnings = Vec::new();
-    let config = match detect(&tree)? {
-        Format::V3 => v3::decode(&Object::new(&tree, "", &v3::TOP_KEYS)?, app, &mut warnings)?,
-        Format::V2 => v2::decode(&Object::new(&tree, "", &v2::TOP_KEYS)?, app, &mut warnings)?,
+    let format = detect(&tree)?;
+    let top_keys: &[&'static str] = match format {
+        Format::V3 => &v3::TOP_KEYS,
+        Format::V2 => &v2::TOP_KEYS,
+    };
+    let root = Object::new(&tree, "", top_keys)?;
+    if root.has("consul") && root.has("etcd") {
+        return Err(ConfigError::invalid(
+            "",
+            "configure one discovery backend, consul or etcd, not both",
+        ));
+    }
+    let config = match format {
+        Format::V3 => v3::decode(&root, app, &mut warnings)?,
+        Format::V2 => v2::decode(&root, app, &mut warnings)?,
     };
     Ok(Loaded { config, warnings })
 }
