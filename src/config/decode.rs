@@ -55,6 +55,7 @@ fn wrong_type(path: &str, want: &str, got: &Value) -> ConfigError {
 }
 
 /// An object whose keys were all checked against the known ones.
+#[derive(Debug)]
 pub struct Object<'a> {
     path: String,
     fields: Vec<(&'static str, &'a Value)>,

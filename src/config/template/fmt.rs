@@ -486,12 +486,12 @@ mod tests {
             (
                 "%.2f %e %g %G",
                 vec![
-                    Value::Float(3.14159),
+                    Value::Float(3.14659),
                     Value::Float(1234.5),
                     Value::Float(0.5),
                     Value::Float(1e-7),
                 ],
-                "3.14 1.234500e+03 0.5 1E-07",
+                "3.15 1.234500e+03 0.5 1E-07",
             ),
             (
                 "%.3g %.3g",
@@ -506,7 +506,7 @@ mod tests {
             ("%T %T", vec![s("x"), Value::Int(1)], "string int"),
             ("100%%", vec![], "100%"),
             ("%*d", vec![Value::Int(4), Value::Int(7)], "   7"),
-            ("%08.3f", vec![Value::Float(-3.14159)], "-003.142"),
+            ("%08.3f", vec![Value::Float(-3.14659)], "-003.147"),
         ];
         for (format, args, want) in cases {
             assert_eq!(sprintf(format, args), *want, "{format}");

@@ -70,14 +70,14 @@ pub fn parse(pieces: Vec<Piece>) -> Result<Vec<Node>, TemplateError> {
     };
     let (list, end) = parser.list()?;
     match end {
-        End::Eof => Ok(list),
-        End::End(pos) => Err(TemplateError::new(pos, "unexpected {{end}}")),
-        End::Else(pos, _) => Err(TemplateError::new(pos, "unexpected {{else}}")),
+        Closer::Eof => Ok(list),
+        Closer::End(pos) => Err(TemplateError::new(pos, "unexpected {{end}}")),
+        Closer::Else(pos, _) => Err(TemplateError::new(pos, "unexpected {{else}}")),
     }
 }
 
 /// What stopped a list of nodes.
-enum End {
+enum Closer {
     Eof,
     End(usize),
     /// `{{else}}`, or `{{else if ...}}` with the tokens after `else`.
@@ -92,7 +92,7 @@ struct Parser {
 }
 
 impl Parser {
-    fn list(&mut self) -> Result<(Vec<Node>, End), TemplateError> {
+    fn list(&mut self) -> Result<(Vec<Node>, Closer), TemplateError> {
         let mut nodes = Vec::new();
         while let Some(piece) = self.pieces.next() {
             match piece {
@@ -103,7 +103,7 @@ impl Parser {
                 },
             }
         }
-        Ok((nodes, End::Eof))
+        Ok((nodes, Closer::Eof))
     }
 
     fn action(&mut self, tokens: Vec<Token>, pos: usize) -> Result<Step, TemplateError> {
@@ -116,9 +116,9 @@ impl Parser {
         match keyword {
             "end" => {
                 expect_alone(&tokens, "end")?;
-                Ok(Step::Stop(End::End(at)))
+                Ok(Step::Stop(Closer::End(at)))
             }
-            "else" => Ok(Step::Stop(End::Else(at, tokens[1..].to_vec()))),
+            "else" => Ok(Step::Stop(Closer::Else(at, tokens[1..].to_vec()))),
             "if" | "with" | "range" => self.control(keyword, &tokens[1..], at).map(Step::Node),
             "define" | "template" | "block" | "break" | "continue" => Err(TemplateError::new(
                 at,
@@ -139,13 +139,13 @@ impl Parser {
         let pipe = self.pipeline(tokens, at, keyword == "range")?;
         let (list, mut end) = self.list()?;
         let mut else_list = Vec::new();
-        if let End::Else(else_at, rest) = end {
+        if let Closer::Else(else_at, rest) = end {
             let else_if =
                 matches!(rest.first(), Some(Token { kind: Tok::Ident(w), .. }) if w == "if");
             if else_if && keyword == "if" {
                 // {{if a}}x{{else if b}}y{{end}} is {{if a}}x{{else}}{{if b}}y{{end}}{{end}}
                 else_list.push(self.control("if", &rest[1..], rest[0].pos)?);
-                end = End::End(else_at);
+                end = Closer::End(else_at);
             } else {
                 if let Some(extra) = rest.first() {
                     return Err(TemplateError::new(
@@ -166,16 +166,16 @@ impl Parser {
             else_list,
         };
         match end {
-            End::End(_) => Ok(match keyword {
+            Closer::End(_) => Ok(match keyword {
                 "if" => Node::If(branch),
                 "with" => Node::With(branch),
                 _ => Node::Range(branch),
             }),
-            End::Else(pos, _) => Err(TemplateError::new(
+            Closer::Else(pos, _) => Err(TemplateError::new(
                 pos,
                 "expected {{end}}, found another {{else}}",
             )),
-            End::Eof => Err(TemplateError::new(
+            Closer::Eof => Err(TemplateError::new(
                 at,
                 format!("unexpected EOF: {{{{{keyword}}}}} has no {{{{end}}}}"),
             )),
@@ -373,7 +373,7 @@ impl Parser {
 
 enum Step {
     Node(Node),
-    Stop(End),
+    Stop(Closer),
 }
 
 struct Cursor<'t> {
