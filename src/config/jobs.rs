@@ -7,10 +7,11 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use super::decode::{self, Result};
+use super::decode::{self, Object, Result};
 use super::error::ConfigError;
 use super::model::{
-    CheckStatus, JobConfig, JobRole, Restarts, TelemetryConfig, WatchConfig, When, GLOBAL_SOURCE,
+    CheckStatus, JobConfig, JobConsulExtras, JobRole, Restarts, TelemetryConfig, WatchConfig, When,
+    GLOBAL_SOURCE,
 };
 use super::sections::one_of;
 use crate::events::EventCode;
@@ -104,6 +105,82 @@ pub fn telemetry_job(telemetry: &TelemetryConfig) -> JobConfig {
     job.interfaces = telemetry.interfaces.clone();
     job.tags = telemetry.tags.clone();
     job
+}
+
+/// The catalog registration fields both formats share: `port` (0 or absent:
+/// not registered; otherwise a health check and a catalog-safe name are
+/// required), `initial_status`, `tags`, `interfaces` (a string or an
+/// array) and `consul` extras.
+pub fn read_registration(
+    object: &Object<'_>,
+    job: &mut JobConfig,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    job.port = match object.int("port")? {
+        None | Some(0) => None,
+        Some(port) => Some(u16::try_from(port).map_err(|_| {
+            ConfigError::invalid(
+                object.at("port"),
+                format!("{port} is not a TCP port (1-65535)"),
+            )
+        })?),
+    };
+    if job.port.is_some() {
+        if job.health.is_none() && job.name != TELEMETRY_JOB {
+            return Err(ConfigError::invalid(
+                object.at("port"),
+                "a job with a port needs a health check (health: {exec, interval, ttl}) to be advertised",
+            ));
+        }
+        check_service_name(&job.name, &object.at("name"))?;
+    }
+    job.initial_status = initial_status(object, job.port.is_some(), warnings)?;
+    job.tags = object.strings("tags")?.unwrap_or_default();
+    if let Some(interfaces) = object.string_or_strings("interfaces")? {
+        job.interfaces = interfaces;
+    }
+    if let Some(consul) = object.object(
+        "consul",
+        &["enableTagOverride", "deregisterCriticalServiceAfter"],
+    )? {
+        job.consul = JobConsulExtras {
+            enable_tag_override: consul.bool("enableTagOverride")?.unwrap_or(false),
+            deregister_critical_service_after: consul.duration("deregisterCriticalServiceAfter")?,
+        };
+    }
+    Ok(())
+}
+
+/// `initial_status` (or `initialStatus`, the spelling ContainerPilot's docs
+/// used). Like ContainerPilot, it is only checked for advertised jobs; on
+/// others it is ignored with a warning.
+fn initial_status(
+    object: &Object<'_>,
+    advertised: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Option<CheckStatus>> {
+    let key = match (object.has("initial_status"), object.has("initialStatus")) {
+        (true, true) => {
+            return Err(ConfigError::invalid(
+                object.path(),
+                "give initial_status or initialStatus, not both",
+            ));
+        }
+        (true, false) => "initial_status",
+        (false, true) => "initialStatus",
+        (false, false) => return Ok(None),
+    };
+    let Some(text) = object.non_empty_string(key)? else {
+        return Ok(None);
+    };
+    if !advertised {
+        warnings.push(format!(
+            "{}: ignored, the job has no port so it is never registered",
+            object.at(key)
+        ));
+        return Ok(None);
+    }
+    check_status(&text, &object.at(key)).map(Some)
 }
 
 /// `restarts`: `"unlimited"`, `"never"`, or a count (number or numeric

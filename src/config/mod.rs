@@ -182,11 +182,42 @@ pub fn load_str(
             "configure one discovery backend, consul or etcd, not both",
         ));
     }
-    let config = match format {
+    let parts = match format {
         Format::V3 => v3::decode(&root, app, &mut warnings)?,
         Format::V2 => v2::decode(&root, app, &mut warnings)?,
     };
+    let config = Config {
+        format,
+        consul: root
+            .get("consul")
+            .map(|v| sections::consul(v, "consul"))
+            .transpose()?
+            .flatten(),
+        etcd: root
+            .get("etcd")
+            .map(|v| sections::etcd(v, "etcd"))
+            .transpose()?,
+        logging: root
+            .get("logging")
+            .map(|v| sections::logging(v, "logging"))
+            .transpose()?
+            .unwrap_or_default(),
+        jobs: parts.jobs,
+        watches: parts.watches,
+        control: parts.control,
+        telemetry: parts.telemetry,
+    };
     Ok(Loaded { config, warnings })
+}
+
+/// What a format's front end decides; the sections both formats share
+/// (`consul`, `etcd`, `logging`) are read by [`load_str`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parts {
+    pub jobs: Vec<model::JobConfig>,
+    pub watches: Vec<model::WatchConfig>,
+    pub control: model::ControlConfig,
+    pub telemetry: Option<model::TelemetryConfig>,
 }
 
 /// Keys only a 3.x config has.

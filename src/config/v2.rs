@@ -12,11 +12,12 @@ use super::decode::{Object, Result};
 use super::error::ConfigError;
 use super::jobs::{self, new_job};
 use super::model::{
-    Config, Format, Frequency, HealthCheck, HealthConfig, JobConfig, JobConsulExtras, JobRole,
-    MetricConfig, Restarts, TelemetryConfig, WatchConfig, When,
+    Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, MetricConfig, Restarts,
+    TelemetryConfig, WatchConfig, When,
 };
 use super::sections;
 use super::v3::whole_seconds;
+use super::Parts;
 use crate::events::EventCode;
 
 pub const TOP_KEYS: [&str; 13] = [
@@ -67,7 +68,7 @@ pub fn decode(
     root: &Object<'_>,
     app: Option<&[String]>,
     warnings: &mut Vec<String>,
-) -> Result<Config> {
+) -> Result<Parts> {
     if root.has("consul") && root.has("etcd") {
         return Err(ConfigError::invalid(
             "",
@@ -76,7 +77,8 @@ pub fn decode(
     }
     let mut jobs_list = Vec::new();
     for (path, value) in root.array("services")? {
-        jobs::add_unique(&mut jobs_list, service(&path, value)?, &path)?;
+        let job = service(&path, value, warnings)?;
+        jobs::add_unique(&mut jobs_list, job, &path)?;
     }
     let pre_start = hooks(root, app, &mut jobs_list, warnings)?;
     let after_pre_start = match &pre_start {
@@ -111,22 +113,7 @@ pub fn decode(
         jobs::add_unique(&mut jobs_list, jobs::telemetry_job(telemetry), "telemetry")?;
     }
     warnings.extend(jobs::dangling_sources(&jobs_list, &watches));
-    Ok(Config {
-        format: Format::V2,
-        consul: root
-            .get("consul")
-            .map(|v| sections::consul(v, "consul"))
-            .transpose()?
-            .flatten(),
-        etcd: root
-            .get("etcd")
-            .map(|v| sections::etcd(v, "etcd"))
-            .transpose()?,
-        logging: root
-            .get("logging")
-            .map(|v| sections::logging(v, "logging"))
-            .transpose()?
-            .unwrap_or_default(),
+    Ok(Parts {
         jobs: jobs_list,
         watches,
         control: Default::default(),
@@ -237,7 +224,7 @@ fn hook(
     Ok(job)
 }
 
-fn service(path: &str, value: &Value) -> Result<JobConfig> {
+fn service(path: &str, value: &Value, warnings: &mut Vec<String>) -> Result<JobConfig> {
     let object = Object::new(value, path, &SERVICE_KEYS)?;
     let name = object
         .non_empty_string("name")?
@@ -261,36 +248,7 @@ fn service(path: &str, value: &Value) -> Result<JobConfig> {
             .unwrap_or(interval),
         logging_raw: false,
     });
-    job.port = match object.int("port")? {
-        None | Some(0) => None,
-        Some(port) => Some(u16::try_from(port).map_err(|_| {
-            ConfigError::invalid(
-                object.at("port"),
-                format!("{port} is not a TCP port (1-65535)"),
-            )
-        })?),
-    };
-    if let Some(interfaces) = object.string_or_strings("interfaces")? {
-        job.interfaces = interfaces;
-    }
-    job.tags = object.strings("tags")?.unwrap_or_default();
-    if let Some(consul) = object.object(
-        "consul",
-        &["enableTagOverride", "deregisterCriticalServiceAfter"],
-    )? {
-        job.consul = JobConsulExtras {
-            enable_tag_override: consul.bool("enableTagOverride")?.unwrap_or(false),
-            deregister_critical_service_after: consul.duration("deregisterCriticalServiceAfter")?,
-        };
-    }
-    let status_key = if object.has("initialStatus") {
-        "initialStatus"
-    } else {
-        "initial_status"
-    };
-    if let Some(status) = object.non_empty_string(status_key)? {
-        job.initial_status = Some(jobs::check_status(&status, &object.at(status_key))?);
-    }
+    jobs::read_registration(&object, &mut job, warnings)?;
     Ok(job)
 }
 

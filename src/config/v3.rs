@@ -10,12 +10,12 @@ use serde_json::Value;
 
 use super::decode::{Object, Result};
 use super::error::{did_you_mean, ConfigError};
-use super::jobs::{self, new_job, TELEMETRY_JOB};
+use super::jobs::{self, new_job};
 use super::model::{
-    Config, Format, Frequency, HealthCheck, HealthConfig, JobConfig, JobConsulExtras, JobRole,
-    TelemetryConfig, WatchConfig, When,
+    Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, TelemetryConfig, WatchConfig, When,
 };
 use super::sections;
+use super::Parts;
 use crate::events::{EventCode, SIGNAL_EVENT_SOURCES};
 
 pub const TOP_KEYS: [&str; 8] = [
@@ -63,7 +63,7 @@ pub fn decode(
     root: &Object<'_>,
     app: Option<&[String]>,
     warnings: &mut Vec<String>,
-) -> Result<Config> {
+) -> Result<Parts> {
     let mut jobs_list = Vec::new();
     for (path, value) in root.array("jobs")? {
         let job = job(&path, value, warnings)?;
@@ -85,22 +85,7 @@ pub fn decode(
     }
     jobs::check_one_primary(&jobs_list)?;
     warnings.extend(jobs::dangling_sources(&jobs_list, &watches));
-    Ok(Config {
-        format: Format::V3,
-        consul: root
-            .get("consul")
-            .map(|v| sections::consul(v, "consul"))
-            .transpose()?
-            .flatten(),
-        etcd: root
-            .get("etcd")
-            .map(|v| sections::etcd(v, "etcd"))
-            .transpose()?,
-        logging: root
-            .get("logging")
-            .map(|v| sections::logging(v, "logging"))
-            .transpose()?
-            .unwrap_or_default(),
+    Ok(Parts {
         jobs: jobs_list,
         watches,
         control: root
@@ -151,30 +136,7 @@ fn job(path: &str, value: &Value, warnings: &mut Vec<String>) -> Result<JobConfi
         .object("health", &HEALTH_KEYS)?
         .map(|h| health(&h))
         .transpose()?;
-    job.port = port(&object)?;
-    if job.port.is_some() {
-        if job.health.is_none() && job.name != TELEMETRY_JOB {
-            return Err(ConfigError::invalid(
-                object.at("port"),
-                "a job with a port needs a health check (health: {exec, interval, ttl}) to be advertised",
-            ));
-        }
-        jobs::check_service_name(&job.name, &object.at("name"))?;
-    }
-    job.initial_status = initial_status(&object, job.port.is_some(), warnings)?;
-    job.tags = object.strings("tags")?.unwrap_or_default();
-    if let Some(interfaces) = object.string_or_strings("interfaces")? {
-        job.interfaces = interfaces;
-    }
-    if let Some(consul) = object.object(
-        "consul",
-        &["enableTagOverride", "deregisterCriticalServiceAfter"],
-    )? {
-        job.consul = JobConsulExtras {
-            enable_tag_override: consul.bool("enableTagOverride")?.unwrap_or(false),
-            deregister_critical_service_after: consul.duration("deregisterCriticalServiceAfter")?,
-        };
-    }
+    jobs::read_registration(&object, &mut job, warnings)?;
     if let Some(signal) = object.get("stopSignal") {
         job.stop_signal = jobs::signal_number(signal, &object.at("stopSignal"))?;
     }
@@ -202,50 +164,6 @@ fn at_least(object: &Object<'_>, key: &str, minimum: Duration) -> Result<Option<
         )),
         other => Ok(other),
     }
-}
-
-fn port(object: &Object<'_>) -> Result<Option<u16>> {
-    match object.int("port")? {
-        None | Some(0) => Ok(None),
-        Some(port) => u16::try_from(port).map(Some).map_err(|_| {
-            ConfigError::invalid(
-                object.at("port"),
-                format!("{port} is not a TCP port (1-65535)"),
-            )
-        }),
-    }
-}
-
-/// `initial_status` (or `initialStatus`, the spelling ContainerPilot's docs
-/// used). Like ContainerPilot, it is only checked for advertised jobs; on
-/// others it is ignored with a warning.
-fn initial_status(
-    object: &Object<'_>,
-    advertised: bool,
-    warnings: &mut Vec<String>,
-) -> Result<Option<super::model::CheckStatus>> {
-    let key = match (object.has("initial_status"), object.has("initialStatus")) {
-        (true, true) => {
-            return Err(ConfigError::invalid(
-                object.path(),
-                "give initial_status or initialStatus, not both",
-            ));
-        }
-        (true, false) => "initial_status",
-        (false, true) => "initialStatus",
-        (false, false) => return Ok(None),
-    };
-    let Some(text) = object.non_empty_string(key)? else {
-        return Ok(None);
-    };
-    if !advertised {
-        warnings.push(format!(
-            "{}: ignored, the job has no port so it is never registered",
-            object.at(key)
-        ));
-        return Ok(None);
-    }
-    jobs::check_status(&text, &object.at(key)).map(Some)
 }
 
 fn when(object: &Object<'_>) -> Result<When> {
