@@ -271,3 +271,74 @@ fn join(keys: &[&String]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sources_from_flag_values() {
+        assert_eq!(
+            Source::from_value("/etc/cp.json5"),
+            Source::File("/etc/cp.json5".into())
+        );
+        assert_eq!(
+            Source::from_value("file:///etc/cp.json"),
+            Source::File("/etc/cp.json".into())
+        );
+        assert_eq!(
+            Source::from_value("  {consul: 'c'}"),
+            Source::Inline("  {consul: 'c'}".into())
+        );
+        assert_eq!(
+            Source::Inline(String::new()).origin().to_string(),
+            "inline config"
+        );
+    }
+
+    #[test]
+    fn format_detection() {
+        assert_eq!(detect(&json!({"jobs": []})).unwrap(), Format::V3);
+        assert_eq!(
+            detect(&json!({"consul": "c", "stopTimeout": 5})).unwrap(),
+            Format::V3
+        );
+        assert_eq!(detect(&json!({"Services": []})).unwrap(), Format::V2);
+        assert_eq!(
+            detect(&json!({"telemetry": {"sensors": []}})).unwrap(),
+            Format::V2
+        );
+        assert_eq!(
+            detect(&json!({"telemetry": {"metrics": []}})).unwrap(),
+            Format::V3
+        );
+        let mixed = detect(&json!({"watches": [], "telemetry": {"sensors": []}}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            mixed.contains("(watches) with 2.x keys (telemetry.sensors)"),
+            "{mixed}"
+        );
+    }
+
+    #[test]
+    fn app_arguments_render_with_their_position() {
+        let env: Env = [("PORT".to_string(), "80".to_string())].into();
+        let args = [
+            "nginx".to_string(),
+            "-p".to_string(),
+            "{{ .PORT }}".to_string(),
+        ];
+        assert_eq!(render_args(&args, &env).unwrap(), ["nginx", "-p", "80"]);
+        let error = render_args(&["x".to_string(), "{{ nope }}".to_string()], &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "config error: APP argument 1:1:4: template: function \"nope\" not defined"
+            ),
+            "{error}"
+        );
+    }
+}
