@@ -10,8 +10,13 @@
 
 use clap::{ArgAction, CommandFactory, Parser};
 
+use std::path::PathBuf;
+
+use crate::config::model::{Config, ControlConfig};
 use crate::config::{self, Source};
-use crate::supervisor::{self, Plan};
+use crate::control::client::{self, Command as ClientCommand};
+use crate::logging;
+use crate::supervisor::{self, Reloader};
 
 /// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
 #[derive(Debug, Parser)]
@@ -45,6 +50,38 @@ pub struct Cli {
     #[arg(long)]
     pub check: bool,
 
+    /// Ask the running autopilot to reload its configuration.
+    #[arg(long, help_heading = "Control commands")]
+    pub reload: bool,
+
+    /// Check that the running autopilot answers on its control socket.
+    #[arg(long, help_heading = "Control commands")]
+    pub ping: bool,
+
+    /// Enter or leave maintenance mode (deregisters / re-registers services).
+    #[arg(long, value_name = "enable|disable", value_parser = ["enable", "disable"], help_heading = "Control commands")]
+    pub maintenance: Option<String>,
+
+    /// Set (K=V) or clear (K) an environment variable for future processes.
+    #[arg(long, value_name = "K=V", help_heading = "Control commands")]
+    pub putenv: Vec<String>,
+
+    /// Record a value into a telemetry metric.
+    #[arg(long, value_name = "K=V", help_heading = "Control commands")]
+    pub putmetric: Vec<String>,
+
+    /// Show the state of every job and watch.
+    #[arg(long, help_heading = "Control commands")]
+    pub status: bool,
+
+    /// With --status: print the raw JSON.
+    #[arg(long, requires = "status", help_heading = "Control commands")]
+    pub json: bool,
+
+    /// Send a signal to one job's process group.
+    #[arg(long, value_name = "JOB=SIGNAL", help_heading = "Control commands")]
+    pub signal: Option<String>,
+
     /// The APP to wrap, with its arguments.
     #[arg(
         trailing_var_arg = true,
@@ -57,7 +94,13 @@ pub struct Cli {
 /// Parses the process's arguments, runs what they ask for, and returns the
 /// exit code.
 pub fn main() -> i32 {
-    let args = normalize(std::env::args().collect());
+    let args = match normalize(std::env::args().collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}\n\n{}", Cli::command().render_usage());
+            return 2;
+        }
+    };
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
@@ -76,34 +119,52 @@ fn run(cli: Cli) -> i32 {
         return 0;
     }
     let source = config::locate(cli.config.as_deref());
-    let app = (!cli.app.is_empty()).then_some(cli.app.as_slice());
+    let app = (!cli.app.is_empty()).then(|| cli.app.clone());
     if cli.template {
         return render_config(source.as_ref(), &cli.out);
     }
     if cli.check {
-        return check_config(source.as_ref(), app);
+        return check_config(source.as_ref(), app.as_deref());
     }
-    if let Some(source) = &source {
-        if let Err(error) = config::load(source, app) {
-            eprintln!("{error}");
-            return 2;
+    if let Some(command) = control_command(&cli) {
+        return client::run(command, &control_socket(source.as_ref()));
+    }
+    let (config, warnings) = match (&source, app) {
+        (Some(source), app) => {
+            match config::load_with_env(source, app.as_deref(), &config::process_env()) {
+                Ok(loaded) => (loaded.config, loaded.warnings),
+                Err(error) => {
+                    eprintln!("{error}");
+                    return 2;
+                }
+            }
         }
-    }
-    if cli.app.is_empty() {
-        eprintln!("{}", Cli::command().render_usage());
-        eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
-        return 2;
-    }
-    let app = match config::render_args(&cli.app, &config::process_env()) {
-        Ok(app) => app,
-        Err(error) => {
-            eprintln!("{error}");
+        (None, Some(app)) => (Config::app_only(app), Vec::new()),
+        (None, None) => {
+            eprintln!("{}", Cli::command().render_usage());
+            eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
             return 2;
         }
     };
-    supervisor::run(Plan {
-        app,
-        grace: supervisor::DEFAULT_GRACE,
+    match logging::init(&config.logging) {
+        Ok(log) => {
+            for warning in warnings {
+                tracing::warn!("config: {warning}");
+            }
+            supervisor::run(config, source.map(|s| reloader(s, cli.app)), log)
+        }
+        Err(error) => {
+            eprintln!("autopilot: {error}");
+            1
+        }
+    }
+}
+
+/// Re-reads `source` (with the same APP) when a reload is asked for.
+fn reloader(source: Source, app: Vec<String>) -> Reloader {
+    Box::new(move || {
+        let app = (!app.is_empty()).then_some(app.as_slice());
+        config::load(&source, app).map_err(|error| error.to_string())
     })
 }
 
@@ -163,11 +224,42 @@ fn check_config(source: Option<&Source>, app: Option<&[String]>) -> i32 {
     }
 }
 
+/// The control-plane client command the flags ask for, if any.
+fn control_command(cli: &Cli) -> Option<ClientCommand> {
+    if cli.ping {
+        Some(ClientCommand::Ping)
+    } else if cli.reload {
+        Some(ClientCommand::Reload)
+    } else if let Some(switch) = &cli.maintenance {
+        Some(ClientCommand::Maintenance(switch == "enable"))
+    } else if !cli.putenv.is_empty() {
+        Some(ClientCommand::PutEnv(cli.putenv.clone()))
+    } else if !cli.putmetric.is_empty() {
+        Some(ClientCommand::PutMetric(cli.putmetric.clone()))
+    } else if cli.status {
+        Some(ClientCommand::Status { json: cli.json })
+    } else {
+        cli.signal.clone().map(ClientCommand::Signal)
+    }
+}
+
+/// The socket the client commands talk to: the configuration's
+/// `control.socket` when there is a (valid) configuration, else the default.
+fn control_socket(source: Option<&Source>) -> PathBuf {
+    source
+        .and_then(|source| config::load_with_env(source, None, &config::process_env()).ok())
+        .map_or_else(
+            || ControlConfig::default().socket,
+            |loaded| loaded.config.control.socket,
+        )
+}
+
 /// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)
 /// into the GNU forms clap parses (`--config x`, `--version`, nothing).
 /// Stops at `--` or at the first argument that is not a flag: that is the APP,
-/// and it and its arguments are passed through unchanged.
-pub fn normalize(args: Vec<String>) -> Vec<String> {
+/// and it and its arguments are passed through unchanged. A flag autopilot
+/// does not know is an error (as in Go), not the APP.
+pub fn normalize(args: Vec<String>) -> Result<Vec<String>, String> {
     let command = Cli::command();
     let mut out = Vec::with_capacity(args.len());
     let mut args = args.into_iter();
@@ -186,8 +278,11 @@ pub fn normalize(args: Vec<String>) -> Vec<String> {
             None => (flag, None),
         };
         let Some(spec) = command.get_arguments().find(|a| a.get_long() == Some(name)) else {
-            out.push(arg); // short flags and unknown flags: clap reports those
-            continue;
+            if matches!(name, "h" | "help") {
+                out.push(arg);
+                continue;
+            }
+            return Err(format!("flag provided but not defined: -{name}"));
         };
         let is_switch = matches!(spec.get_action(), ArgAction::SetTrue);
         match (is_switch, value) {
@@ -205,7 +300,7 @@ pub fn normalize(args: Vec<String>) -> Vec<String> {
         }
     }
     out.extend(args);
-    out
+    Ok(out)
 }
 
 /// Go's `strconv.ParseBool`.
@@ -224,7 +319,7 @@ mod tests {
     fn norm(args: &[&str]) -> Vec<String> {
         let mut all = vec!["autopilot".to_string()];
         all.extend(args.iter().map(|s| s.to_string()));
-        normalize(all)[1..].to_vec()
+        normalize(all).unwrap()[1..].to_vec()
     }
 
     #[test]
@@ -233,13 +328,13 @@ mod tests {
         assert_eq!(norm(&["-config=x.json"]), ["--config=x.json"]);
         assert_eq!(norm(&["--config", "-x"]), ["--config", "-x"]);
         assert_eq!(norm(&["-version"]), ["--version"]);
+        assert_eq!(norm(&["-version=true"]), ["--version"]);
+        assert!(norm(&["-version=false"]).is_empty());
         assert_eq!(
             norm(&["-config", "c", "-template", "-out", "f"]),
             ["--config", "c", "--template", "--out", "f"]
         );
         assert_eq!(norm(&["--check", "-config=c"]), ["--check", "--config=c"]);
-        assert_eq!(norm(&["-version=true"]), ["--version"]);
-        assert!(norm(&["-version=false"]).is_empty());
     }
 
     #[test]
@@ -250,6 +345,16 @@ mod tests {
         );
         assert_eq!(norm(&["--", "-config"]), ["--", "-config"]);
         assert_eq!(norm(&["sh", "-c", "exit 3"]), ["sh", "-c", "exit 3"]);
+    }
+
+    #[test]
+    fn unknown_flags_are_errors_not_the_app() {
+        let args = ["autopilot", "-bogus", "true"].map(String::from).to_vec();
+        assert_eq!(
+            normalize(args),
+            Err("flag provided but not defined: -bogus".to_string())
+        );
+        assert!(normalize(["autopilot", "-h"].map(String::from).to_vec()).is_ok());
     }
 
     #[test]
@@ -264,7 +369,8 @@ mod tests {
             ]
             .map(String::from)
             .to_vec(),
-        );
+        )
+        .unwrap();
         let cli = Cli::try_parse_from(args).unwrap();
         assert_eq!(cli.config.as_deref(), Some("/etc/cp.json"));
         assert_eq!(cli.app, ["/bin/app", "-config", "-x"]);
@@ -272,9 +378,9 @@ mod tests {
 
     #[test]
     fn double_dash_separates_app_that_looks_like_a_flag() {
-        let cli = Cli::try_parse_from(normalize(
-            ["autopilot", "--", "-weird"].map(String::from).to_vec(),
-        ))
+        let cli = Cli::try_parse_from(
+            normalize(["autopilot", "--", "-weird"].map(String::from).to_vec()).unwrap(),
+        )
         .unwrap();
         assert_eq!(cli.app, ["-weird"]);
     }

@@ -1,13 +1,17 @@
 //! Events: the vocabulary jobs and watches use to talk to each other.
 //!
 //! An event is a code plus the name of its source (a job, `watch.<name>`, a
-//! signal name, or [`crate::config::model::GLOBAL_SOURCE`]). This module owns
-//! the event vocabulary; it must not know about processes or the catalog.
+//! signal name, or [`crate::config::model::GLOBAL_SOURCE`]). The [`Bus`]
+//! delivers every event to every subscriber in one global order. This module
+//! owns the event vocabulary and its delivery; it must not know about
+//! processes or the catalog.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 /// What happened. The names are ContainerPilot's, as users write them in `when`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -87,6 +91,68 @@ impl FromStr for EventCode {
 /// The signals that become events (`when: {source: "SIGHUP"}`).
 pub const SIGNAL_EVENT_SOURCES: [&str; 2] = ["SIGHUP", "SIGUSR2"];
 
+/// One thing that happened, and who it happened to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Event {
+    pub code: EventCode,
+    pub source: Arc<str>,
+}
+
+impl Event {
+    pub fn new(code: EventCode, source: &str) -> Event {
+        Event {
+            code,
+            source: Arc::from(source),
+        }
+    }
+
+    /// Does this event match a `when` of `code` from `source`?
+    pub fn is(&self, code: EventCode, source: &str) -> bool {
+        self.code == code && &*self.source == source
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.source, self.code)
+    }
+}
+
+/// The ordered event bus.
+///
+/// Publishing holds one lock while the event is queued to every subscriber,
+/// so all subscribers receive all events in the same order. Queues are
+/// unbounded: a publisher never waits for a slow subscriber (no job blocks
+/// another), and nothing is dropped, unlike a broadcast channel that lags.
+#[derive(Clone, Default)]
+pub struct Bus {
+    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Event>>>>,
+}
+
+impl Bus {
+    /// A new receiver that sees every event published from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.lock().push(sender);
+        receiver
+    }
+
+    /// Delivers `event` to every live subscriber; subscribers that went away
+    /// are forgotten.
+    pub fn publish(&self, event: Event) {
+        tracing::debug!("event: {event}");
+        self.lock()
+            .retain(|subscriber| subscriber.send(event.clone()).is_ok());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::UnboundedSender<Event>>> {
+        // Every operation leaves the list consistent, so a poisoned lock is usable.
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +164,37 @@ mod tests {
         }
         assert!("bogus".parse::<EventCode>().is_err());
         assert!("signal".parse::<EventCode>().is_err());
+    }
+
+    #[test]
+    fn every_subscriber_sees_every_event_in_the_same_order() {
+        let bus = Bus::default();
+        let mut first = bus.subscribe();
+        let mut second = bus.subscribe();
+        let events: Vec<Event> = (0..100)
+            .map(|i| Event::new(EventCode::Changed, &format!("watch.s{i}")))
+            .collect();
+        std::thread::scope(|scope| {
+            for chunk in events.chunks(25) {
+                let bus = bus.clone();
+                scope.spawn(move || chunk.iter().for_each(|e| bus.publish(e.clone())));
+            }
+        });
+        let drain = |rx: &mut mpsc::UnboundedReceiver<Event>| {
+            std::iter::from_fn(|| rx.try_recv().ok()).collect::<Vec<_>>()
+        };
+        let seen_first = drain(&mut first);
+        assert_eq!(seen_first.len(), 100);
+        assert_eq!(seen_first, drain(&mut second));
+    }
+
+    #[test]
+    fn dropped_subscribers_are_forgotten() {
+        let bus = Bus::default();
+        drop(bus.subscribe());
+        let mut live = bus.subscribe();
+        bus.publish(Event::new(EventCode::Startup, "global"));
+        assert_eq!(bus.subscribers.lock().unwrap().len(), 1);
+        assert!(live.try_recv().unwrap().is(EventCode::Startup, "global"));
     }
 }

@@ -14,13 +14,32 @@
 //! - [`process`]: spawning processes in their own process group, signalling
 //!   and stopping groups.
 //! - [`signals`]: turning POSIX signals into a stream the supervisor consumes.
-//! - [`supervisor`]: the top-level run loop: wrap the APP, forward signals,
-//!   shut down gracefully, compute the exit code.
-//! - [`events`]: the event vocabulary jobs and watches share.
+//! - [`supervisor`]: the top-level run loop: start jobs, give signals their
+//!   meaning, answer the control plane, shut down, compute the exit code.
+//! - [`control`]: the control plane: HTTP over a unix socket, server and client.
+//! - [`http_server`]: the bounded HTTP/1.1 accept loop both servers share.
+//! - [`events`]: the event vocabulary and the ordered event bus.
+//! - [`jobs`]: one job's lifecycle (when → run → restart → stop) and its
+//!   health checks.
+//! - [`discovery`]: the service catalogs (Consul, etcd), watch logic and IP
+//!   selection.
+//! - [`watches`]: following services in the catalog and publishing changes.
+//! - [`environment`]: the environment table every spawned process gets.
+//! - [`logging`]: the log subscriber (formats, output, reopen) and the relay
+//!   of job output into log lines.
+//! - [`telemetry`]: the Prometheus metrics and the `/metrics` endpoint.
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod discovery;
+pub mod environment;
 pub mod events;
+pub mod http_server;
+pub mod jobs;
+pub mod logging;
 pub mod process;
 pub mod reaper;
 pub mod signals;
 pub mod supervisor;
+pub mod telemetry;
+pub mod watches;

@@ -45,8 +45,8 @@ impl SpawnError {
 #[derive(Debug, Clone, Default)]
 pub struct SpawnSpec {
     pub argv: Vec<String>,
-    /// Variables added to (or replacing those in) autopilot's own environment.
-    pub env: Vec<(String, String)>,
+    /// The child's whole environment; `None` inherits autopilot's.
+    pub env: Option<Vec<(String, String)>>,
     /// Give the child our stdin and make its group the terminal's foreground
     /// group when stdin is a terminal (the APP, like tini does). Otherwise the
     /// child gets no stdin.
@@ -71,9 +71,10 @@ pub struct Process {
 pub fn spawn(reaper: &Reaper, spec: &SpawnSpec) -> Result<Process, SpawnError> {
     let (program, args) = spec.argv.split_first().ok_or(SpawnError::Empty)?;
     let mut command = Command::new(program);
-    command
-        .args(args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)));
+    command.args(args);
+    if let Some(env) = &spec.env {
+        command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    }
     command.stdin(if spec.foreground {
         Stdio::inherit()
     } else {
@@ -181,6 +182,16 @@ impl Process {
         }
         self.signal_group(Signal::SIGKILL);
         self.wait().await
+    }
+}
+
+impl Drop for Process {
+    /// A process nobody waits for any more (its task was cancelled) must not
+    /// outlive its owner: its group is killed.
+    fn drop(&mut self) {
+        if self.try_status().is_none() {
+            self.signal_group(Signal::SIGKILL);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use super::decode::{self, Object, Result};
 use super::error::ConfigError;
 use super::model::{
     CheckStatus, JobConfig, JobConsulExtras, JobRole, Restarts, TelemetryConfig, WatchConfig, When,
-    GLOBAL_SOURCE,
+    DEFAULT_STOP_TIMEOUT, GLOBAL_SOURCE,
 };
 use super::sections::one_of;
 use crate::events::EventCode;
@@ -20,34 +20,10 @@ use crate::events::EventCode;
 /// 3.8 tried `eth0:inet`, then the first non-loopback IPv4 (observed from
 /// the real code, see compat/MANIFEST.md; its docs said only `eth0:inet`).
 pub const DEFAULT_INTERFACES: [&str; 2] = ["eth0:inet", "inet"];
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
-pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default `killTimeout` (ContainerPilot's `stopTimeout` default).
+pub const DEFAULT_KILL_TIMEOUT: Duration = DEFAULT_STOP_TIMEOUT;
 /// The name of the implicit job that advertises the telemetry endpoint.
 pub const TELEMETRY_JOB: &str = "containerpilot";
-
-/// A job with every default applied.
-pub fn new_job(name: impl Into<String>, role: JobRole) -> JobConfig {
-    JobConfig {
-        name: name.into(),
-        role,
-        exec: None,
-        logging_raw: false,
-        when: When::default(),
-        timeout: None,
-        stop_timeout: DEFAULT_STOP_TIMEOUT,
-        restarts: Restarts::Never,
-        health: None,
-        port: None,
-        initial_status: None,
-        tags: Vec::new(),
-        interfaces: DEFAULT_INTERFACES.map(String::from).to_vec(),
-        consul: Default::default(),
-        stop_signal: Signal::SIGTERM as i32,
-        kill_timeout: DEFAULT_KILL_TIMEOUT,
-        restart_delay: Duration::ZERO,
-        primary: false,
-    }
-}
 
 /// Names registered in the catalog must be DNS-friendly:
 /// `^[a-z][a-zA-Z0-9\-]+$` (ContainerPilot's rule, at least two characters).
@@ -68,10 +44,7 @@ pub fn check_service_name(name: &str, path: &str) -> Result<()> {
 
 /// The name a job gets from its program: the last part of its path.
 pub fn program_name(program: &str) -> String {
-    match program.rsplit('/').next() {
-        Some(base) if !base.is_empty() => base.to_string(),
-        _ => "app".to_string(),
-    }
+    JobConfig::app(vec![program.to_string()]).name
 }
 
 /// `wanted`, or `wanted-2`, `wanted-3`... whichever no job has yet.
@@ -89,9 +62,8 @@ pub fn unique_name(wanted: &str, jobs: &[JobConfig]) -> String {
 /// The wrapped APP from the command line. `argv` stays unrendered: the
 /// engine renders it with `render_args` just before each exec.
 pub fn app_job(argv: &[String], when: When, jobs: &[JobConfig]) -> JobConfig {
-    let mut job = new_job(unique_name(&program_name(&argv[0]), jobs), JobRole::App);
-    job.exec = Some(argv.to_vec());
-    job.logging_raw = true;
+    let mut job = JobConfig::app(argv.to_vec());
+    job.name = unique_name(&job.name, jobs);
     job.when = when;
     job
 }
@@ -100,7 +72,7 @@ pub fn app_job(argv: &[String], when: When, jobs: &[JobConfig]) -> JobConfig {
 /// (ContainerPilot registered it with a 15 s TTL and a 5 s heartbeat; it
 /// has no exec and no health check of its own).
 pub fn telemetry_job(telemetry: &TelemetryConfig) -> JobConfig {
-    let mut job = new_job(TELEMETRY_JOB, JobRole::Telemetry);
+    let mut job = JobConfig::with_defaults(TELEMETRY_JOB, JobRole::Telemetry);
     job.port = Some(telemetry.port);
     job.interfaces = telemetry.interfaces.clone();
     job.tags = telemetry.tags.clone();
@@ -341,8 +313,8 @@ mod tests {
         assert_eq!(program_name("node"), "node");
         assert_eq!(program_name("/"), "app");
         let jobs = vec![
-            new_job("nginx", JobRole::Plain),
-            new_job("nginx-2", JobRole::Plain),
+            JobConfig::with_defaults("nginx", JobRole::Plain),
+            JobConfig::with_defaults("nginx-2", JobRole::Plain),
         ];
         assert_eq!(unique_name("nginx", &jobs), "nginx-3");
         assert_eq!(unique_name("app", &jobs), "app");
@@ -399,14 +371,17 @@ mod tests {
 
     #[test]
     fn dangling_sources_warn() {
-        let mut waiting = new_job("b", JobRole::Plain);
+        let mut waiting = JobConfig::with_defaults("b", JobRole::Plain);
         waiting.when = When::Event {
             code: EventCode::Healthy,
             source: "nope".into(),
             frequency: crate::config::model::Frequency::Once,
             timeout: None,
         };
-        let warnings = dangling_sources(&[new_job("a", JobRole::Plain), waiting], &[]);
+        let warnings = dangling_sources(
+            &[JobConfig::with_defaults("a", JobRole::Plain), waiting],
+            &[],
+        );
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("\"nope\""), "{warnings:?}");
     }

@@ -352,3 +352,70 @@ pub struct TelemetryConfig {
     pub tags: Vec<String>,
     pub metrics: Vec<MetricConfig>,
 }
+
+/// ContainerPilot's default for `stopTimeout`, and ours for `killTimeout`.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl JobConfig {
+    /// A job with every field at its default: starts once on `startup`, no
+    /// exec, never restarts, SIGTERM then SIGKILL after 5 s.
+    pub fn with_defaults(name: &str, role: JobRole) -> JobConfig {
+        JobConfig {
+            name: name.to_string(),
+            role,
+            exec: None,
+            logging_raw: false,
+            when: When::default(),
+            timeout: None,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            restarts: Restarts::Never,
+            health: None,
+            port: None,
+            initial_status: None,
+            tags: Vec::new(),
+            interfaces: vec!["eth0:inet".to_string(), "inet".to_string()],
+            consul: JobConsulExtras::default(),
+            stop_signal: libc::SIGTERM,
+            kill_timeout: DEFAULT_STOP_TIMEOUT,
+            restart_delay: Duration::ZERO,
+            primary: false,
+        }
+    }
+
+    /// The wrapped APP from the command line: raw output, stdin, its exit ends
+    /// autopilot.
+    pub fn app(argv: Vec<String>) -> JobConfig {
+        let name = argv
+            .first()
+            .and_then(|program| program.rsplit('/').next())
+            .filter(|name| !name.is_empty())
+            .unwrap_or("app")
+            .to_string();
+        JobConfig {
+            exec: Some(argv),
+            logging_raw: true,
+            ..JobConfig::with_defaults(&name, JobRole::App)
+        }
+    }
+}
+
+impl Config {
+    /// No configuration file: just the wrapped APP, tini-style. autopilot
+    /// keeps the APP's stdout to itself: only warnings and errors, on stderr.
+    pub fn app_only(argv: Vec<String>) -> Config {
+        Config {
+            format: Format::V3,
+            consul: None,
+            etcd: None,
+            logging: LoggingConfig {
+                level: LogLevel::Warn,
+                format: LogFormat::Default,
+                output: LogOutput::Stderr,
+            },
+            jobs: vec![JobConfig::app(argv)],
+            watches: Vec::new(),
+            control: ControlConfig::default(),
+            telemetry: None,
+        }
+    }
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::decode::{Object, Result};
 use super::error::ConfigError;
-use super::jobs::{self, new_job};
+use super::jobs;
 use super::model::{
     Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, MetricConfig, Restarts,
     TelemetryConfig, WatchConfig, When,
@@ -218,7 +218,7 @@ fn hook(
     when: When,
     jobs_list: &[JobConfig],
 ) -> Result<JobConfig> {
-    let mut job = new_job(jobs::unique_name(name, jobs_list), role);
+    let mut job = JobConfig::with_defaults(&jobs::unique_name(name, jobs_list), role);
     job.exec = root.command(key)?;
     job.when = when;
     Ok(job)
@@ -237,7 +237,7 @@ fn service(path: &str, value: &Value, warnings: &mut Vec<String>) -> Result<JobC
         )
     })?;
     let interval = whole_seconds(&object, "poll")?;
-    let mut job = new_job(name, JobRole::Plain);
+    let mut job = JobConfig::with_defaults(&name, JobRole::Plain);
     job.health = Some(HealthConfig {
         check: HealthCheck::Exec(check),
         interval,
@@ -270,8 +270,8 @@ fn backend(path: &str, value: &Value, jobs_list: &[JobConfig]) -> Result<(WatchC
         tag: object.non_empty_string("tag")?,
         dc: object.non_empty_string("dc")?,
     };
-    let mut job = new_job(
-        jobs::unique_name(&format!("onChange-{}", watch.name), jobs_list),
+    let mut job = JobConfig::with_defaults(
+        &jobs::unique_name(&format!("onChange-{}", watch.name), jobs_list),
         JobRole::Plain,
     );
     job.exec = Some(on_change);
@@ -293,7 +293,7 @@ fn named_command_job(object: &Object<'_>, jobs_list: &[JobConfig]) -> Result<Job
     let name = object
         .non_empty_string("name")?
         .unwrap_or_else(|| jobs::program_name(&command[0]));
-    let mut job = new_job(jobs::unique_name(&name, jobs_list), JobRole::Plain);
+    let mut job = JobConfig::with_defaults(&jobs::unique_name(&name, jobs_list), JobRole::Plain);
     job.exec = Some(command);
     Ok(job)
 }
@@ -348,8 +348,8 @@ fn telemetry(value: &Value, jobs_list: &mut Vec<JobConfig>) -> Result<TelemetryC
             )
         })?;
         let interval = whole_seconds(&sensor, "poll")?;
-        let mut job = new_job(
-            jobs::unique_name(&metric.full_name, jobs_list),
+        let mut job = JobConfig::with_defaults(
+            &jobs::unique_name(&metric.full_name, jobs_list),
             JobRole::Sensor {
                 metric: metric.full_name.clone(),
             },

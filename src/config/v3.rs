@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::decode::{Object, Result};
 use super::error::{did_you_mean, ConfigError};
-use super::jobs::{self, new_job};
+use super::jobs;
 use super::model::{
     Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, TelemetryConfig, WatchConfig, When,
 };
@@ -110,7 +110,7 @@ fn job(path: &str, value: &Value, warnings: &mut Vec<String>) -> Result<JobConfi
             ))
         }
     };
-    let mut job = new_job(name, JobRole::Plain);
+    let mut job = JobConfig::with_defaults(&name, JobRole::Plain);
     job.exec = exec;
     job.logging_raw = raw_logging(&object)?;
     let when_object = object.object("when", &WHEN_KEYS)?;
@@ -125,7 +125,7 @@ fn job(path: &str, value: &Value, warnings: &mut Vec<String>) -> Result<JobConfi
     job.timeout = at_least(&object, "timeout", MIN_TIMEOUT)?.or(interval);
     job.stop_timeout = object
         .duration("stopTimeout")?
-        .unwrap_or(jobs::DEFAULT_STOP_TIMEOUT);
+        .unwrap_or(super::model::DEFAULT_STOP_TIMEOUT);
     job.restarts = jobs::restarts(
         object.get("restarts"),
         &object.at("restarts"),

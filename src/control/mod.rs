@@ -1,0 +1,149 @@
+//! The control plane: HTTP/1.1 over a unix socket (SPEC.md section 9).
+//!
+//! Jobs and operators talk back to the supervisor here: `-putenv`,
+//! `-putmetric`, `-reload`, `-maintenance`, `--status`, `-signal`. The server
+//! answers `ping` and `env` itself and passes everything that changes the
+//! run to the supervisor as a [`Request`] with a reply channel. Requests are
+//! bounded in size and time, and connections in number, so a client that
+//! sends garbage or hangs disturbs nothing else. This module owns the socket
+//! and the HTTP protocol; it must not change jobs itself.
+
+pub mod client;
+mod routes;
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::Serialize;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::config::model::ControlConfig;
+use crate::environment::Environment;
+use crate::http_server::{self, Limits};
+
+/// At most this many connections are served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 64;
+/// A request's headers must arrive within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// A request's body must arrive within this time.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+
+/// What the control plane asks of the supervisor.
+#[derive(Debug)]
+pub enum Request {
+    /// Re-read the configuration; the reply carries the error if it is invalid.
+    Reload(oneshot::Sender<Result<(), String>>),
+    /// Enter (true) or leave maintenance; the reply says whether it changed.
+    Maintenance(bool, oneshot::Sender<bool>),
+    /// Record metric values; the reply carries the first error.
+    Metrics(Vec<(String, f64)>, oneshot::Sender<Result<(), String>>),
+    /// A snapshot of jobs, watches and maintenance.
+    Status(oneshot::Sender<serde_json::Value>),
+    /// Signal one job's process group.
+    SignalJob {
+        job: String,
+        signal: Signal,
+        reply: oneshot::Sender<SignalOutcome>,
+    },
+}
+
+/// The answer to [`Request::SignalJob`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SignalOutcome {
+    Signalled,
+    NoSuchJob,
+    NotRunning,
+}
+
+/// Why the control socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("control socket {path}: {source}")]
+pub struct ControlError {
+    path: PathBuf,
+    source: io::Error,
+}
+
+/// The socket file; removed when dropped (at exit).
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+}
+
+impl SocketFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds the control socket (mode 0600), replacing a stale file. When the
+/// default path cannot be created (read-only root, not root), logs one
+/// warning and returns `None`; a path the user named must work.
+pub fn bind(config: &ControlConfig) -> Result<Option<(UnixListener, SocketFile)>, ControlError> {
+    match bind_at(&config.socket) {
+        Ok(bound) => Ok(Some(bound)),
+        Err(source) if !config.explicit => {
+            tracing::warn!(
+                "control socket {} unavailable ({source}): running without it",
+                config.socket.display()
+            );
+            Ok(None)
+        }
+        Err(source) => Err(ControlError {
+            path: config.socket.clone(),
+            source,
+        }),
+    }
+}
+
+fn bind_at(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another process is serving it",
+        ));
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::debug!("replaced stale control socket {}", path.display()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let listener = UnixListener::bind(path)?;
+    let file = SocketFile {
+        path: path.to_path_buf(),
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok((listener, file))
+}
+
+/// What the request handlers need.
+#[derive(Clone)]
+pub struct Api {
+    pub env: Environment,
+    pub requests: mpsc::UnboundedSender<Request>,
+}
+
+/// Serves the control API on `listener` until the task is aborted.
+pub fn serve(listener: UnixListener, api: Api) -> JoinHandle<()> {
+    let limits = Limits {
+        max_connections: MAX_CONNECTIONS,
+        header_timeout: HEADER_TIMEOUT,
+        keep_alive: true,
+    };
+    http_server::serve(listener, limits, "control socket", move |request| {
+        routes::handle(api.clone(), request)
+    })
+}

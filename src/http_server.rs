@@ -1,0 +1,87 @@
+//! Serving HTTP/1.1 with hyper, bounded: at most N connections at once (more
+//! wait to be accepted), and a request's headers must arrive in time. Used by
+//! the control socket (unix) and the `/metrics` endpoint (TCP). This module
+//! owns the accept loop; routing belongs to its callers.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+/// How a server protects itself from slow or too many clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub keep_alive: bool,
+}
+
+/// A listening socket: TCP or unix.
+pub trait Listener: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept(&self) -> io::Result<Self::Stream> {
+        tokio::net::TcpListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
+impl Listener for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept(&self) -> io::Result<Self::Stream> {
+        tokio::net::UnixListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
+/// Serves `handler` on `listener` until the task is aborted. `name` labels
+/// log lines.
+pub fn serve<L, H, F>(listener: L, limits: Limits, name: &'static str, handler: H) -> JoinHandle<()>
+where
+    L: Listener,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::spawn(async move {
+        loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let stream = match listener.accept().await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!("{name}: accept failed: {error}");
+                    continue;
+                }
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let served = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout)
+                    .keep_alive(limits.keep_alive)
+                    .serve_connection(TokioIo::new(stream), service_fn(handler))
+                    .await;
+                if let Err(error) = served {
+                    tracing::debug!("{name}: connection ended: {error}");
+                }
+                drop(permit);
+            });
+        }
+    })
+}

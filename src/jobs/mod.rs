@@ -1,0 +1,686 @@
+//! Jobs: the lifecycle of one configured job, as an async task.
+//!
+//! A job waits for its `when`, runs its exec, publishes `exitSuccess` /
+//! `exitFailed`, restarts while its budget lasts, and at shutdown goes through
+//! `stopping` → (wait for its preStop-style dependents) → stop signal →
+//! kill timeout → SIGKILL → `stopped`. Health checks run beside it in their
+//! own task ([`health`]). Each job is one task with its own event queue, so no
+//! job ever blocks another.
+//!
+//! This module owns a job's state machine; it must not decide autopilot's exit
+//! code (it reports to the supervisor) nor talk to the catalog directly.
+
+mod health;
+mod output;
+mod registration;
+mod restart;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::model::{Format, Frequency, JobConfig, JobRole, Restarts, When, GLOBAL_SOURCE};
+use crate::discovery::{Discovery, ServiceRegistration};
+use crate::environment::{job_variable, Environment};
+use crate::events::{Bus, Event, EventCode};
+use crate::logging::OutputLabel;
+use crate::process::{self, Process, SpawnSpec};
+use crate::reaper::{ExitStatus, Reaper};
+
+use registration::Registration;
+use restart::Backoff;
+
+/// How long a stopping job waits for the catalog to confirm deregistration
+/// before it signals its process anyway.
+pub const DEREGISTER_LIMIT: Duration = Duration::from_secs(2);
+
+/// How long a job that only starts on `shutdown`/`stopping`/`stopped` (a
+/// preStop or postStop hook) may run once the shutdown has begun.
+pub const HOOK_RUN_LIMIT: Duration = Duration::from_secs(5);
+
+/// What jobs tell the supervisor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// The job's process started.
+    Started {
+        job: String,
+        role: JobRole,
+        pid: nix::unistd::Pid,
+    },
+    /// The job's process ended; `last` when the job will not run it again.
+    Exited {
+        job: String,
+        role: JobRole,
+        primary: bool,
+        status: ExitStatus,
+        last: bool,
+    },
+    /// The job is done for good (it published `stopped`).
+    Finished { job: String },
+}
+
+/// Shutdown progress, broadcast by the supervisor to every job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownState {
+    /// A second SIGTERM/SIGINT: skip every remaining wait.
+    pub hurry: bool,
+    /// Every job that is not a shutdown hook has finished: hooks still
+    /// waiting for their trigger give up.
+    pub drained: bool,
+}
+
+/// What every job task shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub reaper: Reaper,
+    pub bus: Bus,
+    pub env: Environment,
+    pub reports: mpsc::UnboundedSender<Report>,
+    pub shutdown: watch::Receiver<ShutdownState>,
+    /// The configuration's dialect (2.x logs job stderr at DEBUG).
+    pub format: Format,
+    /// The service catalog, if one is configured.
+    pub discovery: Option<Arc<Discovery>>,
+    /// True while autopilot is in maintenance mode.
+    pub maintenance: watch::Receiver<bool>,
+}
+
+/// One job to run: its configuration, the jobs that run on its `stopping`,
+/// and its catalog registration if it advertises a service.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub config: JobConfig,
+    pub dependents: Vec<String>,
+    pub service: Option<ServiceRegistration>,
+}
+
+/// Does this job only start on shutdown-time events (a preStop/postStop hook)?
+/// Such jobs stay alive during shutdown until their trigger fires.
+pub fn is_shutdown_hook(job: &JobConfig) -> bool {
+    matches!(
+        job.when,
+        When::Event {
+            code: EventCode::Shutdown | EventCode::Stopping | EventCode::Stopped,
+            ..
+        }
+    )
+}
+
+/// The names of the jobs that start on `stopping` of `job`: a stopping job
+/// waits (up to its `stopTimeout`) for their `stopped` before it stops itself.
+pub fn stopping_dependents(job: &str, all: &[JobConfig]) -> Vec<String> {
+    all.iter()
+        .filter(|other| {
+            matches!(&other.when, When::Event { code: EventCode::Stopping, source, .. } if source == job)
+        })
+        .map(|other| other.name.clone())
+        .collect()
+}
+
+/// Orders the supervisor gives one job.
+#[derive(Debug)]
+pub enum Command {
+    /// Stop gracefully and finish, as at shutdown (used by reload).
+    Stop,
+    /// Send a signal to the job's process group; the reply says whether a
+    /// process was running to receive it.
+    Signal(Signal, oneshot::Sender<bool>),
+}
+
+/// The supervisor's handle on a running job task.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Handle {
+    /// Asks the job to stop gracefully (it then publishes `stopped` and finishes).
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Stop);
+    }
+
+    /// Signals the job's process group; false if no process was running.
+    pub async fn signal(&self, signal: Signal) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Signal(signal, reply)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
+    }
+}
+
+/// Starts the task for one job. It subscribes to the bus at once, so it sees
+/// every event published after this call returns. A job started after
+/// `startup` was published (by a reload) gets its own private `startup`.
+pub fn spawn(spec: JobSpec, shared: Shared, late: bool) -> Handle {
+    let events = shared.bus.subscribe();
+    let (commands, command_receiver) = mpsc::unbounded_channel();
+    let job = Job::new(spec, shared, events, command_receiver);
+    tokio::spawn(job.run(late));
+    Handle { commands }
+}
+
+struct Job {
+    hook: bool,
+    backoff: Backoff,
+    config: JobConfig,
+    dependents: Vec<String>,
+    service: Option<ServiceRegistration>,
+    registration: Option<Arc<Registration>>,
+    shared: Shared,
+    events: mpsc::UnboundedReceiver<Event>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// The current run, if one is going.
+    process: Option<Process>,
+    started_at: Option<Instant>,
+    /// Kill the current run at this instant (the job's `timeout`).
+    run_deadline: Option<Instant>,
+    /// Start a run at this instant (a restart, or the next interval tick).
+    next_start: Option<Instant>,
+    /// Give up waiting for the `when` event at this instant (`when.timeout`).
+    give_up_at: Option<Instant>,
+    /// A `once` trigger has fired.
+    triggered: bool,
+    runs: u32,
+    /// An exec-less job that has started (it stays up until shutdown).
+    active: bool,
+    shutting_down: bool,
+    announced_stopping: bool,
+    advertised: bool,
+    finished: bool,
+    health: Option<JoinHandle<()>>,
+}
+
+impl Job {
+    fn new(
+        spec: JobSpec,
+        shared: Shared,
+        events: mpsc::UnboundedReceiver<Event>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Job {
+        let JobSpec {
+            config,
+            dependents,
+            service,
+        } = spec;
+        let give_up_at = match &config.when {
+            When::Event {
+                timeout: Some(timeout),
+                ..
+            } => Some(Instant::now() + *timeout),
+            _ => None,
+        };
+        Job {
+            hook: is_shutdown_hook(&config),
+            backoff: Backoff::new(config.restart_delay),
+            config,
+            dependents,
+            service,
+            registration: None,
+            shared,
+            events,
+            commands,
+            process: None,
+            started_at: None,
+            run_deadline: None,
+            next_start: None,
+            give_up_at,
+            triggered: false,
+            runs: 0,
+            active: false,
+            shutting_down: false,
+            announced_stopping: false,
+            advertised: false,
+            finished: false,
+            health: None,
+        }
+    }
+
+    async fn run(mut self, late: bool) {
+        if late {
+            self.on_event(Event::new(EventCode::Startup, GLOBAL_SOURCE))
+                .await;
+        }
+        let mut shutdown = self.shared.shutdown.clone();
+        while !self.finished {
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Some(event) => self.on_event(event).await,
+                    None => break,
+                },
+                Some(command) = self.commands.recv() => self.on_command(command).await,
+                status = wait_for(&mut self.process) => self.on_exit(status),
+                _ = sleep_until(self.next_start) => self.on_timer(),
+                _ = sleep_until(self.run_deadline) => self.kill_for_timeout(),
+                _ = sleep_until(self.give_up_at) => self.give_up(),
+                Ok(()) = shutdown.changed(), if self.hook && self.shutting_down => {
+                    let state = *shutdown.borrow_and_update();
+                    self.on_shutdown_progress(state).await;
+                }
+            }
+        }
+        self.finish().await;
+    }
+
+    // ---- events -------------------------------------------------------
+
+    async fn on_event(&mut self, event: Event) {
+        if event.is(EventCode::Shutdown, GLOBAL_SOURCE) && !self.shutting_down {
+            self.shutting_down = true;
+            if self.hook {
+                self.cap_hook_run();
+                let state = *self.shared.shutdown.borrow();
+                self.on_shutdown_progress(state).await;
+            } else {
+                self.stop().await;
+                return;
+            }
+        }
+        match self.config.when.clone() {
+            // As in ContainerPilot, the first run comes one interval after startup.
+            When::Interval { interval } => {
+                if event.is(EventCode::Startup, GLOBAL_SOURCE) && self.runs == 0 {
+                    self.next_start = Some(Instant::now() + interval);
+                }
+            }
+            When::Event {
+                code,
+                source,
+                frequency,
+                ..
+            } => {
+                if event.is(code, &source) {
+                    self.on_trigger(frequency);
+                }
+            }
+        }
+    }
+
+    fn on_trigger(&mut self, frequency: Frequency) {
+        self.give_up_at = None;
+        match frequency {
+            Frequency::Once if self.triggered => {}
+            Frequency::Once => {
+                self.triggered = true;
+                self.start_run();
+            }
+            // ContainerPilot lets a run that is still going finish and starts
+            // again only for the next event; we do the same.
+            Frequency::Each if self.process.is_some() => {
+                tracing::debug!(job = %self.config.name, "still running; event not queued");
+            }
+            Frequency::Each => self.start_run(),
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Stop => {
+                self.shutting_down = true;
+                self.stop().await;
+            }
+            Command::Signal(signal, reply) => {
+                if let Some(process) = &self.process {
+                    process.signal_group(signal);
+                }
+                let _ = reply.send(self.process.is_some());
+            }
+        }
+    }
+
+    /// While shutting down, a hook gives up once nothing can trigger it any
+    /// more, and a second SIGTERM ends its run at once.
+    async fn on_shutdown_progress(&mut self, state: ShutdownState) {
+        // Events already queued may still trigger us: handle them first.
+        while let Ok(event) = self.events.try_recv() {
+            Box::pin(self.on_event(event)).await;
+        }
+        if state.hurry {
+            if let Some(process) = &self.process {
+                process.signal_group(Signal::SIGKILL);
+            }
+        }
+        if (state.drained || state.hurry) && self.process.is_none() {
+            self.finished = true;
+        }
+    }
+
+    // ---- runs ---------------------------------------------------------
+
+    /// A restart is due, or the next interval tick. An interval run that is
+    /// still going when the next is due is not started twice.
+    fn on_timer(&mut self) {
+        self.next_start = None;
+        match self.config.when {
+            When::Interval { interval } if self.process.is_some() => {
+                self.next_start = Some(Instant::now() + interval);
+            }
+            _ => self.start_run(),
+        }
+    }
+
+    fn start_run(&mut self) {
+        if self.shutting_down && !self.hook {
+            return;
+        }
+        self.runs += 1;
+        self.advertise();
+        let Some(argv) = self.config.exec.clone() else {
+            self.active = true;
+            return;
+        };
+        if let When::Interval { interval } = self.config.when {
+            if self.may_run_again() {
+                self.next_start = Some(Instant::now() + interval);
+            }
+        }
+        let spec = SpawnSpec {
+            argv,
+            env: Some(self.shared.env.snapshot()),
+            foreground: self.config.role == JobRole::App,
+            piped_output: !self.config.logging_raw,
+        };
+        match process::spawn(&self.shared.reaper, &spec) {
+            Ok(mut process) => {
+                let label = OutputLabel::job(&self.config.name);
+                output::relay(&mut process, &label, self.shared.format, None);
+                self.on_started(process);
+            }
+            Err(error) => {
+                if self.config.role == JobRole::App {
+                    eprintln!("autopilot: cannot run {error}");
+                } else {
+                    tracing::error!(job = %self.config.name, "cannot run {error}");
+                }
+                self.started_at = Some(Instant::now());
+                self.on_exit(ExitStatus::Code(error.exit_code()));
+            }
+        }
+    }
+
+    fn on_started(&mut self, process: Process) {
+        let pid = process.pid();
+        tracing::debug!(job = %self.config.name, %pid, "started");
+        self.shared.env.set(
+            &job_variable(&self.config.name, "PID"),
+            Some(&pid.to_string()),
+        );
+        let now = Instant::now();
+        self.started_at = Some(now);
+        self.run_deadline = self.config.timeout.map(|timeout| now + timeout);
+        self.process = Some(process);
+        self.cap_hook_run();
+        self.report(Report::Started {
+            job: self.config.name.clone(),
+            role: self.config.role.clone(),
+            pid,
+        });
+    }
+
+    /// A hook running during shutdown gets at most [`HOOK_RUN_LIMIT`].
+    fn cap_hook_run(&mut self) {
+        if self.hook && self.shutting_down && self.process.is_some() {
+            let cap = Instant::now() + HOOK_RUN_LIMIT;
+            self.run_deadline = Some(self.run_deadline.map_or(cap, |d| d.min(cap)));
+        }
+    }
+
+    fn kill_for_timeout(&mut self) {
+        self.run_deadline = None;
+        if let Some(process) = &self.process {
+            tracing::warn!(job = %self.config.name, "timed out: killing its process group");
+            process.signal_group(Signal::SIGKILL);
+        }
+    }
+
+    fn on_exit(&mut self, status: ExitStatus) {
+        self.process = None;
+        self.run_deadline = None;
+        self.shared
+            .env
+            .set(&job_variable(&self.config.name, "PID"), None);
+        let ran_for = self.started_at.map_or(Duration::ZERO, |at| at.elapsed());
+        tracing::debug!(job = %self.config.name, ?status, "exited");
+        self.publish(if status.success() {
+            EventCode::ExitSuccess
+        } else {
+            EventCode::ExitFailed
+        });
+        let last = self.schedule_after_exit(status, ran_for);
+        self.report(Report::Exited {
+            job: self.config.name.clone(),
+            role: self.config.role.clone(),
+            primary: self.config.primary,
+            status,
+            last,
+        });
+        if last {
+            self.finished = true;
+        }
+    }
+
+    /// Decides what follows a run; returns true when the job is complete.
+    fn schedule_after_exit(&mut self, status: ExitStatus, ran_for: Duration) -> bool {
+        if self.shutting_down {
+            return true;
+        }
+        let delay = self.backoff.next(status.success(), ran_for);
+        match &self.config.when {
+            When::Interval { .. } => self.next_start.is_none(),
+            When::Event { frequency, .. } => {
+                if self.may_run_again() {
+                    self.next_start = Some(Instant::now() + delay);
+                    false
+                } else {
+                    // An `each` job runs again on its next event.
+                    *frequency == Frequency::Once
+                }
+            }
+        }
+    }
+
+    /// Is there restart budget left after `self.runs` runs?
+    fn may_run_again(&self) -> bool {
+        match self.config.restarts {
+            Restarts::Unlimited => true,
+            Restarts::Never => false,
+            Restarts::Count(restarts) => self.runs <= restarts,
+        }
+    }
+
+    fn give_up(&mut self) {
+        self.give_up_at = None;
+        tracing::warn!(job = %self.config.name, "when.timeout expired before its event: giving up");
+        self.finished = true;
+    }
+
+    // ---- shutdown -----------------------------------------------------
+
+    /// The graceful stop of SPEC.md section 7, for a job that is not a hook.
+    async fn stop(&mut self) {
+        self.next_start = None;
+        self.announce_stopping().await;
+        self.stop_health_checks();
+        self.deregister().await;
+        if let Some(mut process) = self.process.take() {
+            let signal = Signal::try_from(self.config.stop_signal).unwrap_or(Signal::SIGTERM);
+            let status = process
+                .stop(
+                    signal,
+                    self.config.kill_timeout,
+                    hurried(&self.shared.shutdown),
+                )
+                .await;
+            self.on_exit(status);
+        }
+        self.finished = true;
+    }
+
+    /// Waits until every job that runs on our `stopping` has published
+    /// `stopped`, for at most `stopTimeout` (or until a second SIGTERM).
+    async fn wait_for_dependents(&mut self) {
+        let mut pending = self.dependents.clone();
+        if pending.is_empty() {
+            return;
+        }
+        let deadline = tokio::time::sleep(self.config.stop_timeout);
+        tokio::pin!(deadline);
+        let hurry = hurried(&self.shared.shutdown);
+        tokio::pin!(hurry);
+        while !pending.is_empty() {
+            tokio::select! {
+                Some(event) = self.events.recv() => {
+                    if event.code == EventCode::Stopped {
+                        pending.retain(|name| *name != *event.source);
+                    }
+                }
+                _ = &mut deadline => {
+                    tracing::warn!(job = %self.config.name, waiting_for = ?pending, "stopTimeout expired");
+                    return;
+                }
+                _ = &mut hurry => return,
+            }
+        }
+    }
+
+    /// Publishes `stopping` (once) and waits for the jobs that run on it.
+    async fn announce_stopping(&mut self) {
+        if !self.announced_stopping {
+            self.announced_stopping = true;
+            self.publish(EventCode::Stopping);
+            self.wait_for_dependents().await;
+        }
+    }
+
+    /// The end of every job, as in ContainerPilot: a job that completes on
+    /// its own also goes through `stopping` (so its preStop-style jobs run)
+    /// before `stopped`.
+    async fn finish(&mut self) {
+        self.announce_stopping().await;
+        self.stop_health_checks();
+        self.deregister().await;
+        if let Some(process) = &self.process {
+            process.signal_group(Signal::SIGKILL);
+        }
+        self.publish(EventCode::Stopped);
+        self.report(Report::Finished {
+            job: self.config.name.clone(),
+        });
+    }
+
+    // ---- health and the catalog ----------------------------------------
+
+    /// On the job's first start: register (if it advertises a service) and
+    /// start its health checks, or the telemetry service's heartbeat.
+    fn advertise(&mut self) {
+        if self.advertised {
+            return;
+        }
+        self.advertised = true;
+        if let (Some(service), Some(discovery)) = (&self.service, &self.shared.discovery) {
+            self.registration = Some(Arc::new(Registration::start(
+                service.clone(),
+                discovery.clone(),
+                self.shared.maintenance.clone(),
+            )));
+        }
+        let registration = self.registration.clone();
+        self.health = match (&self.config.health, &self.config.role) {
+            (Some(health), _) => Some(health::spawn(
+                self.config.name.clone(),
+                health.clone(),
+                self.shared.clone(),
+                registration,
+            )),
+            (None, JobRole::Telemetry) => registration.map(health::spawn_heartbeat),
+            (None, _) => None,
+        };
+    }
+
+    /// Takes the service out of the catalog, before the process is signalled.
+    async fn deregister(&mut self) {
+        if let Some(registration) = self.registration.take() {
+            registration.deregister(DEREGISTER_LIMIT).await;
+        }
+    }
+
+    fn stop_health_checks(&mut self) {
+        if let Some(task) = self.health.take() {
+            task.abort();
+        }
+    }
+
+    // ---- helpers ------------------------------------------------------
+
+    fn publish(&self, code: EventCode) {
+        self.shared.bus.publish(Event::new(code, &self.config.name));
+    }
+
+    fn report(&self, report: Report) {
+        // The supervisor outlives every job; a closed channel means it is gone.
+        let _ = self.shared.reports.send(report);
+    }
+}
+
+/// Resolves when a second SIGTERM asks to skip the remaining waits.
+async fn hurried(shutdown: &watch::Receiver<ShutdownState>) {
+    let mut shutdown = shutdown.clone();
+    // An error means the supervisor is gone; then nothing will hurry us.
+    if shutdown.wait_for(|state| state.hurry).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn wait_for(process: &mut Option<Process>) -> ExitStatus {
+    match process {
+        Some(process) => process.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::JobConfig;
+
+    fn job(name: &str, when: When) -> JobConfig {
+        JobConfig {
+            when,
+            ..JobConfig::with_defaults(name, JobRole::Plain)
+        }
+    }
+
+    fn on(code: EventCode, source: &str) -> When {
+        When::Event {
+            code,
+            source: source.into(),
+            frequency: Frequency::Once,
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn hooks_and_dependents() {
+        let jobs = vec![
+            job("app", When::default()),
+            job("preStop", on(EventCode::Stopping, "app")),
+            job("postStop", on(EventCode::Stopped, "app")),
+        ];
+        assert!(!is_shutdown_hook(&jobs[0]));
+        assert!(is_shutdown_hook(&jobs[1]));
+        assert!(is_shutdown_hook(&jobs[2]));
+        assert_eq!(stopping_dependents("app", &jobs), ["preStop"]);
+        assert!(stopping_dependents("preStop", &jobs).is_empty());
+    }
+}

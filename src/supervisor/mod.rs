@@ -1,0 +1,524 @@
+//! The supervisor: autopilot's run loop as PID 1.
+//!
+//! It installs the reaper and the signal listener, opens the control socket,
+//! starts one task per job, publishes `startup`, gives signals their meaning
+//! (shutdown, signal events, reload, maintenance, forwarding to the APP's
+//! process group), answers the control plane, runs the graceful shutdown,
+//! and turns what the jobs report into autopilot's exit code (SPEC.md
+//! sections 2, 7 and 9). It owns the top-level control flow and the exit
+//! code; a job's own lifecycle belongs to [`crate::jobs`], spawning and
+//! reaping to [`crate::process`] and [`crate::reaper`], the HTTP protocol to
+//! [`crate::control`].
+
+mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::model::{Config, Format, JobConfig, JobRole, When, GLOBAL_SOURCE};
+use crate::control::{self, Request, SignalOutcome, SocketFile};
+use crate::discovery::interfaces::{find_ip, InterfaceError};
+use crate::discovery::{self, Discovery, DiscoveryError, ServiceRegistration};
+use crate::environment::{job_variable, Environment};
+use crate::events::{Event, EventCode};
+use crate::jobs::{self, JobSpec, Report, Shared, ShutdownState};
+use crate::logging::LogHandle;
+use crate::process;
+use crate::reaper::Reaper;
+use crate::signals;
+use crate::watches;
+
+use status::StatusBoard;
+
+/// Re-reads and validates the configuration (for reload); the error is the
+/// message to show the user.
+pub type Reloader = Box<dyn Fn() -> Result<Config, String>>;
+
+/// Runs `config` to completion and returns autopilot's exit code.
+pub fn run(config: Config, reloader: Option<Reloader>, log: LogHandle) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("autopilot: cannot start the runtime: {error}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        match Supervisor::start(config, reloader, log) {
+            Ok(supervisor) => supervisor.run().await,
+            Err(error) => {
+                eprintln!("autopilot: {error}");
+                error.exit_code()
+            }
+        }
+    })
+}
+
+/// Why the supervisor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot set up signal handling or reaping: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    #[error("config error: {0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error("config error: job {job:?}: interfaces: {source}")]
+    Interfaces {
+        job: String,
+        #[source]
+        source: InterfaceError,
+    },
+}
+
+impl StartError {
+    /// Configuration problems exit 2, like every config error found before
+    /// anything runs; system failures exit 1.
+    fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Io(_) => 1,
+            StartError::Control(_) | StartError::Discovery(_) | StartError::Interfaces { .. } => 2,
+        }
+    }
+}
+
+/// The exit codes that decide autopilot's own (SPEC.md section 2).
+#[derive(Debug, Default)]
+struct ExitCodes {
+    app: Option<i32>,
+    failed_pre_start: Option<i32>,
+    failed_post_stop: Option<i32>,
+    primary: Option<i32>,
+}
+
+impl ExitCodes {
+    /// A failed postStop wins, then a failed preStart, then the APP's code,
+    /// then the primary job's; otherwise 0.
+    fn exit_code(&self) -> i32 {
+        self.failed_post_stop
+            .or(self.failed_pre_start)
+            .or(self.app)
+            .or(self.primary)
+            .unwrap_or(0)
+    }
+}
+
+/// A job whose task is running.
+struct LiveJob {
+    hook: bool,
+    handle: jobs::Handle,
+}
+
+struct Supervisor {
+    config: Config,
+    reloader: Option<Reloader>,
+    log: LogHandle,
+    shared: Shared,
+    /// Each advertised job's catalog registration, by job name.
+    services: HashMap<String, ServiceRegistration>,
+    maintenance_switch: watch::Sender<bool>,
+    watch_counts: watches::InstanceCounts,
+    signals: mpsc::UnboundedReceiver<Signal>,
+    reports: mpsc::UnboundedReceiver<Report>,
+    events: mpsc::UnboundedReceiver<Event>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    shutdown: watch::Sender<ShutdownState>,
+    /// Held for its `Drop`: the socket file is removed at exit.
+    _socket: Option<SocketFile>,
+    live: HashMap<String, LiveJob>,
+    /// Jobs changed by a reload, started again once their old task finished.
+    restart_after_stop: HashMap<String, JobConfig>,
+    status: StatusBoard,
+    app_pgid: Option<Pid>,
+    codes: ExitCodes,
+    maintenance: bool,
+    shutting_down: bool,
+}
+
+impl Supervisor {
+    /// Sets up reaping, signals and the control socket, and starts every
+    /// job's task (they wait for `startup`).
+    fn start(
+        config: Config,
+        reloader: Option<Reloader>,
+        log: LogHandle,
+    ) -> Result<Supervisor, StartError> {
+        let env = Environment::from_process();
+        let services = advertised_services(&config, &env)?;
+        let discovery = Discovery::from_config(&config)?.map(Arc::new);
+        let reaper = Reaper::install()?;
+        let signals = signals::listen(reaper.clone())?;
+        let (report_sender, reports) = mpsc::unbounded_channel();
+        let (shutdown, shutdown_receiver) = watch::channel(ShutdownState::default());
+        let (maintenance_switch, maintenance) = watch::channel(false);
+        let shared = Shared {
+            reaper,
+            bus: Default::default(),
+            env,
+            reports: report_sender,
+            shutdown: shutdown_receiver,
+            format: config.format,
+            discovery,
+            maintenance,
+        };
+        let (request_sender, requests) = mpsc::unbounded_channel();
+        let socket = control::bind(&config.control)?.map(|(listener, file)| {
+            let api = control::Api {
+                env: shared.env.clone(),
+                requests: request_sender,
+            };
+            control::serve(listener, api);
+            file
+        });
+        let mut supervisor = Supervisor {
+            events: shared.bus.subscribe(),
+            config,
+            reloader,
+            log,
+            shared,
+            services,
+            maintenance_switch,
+            watch_counts: watch::Sender::new(BTreeMap::new()),
+            signals,
+            reports,
+            requests,
+            shutdown,
+            _socket: socket,
+            live: HashMap::new(),
+            restart_after_stop: HashMap::new(),
+            status: StatusBoard::default(),
+            app_pgid: None,
+            codes: ExitCodes::default(),
+            maintenance: false,
+            shutting_down: false,
+        };
+        for job in supervisor.config.jobs.clone() {
+            supervisor.start_job(job, false);
+        }
+        supervisor.start_watches();
+        Ok(supervisor)
+    }
+
+    async fn run(mut self) -> i32 {
+        self.shared
+            .bus
+            .publish(Event::new(EventCode::Startup, GLOBAL_SOURCE));
+        self.check_all_regular_jobs_done();
+        while !self.live.is_empty() {
+            tokio::select! {
+                Some(signal) = self.signals.recv() => self.on_signal(signal),
+                Some(report) = self.reports.recv() => self.on_report(report),
+                Some(event) = self.events.recv() => self.status.on_event(&event),
+                Some(request) = self.requests.recv() => self.on_request(request).await,
+            }
+        }
+        self.codes.exit_code()
+    }
+
+    fn start_job(&mut self, config: JobConfig, late: bool) {
+        let hook = jobs::is_shutdown_hook(&config);
+        self.status.add(&config.name);
+        let name = config.name.clone();
+        let spec = JobSpec {
+            dependents: jobs::stopping_dependents(&name, &self.config.jobs),
+            service: self.services.get(&name).cloned(),
+            config,
+        };
+        let handle = jobs::spawn(spec, self.shared.clone(), late);
+        self.live.insert(name, LiveJob { hook, handle });
+    }
+
+    /// Starts one task per watch; they run until autopilot exits.
+    fn start_watches(&self) {
+        let Some(discovery) = &self.shared.discovery else {
+            if !self.config.watches.is_empty() {
+                tracing::warn!(
+                    "watches are configured but no catalog (consul or etcd): they will never fire"
+                );
+            }
+            return;
+        };
+        for watch in &self.config.watches {
+            watches::spawn(
+                watch.clone(),
+                discovery.clone(),
+                self.shared.bus.clone(),
+                self.watch_counts.clone(),
+            );
+        }
+    }
+
+    // ---- signals ------------------------------------------------------
+
+    fn on_signal(&mut self, signal: Signal) {
+        match signal {
+            Signal::SIGTERM | Signal::SIGINT if self.shutting_down => {
+                tracing::info!("{signal} again: skipping the remaining waits");
+                self.shutdown.send_modify(|state| state.hurry = true);
+            }
+            Signal::SIGTERM | Signal::SIGINT => {
+                tracing::info!("{signal} received: shutting down");
+                self.begin_shutdown();
+            }
+            Signal::SIGHUP if self.config.format == Format::V2 => {
+                if let Err(error) = self.reload() {
+                    tracing::error!(
+                        "reload on SIGHUP failed, keeping the old configuration: {error}"
+                    );
+                }
+            }
+            Signal::SIGUSR1 if self.config.format == Format::V2 => {
+                self.set_maintenance(!self.maintenance);
+            }
+            Signal::SIGUSR1 if self.logs_to_file() => {
+                if let Err(error) = self.log.reopen() {
+                    tracing::error!("cannot reopen the log file: {error}");
+                }
+            }
+            _ if self.listens_for(signal) => {
+                self.shared
+                    .bus
+                    .publish(Event::new(EventCode::Signal, signal.as_str()));
+            }
+            _ => self.forward(signal),
+        }
+    }
+
+    fn logs_to_file(&self) -> bool {
+        matches!(
+            self.config.logging.output,
+            crate::config::model::LogOutput::File(_)
+        )
+    }
+
+    /// Does some job wait for this signal (`when: {source: "SIGHUP"}`)?
+    fn listens_for(&self, signal: Signal) -> bool {
+        self.config.jobs.iter().any(|job| {
+            matches!(&job.when, When::Event { code: EventCode::Signal, source, .. } if source == signal.as_str())
+        })
+    }
+
+    /// Passes a signal with no meaning of its own to the APP's process group.
+    fn forward(&self, signal: Signal) {
+        match self.app_pgid {
+            Some(pgid) => process::signal_group(pgid, signal),
+            None => tracing::debug!("{signal} ignored: no APP to forward it to"),
+        }
+    }
+
+    // ---- job reports --------------------------------------------------
+
+    fn on_report(&mut self, report: Report) {
+        self.status.on_report(&report);
+        match report {
+            Report::Started {
+                role: JobRole::App,
+                pid,
+                ..
+            } => self.app_pgid = Some(pid),
+            Report::Started { .. } => {}
+            Report::Exited {
+                role,
+                primary,
+                status,
+                last,
+                ..
+            } => self.on_exit(role, primary, status.code(), last),
+            Report::Finished { job } => {
+                self.live.remove(&job);
+                if let Some(config) = self.restart_after_stop.remove(&job) {
+                    self.start_job(config, true);
+                }
+                self.check_all_regular_jobs_done();
+            }
+        }
+    }
+
+    fn on_exit(&mut self, role: JobRole, primary: bool, code: i32, last: bool) {
+        match role {
+            JobRole::App => {
+                self.codes.app = Some(code);
+                if let Some(pgid) = self.app_pgid.take() {
+                    // Whatever the APP left behind in its process group goes with it.
+                    process::signal_group(pgid, Signal::SIGKILL);
+                }
+                self.begin_shutdown();
+            }
+            JobRole::PreStart if code != 0 && last => {
+                tracing::error!("preStart failed with exit code {code}: shutting down");
+                self.codes.failed_pre_start = Some(code);
+                self.begin_shutdown();
+            }
+            JobRole::PostStop if code != 0 => self.codes.failed_post_stop = Some(code),
+            _ => {}
+        }
+        if primary && last {
+            self.codes.primary = Some(code);
+            self.begin_shutdown();
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if !self.shutting_down {
+            self.shutting_down = true;
+            self.restart_after_stop.clear();
+            self.shared
+                .bus
+                .publish(Event::new(EventCode::Shutdown, GLOBAL_SOURCE));
+            self.check_all_regular_jobs_done();
+        }
+    }
+
+    /// When every job that is not a shutdown hook is done, autopilot shuts
+    /// down (if it was not already) and hooks still waiting give up.
+    fn check_all_regular_jobs_done(&mut self) {
+        if self.live.values().any(|job| !job.hook) || !self.restart_after_stop.is_empty() {
+            return;
+        }
+        if !self.shutting_down {
+            self.begin_shutdown();
+        } else {
+            self.shutdown.send_if_modified(|state| {
+                let changed = !state.drained;
+                state.drained = true;
+                changed
+            });
+        }
+    }
+
+    // ---- control plane ------------------------------------------------
+
+    async fn on_request(&mut self, request: Request) {
+        match request {
+            Request::Reload(reply) => {
+                let _ = reply.send(self.reload());
+            }
+            Request::Maintenance(enable, reply) => {
+                let _ = reply.send(self.set_maintenance(enable));
+            }
+            Request::Metrics(values, reply) => {
+                let answer = match values.first() {
+                    Some((name, _)) => Err(format!(
+                        "unknown metric {name:?}: no telemetry is configured"
+                    )),
+                    None => Ok(()),
+                };
+                let _ = reply.send(answer);
+            }
+            Request::Status(reply) => {
+                let counts = self.watch_counts.borrow().clone();
+                let _ = reply.send(self.status.to_json(self.maintenance, &counts));
+            }
+            Request::SignalJob { job, signal, reply } => {
+                let outcome = match self.live.get(&job) {
+                    None => SignalOutcome::NoSuchJob,
+                    Some(live) if live.handle.signal(signal).await => SignalOutcome::Signalled,
+                    Some(_) => SignalOutcome::NotRunning,
+                };
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    /// Enters or leaves maintenance; returns whether anything changed.
+    fn set_maintenance(&mut self, enable: bool) -> bool {
+        if self.maintenance == enable {
+            return false;
+        }
+        self.maintenance = enable;
+        self.maintenance_switch.send_replace(enable);
+        let code = if enable {
+            EventCode::EnterMaintenance
+        } else {
+            EventCode::ExitMaintenance
+        };
+        tracing::info!(
+            "maintenance {}",
+            if enable { "enabled" } else { "disabled" }
+        );
+        self.shared.bus.publish(Event::new(code, GLOBAL_SOURCE));
+        true
+    }
+
+    /// Re-reads the configuration and restarts only the jobs whose
+    /// configuration changed; the APP keeps running. On error nothing changes.
+    fn reload(&mut self) -> Result<(), String> {
+        if self.shutting_down {
+            return Err("autopilot is shutting down".to_string());
+        }
+        let reloader = self
+            .reloader
+            .as_ref()
+            .ok_or("there is no configuration file to reload")?;
+        let mut new = reloader()?;
+        let services = advertised_services(&new, &self.shared.env).map_err(|e| e.to_string())?;
+        if let Err(error) = self.log.reconfigure(&new.logging) {
+            return Err(error.to_string());
+        }
+        self.services = services;
+        let app = self
+            .config
+            .jobs
+            .iter()
+            .find(|job| job.role == JobRole::App)
+            .cloned();
+        new.jobs.retain(|job| job.role != JobRole::App);
+        new.jobs.extend(app);
+        let old = std::mem::replace(&mut self.config, new);
+        for job in old
+            .jobs
+            .iter()
+            .filter(|job| !self.config.jobs.contains(job))
+        {
+            if let Some(live) = self.live.get(&job.name) {
+                tracing::info!(job = %job.name, "configuration changed: stopping");
+                live.handle.stop();
+            }
+        }
+        let changed: Vec<JobConfig> = self
+            .config
+            .jobs
+            .iter()
+            .filter(|job| !old.jobs.contains(job))
+            .cloned()
+            .collect();
+        for job in changed {
+            if self.live.contains_key(&job.name) {
+                self.restart_after_stop.insert(job.name.clone(), job);
+            } else {
+                tracing::info!(job = %job.name, "new in the configuration: starting");
+                self.start_job(job, true);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The catalog registration of every job that has a `port`, with its IP
+/// chosen from its `interfaces`; also publishes `CONTAINERPILOT_<JOB>_IP`.
+fn advertised_services(
+    config: &Config,
+    env: &Environment,
+) -> Result<HashMap<String, ServiceRegistration>, StartError> {
+    let hostname = discovery::hostname()?;
+    let mut services = HashMap::new();
+    for job in config.jobs.iter().filter(|job| job.port.is_some()) {
+        let address = find_ip(&job.interfaces).map_err(|source| StartError::Interfaces {
+            job: job.name.clone(),
+            source,
+        })?;
+        env.set(&job_variable(&job.name, "IP"), Some(&address.to_string()));
+        if let Some(service) = ServiceRegistration::for_job(job, address, &hostname) {
+            services.insert(job.name.clone(), service);
+        }
+    }
+    Ok(services)
+}

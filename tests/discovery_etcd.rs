@@ -1,0 +1,338 @@
+//! The etcd backend against a real etcd server (Debian's `etcd-server`, 3.4), started by
+//! each test on free loopback ports with a temporary data directory and killed at the end.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autopilot::config::model::{CheckStatus, EtcdConfig, WatchConfig};
+use autopilot::discovery::{Discovery, HealthyInstances, Instance, ServiceRegistration};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+const PREFIX: &str = "/containerpilot";
+/// Long enough for a slow CI machine; every wait below polls for its condition.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running etcd, killed (and its data removed) on drop.
+struct Etcd {
+    child: Child,
+    endpoint: String,
+    data: tempfile::TempDir,
+}
+
+impl Etcd {
+    async fn start() -> Etcd {
+        let data = tempfile::tempdir().unwrap();
+        let (client, peer) = (free_port(), free_port());
+        let client_url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(data.path().join("etcd.log")).unwrap();
+        let child = Command::new("etcd")
+            .args(["--name", "test", "--data-dir"])
+            .arg(data.path().join("data"))
+            .args(["--listen-client-urls", &client_url])
+            .args(["--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("test={peer_url}")])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot run etcd ({error}): these tests need the real etcd server; \
+                     install it with `apt-get install etcd-server` (.ci/run does)"
+                )
+            });
+        let mut etcd = Etcd {
+            child,
+            endpoint: client_url,
+            data,
+        };
+        etcd.wait_until_healthy().await;
+        etcd
+    }
+
+    async fn wait_until_healthy(&mut self) {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = client.get(format!("{}/health", self.endpoint)).send().await {
+                if response.text().await.unwrap_or_default().contains("true") {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("etcd exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "etcd never became healthy:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("etcd.log")).unwrap_or_default()
+    }
+
+    fn discovery(&self) -> Discovery {
+        Discovery::etcd(&EtcdConfig {
+            endpoints: vec![self.endpoint.clone()],
+            prefix: PREFIX.to_string(),
+        })
+        .unwrap()
+    }
+
+    /// A raw call to the JSON gateway, to look behind the backend's back.
+    async fn gateway(&self, path: &str, body: Value) -> Value {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.endpoint))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, key: &str) -> Option<Value> {
+        let answer = self
+            .gateway("/v3/kv/range", json!({ "key": BASE64.encode(key) }))
+            .await;
+        answer["kvs"]
+            .as_array()
+            .and_then(|kvs| kvs.first())
+            .cloned()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn service(name: &str, host: &str, ttl_secs: u64) -> ServiceRegistration {
+    ServiceRegistration {
+        id: format!("{name}-{host}"),
+        name: name.to_string(),
+        tags: vec!["blue".to_string()],
+        port: 8080,
+        address: "10.0.0.5".parse().unwrap(),
+        ttl: Duration::from_secs(ttl_secs),
+        initial_status: None,
+        enable_tag_override: false,
+        deregister_critical_service_after: None,
+    }
+}
+
+fn watch(name: &str, interval: Duration) -> WatchConfig {
+    WatchConfig {
+        name: name.to_string(),
+        interval,
+        tag: None,
+        dc: None,
+    }
+}
+
+fn ids(result: &HealthyInstances) -> Vec<&str> {
+    result.instances.iter().map(|i| i.id.as_str()).collect()
+}
+
+async fn instances(discovery: &Discovery, name: &str) -> HealthyInstances {
+    discovery
+        .healthy_instances(&watch(name, Duration::from_secs(1)), 0)
+        .await
+        .unwrap()
+}
+
+/// Polls the (non-blocking) health query until `done` holds or the deadline passes.
+async fn wait_for(discovery: &Discovery, name: &str, done: impl Fn(&HealthyInstances) -> bool) {
+    let started = Instant::now();
+    loop {
+        let result = instances(discovery, name).await;
+        if done(&result) {
+            return;
+        }
+        assert!(started.elapsed() < DEADLINE, "still {result:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn register_puts_a_leased_key_that_the_health_query_finds() {
+    let etcd = Etcd::start().await;
+    // An unreachable first endpoint: the backend moves on to the live one.
+    let discovery = Discovery::etcd(&EtcdConfig {
+        endpoints: vec![
+            format!("http://127.0.0.1:{}", free_port()),
+            etcd.endpoint.clone(),
+        ],
+        prefix: format!("{PREFIX}/"),
+    })
+    .unwrap();
+    let app = service("app", "host1", 10);
+    discovery.register(&app).await.unwrap();
+
+    let stored = etcd
+        .get("/containerpilot/app/app-host1")
+        .await
+        .expect("the key exists");
+    let value: Value =
+        serde_json::from_slice(&BASE64.decode(stored["value"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(
+        value,
+        json!({"ID": "app-host1", "Name": "app", "Address": "10.0.0.5", "Port": 8080, "Tags": ["blue"]})
+    );
+    assert!(
+        stored["lease"].as_str().is_some(),
+        "attached to a lease: {stored}"
+    );
+
+    let result = instances(&discovery, "app").await;
+    assert_eq!(
+        result.instances,
+        [Instance {
+            id: "app-host1".to_string(),
+            address: "10.0.0.5".to_string(),
+            port: 8080
+        }]
+    );
+    assert!(result.index > 0);
+    assert!(instances(&discovery, "other").await.instances.is_empty());
+}
+
+#[tokio::test]
+async fn the_health_query_filters_by_tag() {
+    let etcd = Etcd::start().await;
+    let discovery = etcd.discovery();
+    let blue = service("api", "host1", 10);
+    let green = ServiceRegistration {
+        tags: vec!["green".to_string()],
+        ..service("api", "host2", 10)
+    };
+    discovery.register(&blue).await.unwrap();
+    discovery.register(&green).await.unwrap();
+    let mut tagged = watch("api", Duration::from_secs(1));
+    tagged.tag = Some("green".to_string());
+    let result = discovery.healthy_instances(&tagged, 0).await.unwrap();
+    assert_eq!(ids(&result), ["api-host2"]);
+    assert_eq!(
+        ids(&instances(&discovery, "api").await),
+        ["api-host1", "api-host2"]
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_keep_the_lease_and_its_lapse_removes_the_instance() {
+    let etcd = Etcd::start().await;
+    let discovery = etcd.discovery();
+    // etcd raises TTLs below its minimum (about 2 s with default settings) to that minimum.
+    let app = service("app", "host1", 1);
+    discovery.register(&app).await.unwrap();
+    let ttl = Duration::from_secs(2);
+    let heartbeating = Instant::now();
+    while heartbeating.elapsed() < 3 * ttl {
+        discovery.pass(&app, "ok").await.unwrap();
+        assert_eq!(ids(&instances(&discovery, "app").await), ["app-host1"]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Unhealthy without a critical mark: no more heartbeats, the lease lapses.
+    wait_for(&discovery, "app", |r| r.instances.is_empty()).await;
+    assert!(etcd.get("/containerpilot/app/app-host1").await.is_none());
+    // The next passing check registers it again under a new lease.
+    discovery.pass(&app, "ok").await.unwrap();
+    assert_eq!(ids(&instances(&discovery, "app").await), ["app-host1"]);
+}
+
+#[tokio::test]
+async fn critical_and_deregister_remove_the_instance_at_once() {
+    let etcd = Etcd::start().await;
+    let discovery = etcd.discovery();
+    let app = service("app", "host1", 60);
+    let db = service("db", "host1", 60);
+    discovery.register(&app).await.unwrap();
+    discovery.register(&db).await.unwrap();
+    let lease = etcd.get("/containerpilot/app/app-host1").await.unwrap()["lease"].clone();
+
+    discovery
+        .mark_critical(&app, "connection refused")
+        .await
+        .unwrap();
+    assert!(instances(&discovery, "app").await.instances.is_empty());
+    let alive = etcd
+        .gateway("/v3/lease/timetolive", json!({ "ID": lease }))
+        .await;
+    assert_eq!(alive["TTL"], "-1", "the lease was revoked: {alive}");
+
+    discovery.deregister(&db).await.unwrap();
+    assert!(instances(&discovery, "db").await.instances.is_empty());
+    // Deregistering what is already gone is fine.
+    discovery.deregister(&db).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_non_passing_initial_status_waits_for_the_first_passing_check() {
+    let etcd = Etcd::start().await;
+    let discovery = etcd.discovery();
+    let app = ServiceRegistration {
+        initial_status: Some(CheckStatus::Critical),
+        ..service("app", "host1", 60)
+    };
+    discovery.register(&app).await.unwrap();
+    assert!(instances(&discovery, "app").await.instances.is_empty());
+    discovery.pass(&app, "up").await.unwrap();
+    assert_eq!(ids(&instances(&discovery, "app").await), ["app-host1"]);
+}
+
+#[tokio::test]
+async fn a_blocking_query_wakes_up_on_a_change() {
+    let etcd = Etcd::start().await;
+    let discovery = Arc::new(etcd.discovery());
+    let first = instances(&discovery, "app").await;
+    assert!(first.instances.is_empty());
+
+    // Nothing changes: the query waits out its interval and answers the same.
+    let quiet = discovery
+        .healthy_instances(&watch("app", Duration::from_millis(300)), first.index)
+        .await
+        .unwrap();
+    assert_eq!(quiet, first);
+
+    // A change wakes a query that would otherwise block for ten minutes.
+    let blocking = {
+        let discovery = Arc::clone(&discovery);
+        tokio::spawn(async move {
+            discovery
+                .healthy_instances(&watch("app", Duration::from_secs(600)), first.index)
+                .await
+        })
+    };
+    discovery
+        .register(&service("app", "host1", 60))
+        .await
+        .unwrap();
+    let woken = tokio::time::timeout(DEADLINE, blocking)
+        .await
+        .expect("the blocking query woke up on the change")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&woken), ["app-host1"]);
+    assert!(woken.index > first.index);
+}

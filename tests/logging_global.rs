@@ -1,0 +1,41 @@
+//! `logging::init` installs the process-wide logger, once; it starts with
+//! defaults and is reconfigured when the config is known. One test: the
+//! global subscriber can be set only once per process.
+#[allow(dead_code)]
+mod logging_support;
+
+use autopilot::config::model::{LogFormat, LogLevel, LoggingConfig};
+use autopilot::logging::{self, LoggingError};
+use logging_support::{default_message, file_config, lines_of};
+use serde_json::Value;
+
+#[test]
+fn init_installs_the_global_logger_once() {
+    let handle = logging::init(&LoggingConfig::default()).unwrap();
+    assert!(matches!(
+        logging::init(&LoggingConfig::default()),
+        Err(LoggingError::AlreadyInstalled)
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("autopilot.log");
+    handle
+        .reconfigure(&file_config(&path, LogLevel::Warn, LogFormat::Default))
+        .unwrap();
+    let from_another_thread = std::thread::spawn(|| {
+        tracing::info!("hidden");
+        tracing::warn!("from a thread");
+    });
+    from_another_thread.join().unwrap();
+    handle
+        .reconfigure(&file_config(&path, LogLevel::Debug, LogFormat::Json))
+        .unwrap();
+    tracing::debug!(job = "web", "now shown");
+
+    let lines = lines_of(&path);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(default_message(&lines[0]), "from a thread");
+    let json: Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(json["msg"], "now shown");
+    assert_eq!(json["job"], "web");
+}

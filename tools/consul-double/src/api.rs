@@ -1,0 +1,397 @@
+//! The Consul HTTP API v1 endpoints the double serves: routing, parameter parsing, ACL and
+//! vetting order, blocking queries.
+//!
+//! Owns the order in which Consul checks things (decode, then token, then existence, then
+//! permission, then the change) and the query-parameter rules. State changes are delegated
+//! to `agent`, JSON shapes to `render`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Bytes;
+use hyper::Method;
+use serde_json::Value;
+
+use crate::acl::{PresentedToken, Principal};
+use crate::agent::{Agent, InstanceFilter};
+use crate::control::Shared;
+use crate::duration::parse_go_duration;
+use crate::error::ApiError;
+use crate::registration::{decode_check_update, decode_registration, Registration};
+use crate::render;
+use crate::reply::Reply;
+use crate::state::Status;
+
+/// Consul's `defaultQueryTime` and `maxQueryTime` for blocking queries.
+const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// A request on the Consul API, after the journal and the faults have seen it.
+pub(crate) struct ApiRequest {
+    pub seq: u64,
+    pub method: Method,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+    pub body: Bytes,
+    pub token: PresentedToken,
+    /// The `LegacyAgent` fault applies.
+    pub legacy: bool,
+}
+
+impl ApiRequest {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn params_named(&self, name: &str) -> Vec<String> {
+        self.params
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .collect()
+    }
+
+    /// Consul's `getBoolQueryParam`: present without a value means true.
+    fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.param(name) {
+            None => Ok(false),
+            Some("") => Ok(true),
+            Some(text) => parse_go_bool(text)
+                .ok_or_else(|| ApiError::BadRequest(format!("Invalid value for ?{name}"))),
+        }
+    }
+}
+
+enum Endpoint<'a> {
+    Register,
+    Deregister(&'a str),
+    Maintenance(&'a str),
+    CheckUpdate(&'a str),
+    CheckSet(&'a str, Status),
+    HealthService(&'a str),
+    CatalogService(&'a str),
+    AgentServices,
+    AgentChecks,
+    StatusLeader,
+}
+
+/// Builds an endpoint from what follows its path prefix.
+type FromPathRest = fn(&str) -> Endpoint<'_>;
+
+/// The endpoint for a path and the one method it accepts.
+fn route(path: &str) -> Option<(Endpoint<'_>, Method)> {
+    const PREFIXED: [(&str, FromPathRest, Method); 8] = [
+        (
+            "/v1/agent/service/deregister/",
+            |id| Endpoint::Deregister(id),
+            Method::PUT,
+        ),
+        (
+            "/v1/agent/service/maintenance/",
+            |id| Endpoint::Maintenance(id),
+            Method::PUT,
+        ),
+        (
+            "/v1/agent/check/update/",
+            |id| Endpoint::CheckUpdate(id),
+            Method::PUT,
+        ),
+        (
+            "/v1/agent/check/pass/",
+            |id| Endpoint::CheckSet(id, Status::Passing),
+            Method::PUT,
+        ),
+        (
+            "/v1/agent/check/warn/",
+            |id| Endpoint::CheckSet(id, Status::Warning),
+            Method::PUT,
+        ),
+        (
+            "/v1/agent/check/fail/",
+            |id| Endpoint::CheckSet(id, Status::Critical),
+            Method::PUT,
+        ),
+        (
+            "/v1/health/service/",
+            |name| Endpoint::HealthService(name),
+            Method::GET,
+        ),
+        (
+            "/v1/catalog/service/",
+            |name| Endpoint::CatalogService(name),
+            Method::GET,
+        ),
+    ];
+    let exact = match path {
+        "/v1/agent/service/register" => Some((Endpoint::Register, Method::PUT)),
+        "/v1/agent/services" => Some((Endpoint::AgentServices, Method::GET)),
+        "/v1/agent/checks" => Some((Endpoint::AgentChecks, Method::GET)),
+        "/v1/status/leader" => Some((Endpoint::StatusLeader, Method::GET)),
+        _ => None,
+    };
+    exact.or_else(|| {
+        PREFIXED.iter().find_map(|(prefix, endpoint, method)| {
+            path.strip_prefix(prefix)
+                .map(|rest| (endpoint(rest), method.clone()))
+        })
+    })
+}
+
+pub(crate) async fn handle(shared: &Arc<Shared>, request: ApiRequest) -> Reply {
+    match dispatch(shared, &request).await {
+        Ok(reply) => reply,
+        Err(error) => Reply::error(&error),
+    }
+}
+
+async fn dispatch(shared: &Arc<Shared>, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let (endpoint, method) = route(&request.path).ok_or(ApiError::NoSuchEndpoint)?;
+    if request.method != method {
+        return Err(ApiError::MethodNotAllowed(request.method.to_string()));
+    }
+    let caller = || {
+        Principal::resolve(shared.config.acl_token.as_deref(), &request.token).map(|principal| {
+            Caller {
+                shared,
+                request,
+                principal,
+            }
+        })
+    };
+    // Consul decodes a body before it resolves the token, and resolves no token for the
+    // status endpoints.
+    match endpoint {
+        Endpoint::StatusLeader => Ok(Reply::json(&format!("{}:8300", shared.config.node_address))),
+        Endpoint::Register => {
+            let registration = decode_registration(&request.body)?;
+            caller()?.register(registration)
+        }
+        Endpoint::Deregister(id) => caller()?.deregister(id),
+        Endpoint::Maintenance(id) => caller()?.maintenance(id),
+        Endpoint::CheckUpdate(id) => {
+            let update = decode_check_update(&request.body)?;
+            caller()?.update_check(id, update.status, &update.output)
+        }
+        Endpoint::CheckSet(id, status) => {
+            caller()?.update_check(id, status, request.param("note").unwrap_or_default())
+        }
+        Endpoint::HealthService(name) => caller()?.instances(name, Listing::Health).await,
+        Endpoint::CatalogService(name) => caller()?.instances(name, Listing::Catalog).await,
+        Endpoint::AgentServices => Ok(caller()?.agent_services()),
+        Endpoint::AgentChecks => Ok(caller()?.agent_checks()),
+    }
+}
+
+/// One request being served, with who it runs as.
+struct Caller<'a> {
+    shared: &'a Arc<Shared>,
+    request: &'a ApiRequest,
+    principal: Principal,
+}
+
+/// The two endpoints that list a service's instances.
+#[derive(Clone, Copy)]
+enum Listing {
+    /// `/v1/health/service`: instances with their checks; honours `?passing`.
+    Health,
+    /// `/v1/catalog/service`: instances only; `?passing` means nothing there.
+    Catalog,
+}
+
+impl Caller<'_> {
+    fn register(&self, registration: Registration) -> Result<Reply, ApiError> {
+        let replace = self.request.flag("replace-existing-checks")?;
+        let service = &registration.service;
+        self.principal.require_service_write(&service.name)?;
+        tracing::info!(id = %service.id, name = %service.name, "service registered");
+        self.shared
+            .write(|inner| inner.agent.register(registration, replace, Instant::now()));
+        Ok(Reply::empty())
+    }
+
+    fn deregister(&self, id: &str) -> Result<Reply, ApiError> {
+        self.shared.write(|inner| {
+            let Some(service) = inner.agent.service(id) else {
+                return if self.request.legacy {
+                    Ok(Reply::empty())
+                } else {
+                    Err(ApiError::UnknownService(id.to_string()))
+                };
+            };
+            self.principal.require_service_write(&service.name)?;
+            inner.agent.deregister(id)?;
+            tracing::info!(id, "service deregistered");
+            Ok(Reply::empty())
+        })
+    }
+
+    fn maintenance(&self, id: &str) -> Result<Reply, ApiError> {
+        let enable = match self.request.param("enable") {
+            None => return Err(ApiError::BadRequest("Missing value for enable".into())),
+            Some(text) => parse_go_bool(text).ok_or_else(|| {
+                ApiError::BadRequest(format!("Invalid value for enable: {text:?}"))
+            })?,
+        };
+        let reason = self.request.param("reason").unwrap_or_default();
+        self.shared.write(|inner| {
+            let Some(service) = inner.agent.service(id) else {
+                return Err(if self.request.legacy {
+                    ApiError::LegacyNoSuchService(id.to_string())
+                } else {
+                    ApiError::UnknownService(id.to_string())
+                });
+            };
+            self.principal.require_service_write(&service.name)?;
+            inner
+                .agent
+                .set_maintenance(id, enable, reason, Instant::now())?;
+            tracing::info!(id, enable, "service maintenance");
+            Ok(Reply::empty())
+        })
+    }
+
+    fn update_check(&self, id: &str, status: Status, output: &str) -> Result<Reply, ApiError> {
+        self.shared.write(|inner| {
+            let Some(check) = inner.agent.check(id) else {
+                return Err(if self.request.legacy {
+                    ApiError::NoAssociatedTtl(id.to_string())
+                } else {
+                    ApiError::UnknownCheck(id.to_string())
+                });
+            };
+            self.principal.require_service_write(&check.service_name)?;
+            inner.agent.update_ttl(id, status, output, Instant::now())?;
+            Ok(Reply::empty())
+        })
+    }
+
+    /// `GET /v1/health/service/<name>` and `GET /v1/catalog/service/<name>`.
+    async fn instances(&self, name: &str, listing: Listing) -> Result<Reply, ApiError> {
+        self.require_local_datacenter()?;
+        let passing_only = match listing {
+            Listing::Health => self.request.flag("passing")?,
+            Listing::Catalog => false,
+        };
+        let renderer = match listing {
+            Listing::Health => render::health_service,
+            Listing::Catalog => render::catalog_service,
+        };
+        let tags = self.request.params_named("tag");
+        let wait = BlockingParams::parse(self.request)?;
+        let filter = InstanceFilter {
+            tags: &tags,
+            passing_only,
+        };
+        let visible = self.principal.can_read();
+        let evaluate = |agent: &Agent| {
+            let (index, instances) = agent.instances(name, &filter);
+            let instances = if visible { instances } else { Vec::new() };
+            (index, renderer(agent, &instances))
+        };
+        let (index, body) = blocking_query(self.shared, self.request.seq, wait, evaluate).await;
+        Ok(Reply::json(&body).with_index(index))
+    }
+
+    fn agent_services(&self) -> Reply {
+        let visible = self.principal.can_read();
+        self.shared.read(|inner| {
+            let agent = &inner.agent;
+            Reply::json(&render::agent_services(
+                agent,
+                agent.service_entries().filter(|_| visible),
+            ))
+        })
+    }
+
+    fn agent_checks(&self) -> Reply {
+        let visible = self.principal.can_read();
+        self.shared.read(|inner| {
+            let agent = &inner.agent;
+            Reply::json(&render::agent_checks(
+                agent,
+                agent.check_entries().filter(|_| visible),
+            ))
+        })
+    }
+
+    fn require_local_datacenter(&self) -> Result<(), ApiError> {
+        match self.request.param("dc") {
+            Some(dc) if !dc.is_empty() && dc != self.shared.config.datacenter => {
+                Err(ApiError::NoPathToDatacenter)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `?index=` and `?wait=` of a blocking query.
+struct BlockingParams {
+    min_index: u64,
+    wait: Duration,
+}
+
+impl BlockingParams {
+    /// Consul's `parseWait`: the wait defaults to 5 min and is capped at 10 min. (Consul
+    /// adds up to wait/16 of random jitter; the double does not.)
+    fn parse(request: &ApiRequest) -> Result<Self, ApiError> {
+        let wait = match request.param("wait").filter(|text| !text.is_empty()) {
+            None => DEFAULT_WAIT,
+            Some(text) => parse_go_duration(text)
+                .ok_or_else(|| ApiError::BadRequest("Invalid wait time".into()))?,
+        };
+        let min_index = match request.param("index").filter(|text| !text.is_empty()) {
+            None => 0,
+            Some(text) => text
+                .parse()
+                .map_err(|_| ApiError::BadRequest("Invalid index".into()))?,
+        };
+        Ok(BlockingParams {
+            min_index,
+            wait: if wait.is_zero() {
+                DEFAULT_WAIT
+            } else {
+                wait.min(MAX_WAIT)
+            },
+        })
+    }
+}
+
+/// Runs `evaluate` and, when the request asked for an index the result has not passed yet,
+/// waits until the result's index moves past it or the wait ends, then answers with the
+/// latest result (Consul's `blockingQuery`).
+async fn blocking_query(
+    shared: &Shared,
+    seq: u64,
+    params: BlockingParams,
+    mut evaluate: impl FnMut(&Agent) -> (u64, Value),
+) -> (u64, Value) {
+    let mut changes = shared.subscribe();
+    let mut result = shared.read(|inner| evaluate(&inner.agent));
+    if params.min_index == 0 || result.0 > params.min_index {
+        return result;
+    }
+    shared.write(|inner| inner.journal.update(seq, |entry| entry.blocked = true));
+    let deadline = tokio::time::Instant::now() + params.wait;
+    loop {
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return result },
+            _ = tokio::time::sleep_until(deadline) => return shared.read(|inner| evaluate(&inner.agent)),
+        }
+        result = shared.read(|inner| evaluate(&inner.agent));
+        if result.0 > params.min_index {
+            return result;
+        }
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
