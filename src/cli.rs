@@ -13,9 +13,10 @@ use clap::{ArgAction, CommandFactory, Parser};
 use std::path::PathBuf;
 
 use crate::config::model::{Config, ControlConfig};
+use crate::config::{self, Source};
 use crate::control::client::{self, Command as ClientCommand};
 use crate::logging;
-use crate::supervisor;
+use crate::supervisor::{self, Reloader};
 
 /// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
 #[derive(Debug, Parser)]
@@ -34,6 +35,20 @@ pub struct Cli {
     /// Print the version and git hash, then exit.
     #[arg(long)]
     pub version: bool,
+
+    /// Render the configuration template, print it, and exit.
+    #[arg(long)]
+    pub template: bool,
+
+    /// With -template: where to write the rendered configuration
+    /// (`-` for stdout).
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub out: String,
+
+    /// Validate the configuration, print it normalized as JSON, and exit
+    /// (0 valid, 2 invalid).
+    #[arg(long)]
+    pub check: bool,
 
     /// Ask the running autopilot to reload its configuration.
     #[arg(long, help_heading = "Control commands")]
@@ -103,20 +118,108 @@ fn run(cli: Cli) -> i32 {
         println!("GitHash: {}", env!("AUTOPILOT_GIT_HASH"));
         return 0;
     }
+    let source = config::locate(cli.config.as_deref());
+    let app = (!cli.app.is_empty()).then(|| cli.app.clone());
+    if cli.template {
+        return render_config(source.as_ref(), &cli.out);
+    }
+    if cli.check {
+        return check_config(source.as_ref(), app.as_deref());
+    }
     if let Some(command) = control_command(&cli) {
-        return client::run(command, &control_socket());
+        return client::run(command, &control_socket(source.as_ref()));
     }
-    if cli.app.is_empty() {
-        eprintln!("{}", Cli::command().render_usage());
-        eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
-        return 2;
-    }
-    let config = Config::app_only(cli.app);
+    let (config, warnings) = match (&source, app) {
+        (Some(source), app) => {
+            match config::load_with_env(source, app.as_deref(), &config::process_env()) {
+                Ok(loaded) => (loaded.config, loaded.warnings),
+                Err(error) => {
+                    eprintln!("{error}");
+                    return 2;
+                }
+            }
+        }
+        (None, Some(app)) => (Config::app_only(app), Vec::new()),
+        (None, None) => {
+            eprintln!("{}", Cli::command().render_usage());
+            eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
+            return 2;
+        }
+    };
     match logging::init(&config.logging) {
-        Ok(log) => supervisor::run(config, None, log),
+        Ok(log) => {
+            for warning in warnings {
+                tracing::warn!("config: {warning}");
+            }
+            supervisor::run(config, source.map(|s| reloader(s, cli.app)), log)
+        }
         Err(error) => {
             eprintln!("autopilot: {error}");
             1
+        }
+    }
+}
+
+/// Re-reads `source` (with the same APP) when a reload is asked for.
+fn reloader(source: Source, app: Vec<String>) -> Reloader {
+    Box::new(move || {
+        let app = (!app.is_empty()).then_some(app.as_slice());
+        config::load(&source, app).map_err(|error| error.to_string())
+    })
+}
+
+/// `-template [-out FILE]`: prints (or writes) the rendered configuration.
+fn render_config(source: Option<&Source>, out: &str) -> i32 {
+    let Some(source) = source else {
+        eprintln!("autopilot: -template needs a configuration (-config or CONTAINERPILOT)");
+        return 2;
+    };
+    let rendered = match config::render_source(source, &config::process_env()) {
+        Ok(rendered) => rendered,
+        Err(error) => {
+            eprintln!("{error}");
+            return 2;
+        }
+    };
+    let written = match out {
+        "-" => std::io::Write::write_all(&mut std::io::stdout(), rendered.as_bytes()),
+        path => std::fs::write(path.strip_prefix("file://").unwrap_or(path), rendered),
+    };
+    match written {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("autopilot: cannot write the rendered configuration to {out}: {error}");
+            1
+        }
+    }
+}
+
+/// `--check`: validates and prints the normalized configuration as JSON;
+/// warnings go to stderr. Exits 0 when valid, 2 when not.
+fn check_config(source: Option<&Source>, app: Option<&[String]>) -> i32 {
+    let Some(source) = source else {
+        eprintln!("autopilot: --check needs a configuration (-config or CONTAINERPILOT)");
+        return 2;
+    };
+    match config::load_with_env(source, app, &config::process_env()) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("autopilot: warning: {warning}");
+            }
+            match serde_json::to_string_pretty(&loaded.config) {
+                Ok(json) => {
+                    println!("{json}");
+                    0
+                }
+                Err(error) => {
+                    eprintln!("autopilot: cannot print the configuration: {error}");
+                    1
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            2
         }
     }
 }
@@ -140,9 +243,15 @@ fn control_command(cli: &Cli) -> Option<ClientCommand> {
     }
 }
 
-/// The socket the client commands talk to.
-fn control_socket() -> PathBuf {
-    ControlConfig::default().socket
+/// The socket the client commands talk to: the configuration's
+/// `control.socket` when there is a (valid) configuration, else the default.
+fn control_socket(source: Option<&Source>) -> PathBuf {
+    source
+        .and_then(|source| config::load_with_env(source, None, &config::process_env()).ok())
+        .map_or_else(
+            || ControlConfig::default().socket,
+            |loaded| loaded.config.control.socket,
+        )
 }
 
 /// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)
@@ -221,6 +330,11 @@ mod tests {
         assert_eq!(norm(&["-version"]), ["--version"]);
         assert_eq!(norm(&["-version=true"]), ["--version"]);
         assert!(norm(&["-version=false"]).is_empty());
+        assert_eq!(
+            norm(&["-config", "c", "-template", "-out", "f"]),
+            ["--config", "c", "--template", "--out", "f"]
+        );
+        assert_eq!(norm(&["--check", "-config=c"]), ["--check", "--config=c"]);
     }
 
     #[test]

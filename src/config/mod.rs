@@ -4,5 +4,341 @@
 //! `CONTAINERBUDDY`), Go text/template rendering over the environment, JSON5
 //! parsing, format detection (3.x vs 2.x/1.x), lenient decoding, validation and
 //! the 2.x → 3.x translation. It must not start processes or open sockets:
-//! every error is found here, before anything runs.
+//! every error is found here, before anything runs. Interfaces are not
+//! resolved and TLS files are not read here (discovery does that at run
+//! time), so a config's validity never depends on the host.
+//!
+//! ```text
+//! locate → Source ─read→ text ─template::render→ rendered ─json5::parse→ tree
+//!        ─detect→ v3::decode | v2::decode → Config (+ warnings)
+//! ```
+
+pub mod decode;
+pub mod duration;
+pub mod error;
+pub mod jobs;
+pub mod json5;
 pub mod model;
+pub mod sections;
+pub mod template;
+pub mod v2;
+pub mod v3;
+pub mod words;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+pub use error::{ConfigError, Origin, Snippet, TextPosition};
+pub use model::{Config, Format};
+pub use template::Env;
+
+use decode::Object;
+
+/// Where the configuration text comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Inline(String),
+}
+
+impl Source {
+    /// Reads a `-config` / `CONTAINERPILOT` value: an inline document when it
+    /// starts with `{` (after whitespace), else a path with an optional
+    /// `file://` prefix.
+    pub fn from_value(value: &str) -> Source {
+        if value.trim_start().starts_with('{') {
+            return Source::Inline(value.to_string());
+        }
+        Source::File(PathBuf::from(
+            value.strip_prefix("file://").unwrap_or(value),
+        ))
+    }
+
+    pub fn origin(&self) -> Origin {
+        match self {
+            Source::File(path) => Origin::File(path.clone()),
+            Source::Inline(_) => Origin::Inline,
+        }
+    }
+
+    /// The unrendered text.
+    pub fn read(&self) -> Result<String, ConfigError> {
+        match self {
+            Source::Inline(text) => Ok(text.clone()),
+            Source::File(path) => std::fs::read(path)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                }),
+        }
+    }
+}
+
+/// The configuration source: `flag` (from `-config`), else env
+/// `CONTAINERPILOT`, else env `CONTAINERBUDDY` (1.x). Empty values count as
+/// unset.
+pub fn locate(flag: Option<&str>) -> Option<Source> {
+    let from_env = |name| std::env::var(name).ok();
+    [
+        flag.map(str::to_string),
+        from_env("CONTAINERPILOT"),
+        from_env("CONTAINERBUDDY"),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|value| !value.is_empty())
+    .map(|value| Source::from_value(&value))
+}
+
+/// The process environment as template data (values that are not UTF-8 are
+/// converted lossily).
+pub fn process_env() -> Env {
+    std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Renders `text` as a Go template over `env`; errors name the line and column.
+pub fn render_template(text: &str, origin: &Origin, env: &Env) -> Result<String, ConfigError> {
+    template::render(text, env).map_err(|e| {
+        let at = TextPosition::of_offset(text, e.offset);
+        ConfigError::Template {
+            origin: origin.clone(),
+            at,
+            message: e.message,
+            snippet: Snippet::new(text, at),
+        }
+    })
+}
+
+/// What `-template` prints: the source rendered over the process environment.
+pub fn render_source(source: &Source, env: &Env) -> Result<String, ConfigError> {
+    render_template(&source.read()?, &source.origin(), env)
+}
+
+/// Renders each APP argument as a template, just before exec (the engine
+/// calls this with the environment the APP will get).
+pub fn render_args(args: &[String], env: &Env) -> Result<Vec<String>, ConfigError> {
+    args.iter()
+        .enumerate()
+        .map(|(index, arg)| render_template(arg, &Origin::AppArgument(index), env))
+        .collect()
+}
+
+/// A validated configuration and the warnings found on the way (deprecated
+/// keys, ignored settings, jobs that can never start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+/// Loads `source` over the process environment, logging warnings. `app` is
+/// the wrapped APP's argv from the command line, if any; it becomes a job.
+pub fn load(source: &Source, app: Option<&[String]>) -> Result<Config, ConfigError> {
+    let loaded = load_with_env(source, app, &process_env())?;
+    for warning in &loaded.warnings {
+        tracing::warn!("config: {warning}");
+    }
+    Ok(loaded.config)
+}
+
+/// Loads `source` with `env` as the template data.
+pub fn load_with_env(
+    source: &Source,
+    app: Option<&[String]>,
+    env: &Env,
+) -> Result<Loaded, ConfigError> {
+    load_str(&source.read()?, &source.origin(), app, env)
+}
+
+/// Renders, parses, detects the format of, validates and translates `text`.
+pub fn load_str(
+    text: &str,
+    origin: &Origin,
+    app: Option<&[String]>,
+    env: &Env,
+) -> Result<Loaded, ConfigError> {
+    let rendered = render_template(text, origin, env)?;
+    let tree = json5::parse(&rendered, origin, rendered != text)?;
+    let app = app.filter(|argv| !argv.is_empty());
+    let mut warnings = Vec::new();
+    let format = detect(&tree)?;
+    let top_keys: &[&'static str] = match format {
+        Format::V3 => &v3::TOP_KEYS,
+        Format::V2 => &v2::TOP_KEYS,
+    };
+    let root = Object::new(&tree, "", top_keys)?;
+    if root.has("consul") && root.has("etcd") {
+        return Err(ConfigError::invalid(
+            "",
+            "configure one discovery backend, consul or etcd, not both",
+        ));
+    }
+    let parts = match format {
+        Format::V3 => v3::decode(&root, app, &mut warnings)?,
+        Format::V2 => v2::decode(&root, app, &mut warnings)?,
+    };
+    let config = Config {
+        format,
+        consul: root
+            .get("consul")
+            .map(|v| sections::consul(v, "consul"))
+            .transpose()?
+            .flatten(),
+        etcd: root
+            .get("etcd")
+            .map(|v| sections::etcd(v, "etcd"))
+            .transpose()?,
+        logging: root
+            .get("logging")
+            .map(|v| sections::logging(v, "logging"))
+            .transpose()?
+            .unwrap_or_default(),
+        jobs: parts.jobs,
+        watches: parts.watches,
+        control: parts.control,
+        telemetry: parts.telemetry,
+    };
+    Ok(Loaded { config, warnings })
+}
+
+/// What a format's front end decides; the sections both formats share
+/// (`consul`, `etcd`, `logging`) are read by [`load_str`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parts {
+    pub jobs: Vec<model::JobConfig>,
+    pub watches: Vec<model::WatchConfig>,
+    pub control: model::ControlConfig,
+    pub telemetry: Option<model::TelemetryConfig>,
+}
+
+/// Keys only a 3.x config has.
+const V3_MARKERS: [&str; 3] = ["jobs", "watches", "control"];
+/// Keys only a 2.x/1.x config has (plus `telemetry.sensors`).
+const V2_MARKERS: [&str; 8] = [
+    "services",
+    "backends",
+    "preStart",
+    "onStart",
+    "preStop",
+    "postStop",
+    "coprocesses",
+    "tasks",
+];
+
+/// Which format a document is written in. Keys both formats share
+/// (`consul`, `etcd`, `logging`, `stopTimeout`, `telemetry` without
+/// `sensors`) decide nothing; a document with only those is read as 3.x.
+fn detect(tree: &Value) -> Result<Format, ConfigError> {
+    let map = tree
+        .as_object()
+        .ok_or_else(|| ConfigError::invalid("", "the configuration must be an object ({ ... })"))?;
+    let has = |key: &str| map.keys().find(|k| k.eq_ignore_ascii_case(key));
+    let v3: Vec<&String> = V3_MARKERS.iter().filter_map(|k| has(k)).collect();
+    let mut v2: Vec<&String> = V2_MARKERS.iter().filter_map(|k| has(k)).collect();
+    let sensors = has("telemetry")
+        .and_then(|k| map[k].as_object())
+        .is_some_and(|t| t.keys().any(|k| k.eq_ignore_ascii_case("sensors")));
+    let telemetry_sensors = "telemetry.sensors".to_string();
+    if sensors {
+        v2.push(&telemetry_sensors);
+    }
+    match (v3.is_empty(), v2.is_empty()) {
+        (false, false) => Err(ConfigError::invalid(
+            "",
+            format!(
+                "mixes ContainerPilot 3 keys ({}) with 2.x keys ({}): write one format or the other",
+                join(&v3),
+                join(&v2)
+            ),
+        )),
+        (true, false) => Ok(Format::V2),
+        _ => Ok(Format::V3),
+    }
+}
+
+fn join(keys: &[&String]) -> String {
+    keys.iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sources_from_flag_values() {
+        assert_eq!(
+            Source::from_value("/etc/cp.json5"),
+            Source::File("/etc/cp.json5".into())
+        );
+        assert_eq!(
+            Source::from_value("file:///etc/cp.json"),
+            Source::File("/etc/cp.json".into())
+        );
+        assert_eq!(
+            Source::from_value("  {consul: 'c'}"),
+            Source::Inline("  {consul: 'c'}".into())
+        );
+        assert_eq!(
+            Source::Inline(String::new()).origin().to_string(),
+            "inline config"
+        );
+    }
+
+    #[test]
+    fn format_detection() {
+        assert_eq!(detect(&json!({"jobs": []})).unwrap(), Format::V3);
+        assert_eq!(
+            detect(&json!({"consul": "c", "stopTimeout": 5})).unwrap(),
+            Format::V3
+        );
+        assert_eq!(detect(&json!({"Services": []})).unwrap(), Format::V2);
+        assert_eq!(
+            detect(&json!({"telemetry": {"sensors": []}})).unwrap(),
+            Format::V2
+        );
+        assert_eq!(
+            detect(&json!({"telemetry": {"metrics": []}})).unwrap(),
+            Format::V3
+        );
+        let mixed = detect(&json!({"watches": [], "telemetry": {"sensors": []}}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            mixed.contains("(watches) with 2.x keys (telemetry.sensors)"),
+            "{mixed}"
+        );
+    }
+
+    #[test]
+    fn app_arguments_render_with_their_position() {
+        let env: Env = [("PORT".to_string(), "80".to_string())].into();
+        let args = [
+            "nginx".to_string(),
+            "-p".to_string(),
+            "{{ .PORT }}".to_string(),
+        ];
+        assert_eq!(render_args(&args, &env).unwrap(), ["nginx", "-p", "80"]);
+        let error = render_args(&["x".to_string(), "{{ nope }}".to_string()], &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "config error: APP argument 1:1:4: template: function \"nope\" not defined"
+            ),
+            "{error}"
+        );
+    }
+}

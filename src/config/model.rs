@@ -170,7 +170,9 @@ pub enum JobRole {
     Sensor {
         metric: String,
     },
-    /// The implicit `containerpilot` service that advertises telemetry.
+    /// The implicit `containerpilot` service that advertises telemetry. It
+    /// has no exec and no health check: it is registered with a 15 s TTL
+    /// and heartbeated every 5 s while the telemetry endpoint is up.
     Telemetry,
 }
 
@@ -249,6 +251,7 @@ pub enum HealthCheck {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HealthConfig {
     pub check: HealthCheck,
     #[serde(with = "humantime_serde")]
@@ -294,7 +297,8 @@ pub struct JobConfig {
     pub port: Option<u16>,
     pub initial_status: Option<CheckStatus>,
     pub tags: Vec<String>,
-    /// IP selection specs (SPEC.md 8.4), default `["eth0:inet"]`.
+    /// IP selection specs (SPEC.md 8.4), default `["eth0:inet", "inet"]`
+    /// (what ContainerPilot 3.8's code used; its docs said `["eth0:inet"]`).
     pub interfaces: Vec<String>,
     pub consul: JobConsulExtras,
     /// Signal number sent to stop the process (default SIGTERM). [beyond]

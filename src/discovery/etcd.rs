@@ -144,7 +144,7 @@ impl EtcdBackend {
                 watch
                     .tag
                     .as_ref()
-                    .map_or(true, |tag| stored.tags.contains(tag))
+                    .is_none_or(|tag| stored.tags.contains(tag))
             })
             .map(|stored| Instance {
                 id: stored.id,
