@@ -12,7 +12,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 
 use std::path::PathBuf;
 
-use crate::config::model::{Config, ControlConfig};
+use crate::config::model::Config;
 use crate::config::{self, Source};
 use crate::control::client::{self, Command as ClientCommand};
 use crate::logging;
@@ -248,10 +248,9 @@ fn control_command(cli: &Cli) -> Option<ClientCommand> {
 fn control_socket(source: Option<&Source>) -> PathBuf {
     source
         .and_then(|source| config::load_with_env(source, None, &config::process_env()).ok())
-        .map_or_else(
-            || ControlConfig::default().socket,
-            |loaded| loaded.config.control.socket,
-        )
+        .and_then(|loaded| loaded.config.control)
+        .unwrap_or_default()
+        .socket
 }
 
 /// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)

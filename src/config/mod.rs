@@ -204,7 +204,7 @@ pub fn load_str(
             .unwrap_or_default(),
         jobs: parts.jobs,
         watches: parts.watches,
-        control: parts.control,
+        control: Some(parts.control),
         telemetry: parts.telemetry,
     };
     Ok(Loaded { config, warnings })
