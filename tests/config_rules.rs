@@ -63,7 +63,7 @@ fn job_defaults() {
     );
     assert_eq!(a.interfaces, ["eth0:inet", "inet"]);
     assert_eq!(
-        config.control.socket.to_str(),
+        config.control.as_ref().unwrap().socket.to_str(),
         Some("/var/run/containerpilot.socket")
     );
     assert_eq!(config.format, Format::V3);

@@ -10,7 +10,6 @@ mod common;
 use common::{Autopilot, Mode, Scratch};
 use nix::sys::signal::Signal;
 
-
 /// `docker stop` sends SIGKILL this long after SIGTERM.
 const DOCKER_STOP_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -154,7 +153,10 @@ fn prestop_finishes_before_the_job_is_signalled_and_poststop_runs_after() {
     scratch.wait_for_lines(&["ready"]);
     autopilot.signal(Signal::SIGTERM);
     assert_eq!(autopilot.finish().code, 0);
-    assert_eq!(scratch.lines(), ["ready", "prestop", "app-term", "poststop"]);
+    assert_eq!(
+        scratch.lines(),
+        ["ready", "prestop", "app-term", "poststop"]
+    );
 }
 
 #[test]
@@ -253,7 +255,13 @@ fn health_check_that_hangs_is_killed_at_its_timeout() {
     ));
     let autopilot = start(&scratch, &["-config", &config]);
     scratch.wait_for_lines(&["unhealthy"]);
-    let first_check: i32 = scratch.read("checkpids").lines().next().unwrap().parse().unwrap();
+    let first_check: i32 = scratch
+        .read("checkpids")
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     common::wait_until("the condition", || !common::procfs::is_alive(first_check));
     autopilot.signal(Signal::SIGTERM);
     assert_eq!(autopilot.finish().code, 0);
@@ -287,7 +295,9 @@ fn children_see_autopilot_and_job_variables() {
 fn v2_prestart_failure_ends_the_run_with_its_code_and_the_app_never_starts() {
     let scratch = Scratch::new();
     let config = scratch.config(r#"{ "preStart": "sh -c 'echo prestart >> log; exit 4'" }"#);
-    let autopilot = start(&scratch, &["-config", &config, "sh", "-c", "echo app >> log"],
+    let autopilot = start(
+        &scratch,
+        &["-config", &config, "sh", "-c", "echo app >> log"],
     );
     assert_eq!(autopilot.finish().code, 4);
     assert_eq!(scratch.lines(), ["prestart"]);
@@ -304,7 +314,9 @@ fn v2_hooks_run_around_the_app_and_post_stop_failure_wins() {
           "stopTimeout": 2
         }"#,
     );
-    let autopilot = start(&scratch, &[
+    let autopilot = start(
+        &scratch,
+        &[
             "-config",
             &config,
             "sh",
@@ -314,15 +326,24 @@ fn v2_hooks_run_around_the_app_and_post_stop_failure_wins() {
     );
     scratch.wait_for_lines(&["prestart", "app"]);
     autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 5, "postStop's failure replaces the APP's 42");
-    assert_eq!(scratch.lines(), ["prestart", "app", "prestop", "app-term", "poststop"]);
+    assert_eq!(
+        autopilot.finish().code,
+        5,
+        "postStop's failure replaces the APP's 42"
+    );
+    assert_eq!(
+        scratch.lines(),
+        ["prestart", "app", "prestop", "app-term", "poststop"]
+    );
 }
 
 #[test]
 fn v2_app_exit_code_passes_through_after_post_stop() {
     let scratch = Scratch::new();
     let config = scratch.config(r#"{ "postStop": "sh -c 'echo poststop >> log'" }"#);
-    let autopilot = start(&scratch, &["-config", &config, "sh", "-c", "echo app >> log; exit 7"],
+    let autopilot = start(
+        &scratch,
+        &["-config", &config, "sh", "-c", "echo app >> log; exit 7"],
     );
     assert_eq!(autopilot.finish().code, 7);
     assert_eq!(scratch.lines(), ["app", "poststop"]);
@@ -338,7 +359,9 @@ fn shutdown_with_hooks_and_a_slow_app_fits_in_dockers_window() {
           "postStop": "sh -c 'echo poststop >> log'"
         }"#,
     );
-    let autopilot = start(&scratch, &[
+    let autopilot = start(
+        &scratch,
+        &[
             "-config",
             &config,
             "sh",
@@ -368,14 +391,26 @@ fn v2_sighup_reloads_changed_jobs_and_keeps_the_app() {
     };
     write_config("co-v1");
     let config = scratch.path("cp.json").display().to_string();
-    let autopilot = start(&scratch, &["-config", &config, "sh", "-c", "echo app >> log; exec sleep 100"],
+    let autopilot = start(
+        &scratch,
+        &[
+            "-config",
+            &config,
+            "sh",
+            "-c",
+            "echo app >> log; exec sleep 100",
+        ],
     );
     scratch.wait_for_lines_unordered(&["app", "co-v1"]);
     write_config("co-v2");
     autopilot.signal(Signal::SIGHUP);
     scratch.wait_for_lines_unordered(&["app", "co-v1", "co-v2"]);
     autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 143, "the APP was killed by SIGTERM");
+    assert_eq!(
+        autopilot.finish().code,
+        143,
+        "the APP was killed by SIGTERM"
+    );
     assert_eq!(
         scratch.lines().iter().filter(|l| *l == "app").count(),
         1,
