@@ -41,11 +41,8 @@ impl Environment {
     }
 
     /// The whole table, for a process about to be spawned.
-    pub fn snapshot(&self) -> Vec<(String, String)> {
-        self.read()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    pub fn snapshot(&self) -> BTreeMap<String, String> {
+        self.read().clone()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, String>> {

@@ -46,7 +46,7 @@ impl SpawnError {
 pub struct SpawnSpec {
     pub argv: Vec<String>,
     /// The child's whole environment; `None` inherits autopilot's.
-    pub env: Option<Vec<(String, String)>>,
+    pub env: Option<std::collections::BTreeMap<String, String>>,
     /// Give the child our stdin and make its group the terminal's foreground
     /// group when stdin is a terminal (the APP, like tini does). Otherwise the
     /// child gets no stdin.

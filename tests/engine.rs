@@ -417,3 +417,29 @@ fn v2_sighup_reloads_changed_jobs_and_keeps_the_app() {
         "the APP kept running across the reload"
     );
 }
+
+#[test]
+fn app_arguments_are_templates_rendered_with_job_ips() {
+    let scratch = Scratch::new();
+    let config = scratch.config(
+        r#"{
+          "services": [ { "name": "web", "port": 80, "health": "true", "poll": 1, "ttl": 5,
+                          "interfaces": ["static:192.0.2.7"] } ]
+        }"#,
+    );
+    let finished = Autopilot::new(
+        Mode::Subreaper,
+        [
+            "-config",
+            &config,
+            "sh",
+            "-c",
+            "echo '{{ .GREETING }} {{ .CONTAINERPILOT_WEB_IP }}{{ .UNSET }}' >> log",
+        ],
+    )
+    .env("GREETING", "hello")
+    .current_dir(scratch.dir())
+    .run();
+    assert_eq!(finished.code, 0, "{}", finished.stderr_text());
+    assert_eq!(scratch.lines(), ["hello 192.0.2.7"]);
+}

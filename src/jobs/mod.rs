@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::config;
 use crate::config::model::{Format, Frequency, JobConfig, JobRole, Restarts, When, GLOBAL_SOURCE};
 use crate::discovery::{Discovery, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
@@ -381,9 +382,24 @@ impl Job {
                 self.next_start = Some(Instant::now() + interval);
             }
         }
+        let env = self.shared.env.snapshot();
+        let argv = match self.config.role {
+            // The APP's arguments are templates, rendered just before each
+            // exec so they see CONTAINERPILOT_<JOB>_IP and -putenv values.
+            JobRole::App => match config::render_args(&argv, &env) {
+                Ok(argv) => argv,
+                Err(error) => {
+                    eprintln!("autopilot: {error}");
+                    self.started_at = Some(Instant::now());
+                    self.on_exit(ExitStatus::Code(2));
+                    return;
+                }
+            },
+            _ => argv,
+        };
         let spec = SpawnSpec {
             argv,
-            env: Some(self.shared.env.snapshot()),
+            env: Some(env),
             foreground: self.config.role == JobRole::App,
             piped_output: !self.config.logging_raw,
         };

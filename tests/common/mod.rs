@@ -91,6 +91,12 @@ impl Autopilot {
         self
     }
 
+    /// Sets an environment variable for autopilot (and so its jobs).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.command.env(name, value);
+        self
+    }
+
     /// Runs it (and so the APP) in `dir`.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.command.current_dir(dir);
