@@ -76,9 +76,7 @@ mod tests {
             Some(std::process::id().to_string())
         );
         env.set("AUTOPILOT_TEST_VAR", Some("x"));
-        assert!(env
-            .snapshot()
-            .contains(&("AUTOPILOT_TEST_VAR".into(), "x".into())));
+        assert_eq!(env.snapshot()["AUTOPILOT_TEST_VAR"], "x");
         env.set("AUTOPILOT_TEST_VAR", None);
         assert_eq!(env.get("AUTOPILOT_TEST_VAR"), None);
     }

@@ -73,7 +73,7 @@ pub fn spawn(reaper: &Reaper, spec: &SpawnSpec) -> Result<Process, SpawnError> {
     let mut command = Command::new(program);
     command.args(args);
     if let Some(env) = &spec.env {
-        command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        command.env_clear().envs(env);
     }
     command.stdin(if spec.foreground {
         Stdio::inherit()
