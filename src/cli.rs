@@ -114,8 +114,11 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> i32 {
     if cli.version {
-        println!("Version: {}", env!("CARGO_PKG_VERSION"));
-        println!("GitHash: {}", env!("AUTOPILOT_GIT_HASH"));
+        print_stdout(&format!(
+            "Version: {}\nGitHash: {}",
+            env!("CARGO_PKG_VERSION"),
+            env!("AUTOPILOT_GIT_HASH")
+        ));
         return 0;
     }
     let source = config::locate(cli.config.as_deref());
@@ -194,6 +197,14 @@ fn render_config(source: Option<&Source>, out: &str) -> i32 {
     }
 }
 
+/// Prints `text` and a newline on stdout. A reader that went away (`autopilot
+/// --check | head`) is not an error: `println!` would panic, and with
+/// `panic = "abort"` the release binary would die of SIGABRT.
+pub fn print_stdout(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
 /// `--check`: validates and prints the normalized configuration as JSON;
 /// warnings go to stderr. Exits 0 when valid, 2 when not.
 fn check_config(source: Option<&Source>, app: Option<&[String]>) -> i32 {
@@ -208,7 +219,7 @@ fn check_config(source: Option<&Source>, app: Option<&[String]>) -> i32 {
             }
             match serde_json::to_string_pretty(&loaded.config) {
                 Ok(json) => {
-                    println!("{json}");
+                    print_stdout(&json);
                     0
                 }
                 Err(error) => {

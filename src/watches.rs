@@ -7,10 +7,15 @@
 //! and keeps `interval` as the minimum gap between two events. The first query
 //! runs at once. While the catalog is unreachable it retries with back-off.
 //!
+//! The instances each watch saw last are shared through a [`LatestInstances`]
+//! channel (for `--status` and for `jobs[].render` templates), updated before
+//! the events that announce them are published.
+//!
 //! This module owns the watch loop; what an answer means is
 //! [`crate::discovery::watch`]'s business, talking to the catalog
 //! [`crate::discovery`]'s.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +26,7 @@ use tokio::time::Instant;
 use crate::config::model::WatchConfig;
 use crate::discovery::outage::Backoff;
 use crate::discovery::watch::WatchState;
-use crate::discovery::Discovery;
+use crate::discovery::{Discovery, Instance};
 use crate::events::{Bus, Event};
 use crate::telemetry::Metrics;
 
@@ -30,25 +35,25 @@ use crate::telemetry::Metrics;
 /// watch never spins.
 const NOT_BLOCKING: Duration = Duration::from_millis(50);
 
-/// The number of healthy instances each watch saw last, by watch name.
-pub type InstanceCounts = watch::Sender<std::collections::BTreeMap<String, usize>>;
+/// The healthy instances each watch saw last (sorted by ID), by watch name.
+pub type LatestInstances = watch::Sender<BTreeMap<String, Vec<Instance>>>;
 
 /// Starts the task for one watch.
 pub fn spawn(
     config: WatchConfig,
     discovery: Arc<Discovery>,
     bus: Bus,
-    counts: InstanceCounts,
+    latest: LatestInstances,
     metrics: Option<Metrics>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(config, discovery, bus, counts, metrics))
+    tokio::spawn(run(config, discovery, bus, latest, metrics))
 }
 
 async fn run(
     config: WatchConfig,
     discovery: Arc<Discovery>,
     bus: Bus,
-    counts: InstanceCounts,
+    latest: LatestInstances,
     metrics: Option<Metrics>,
 ) {
     let source = config.source();
@@ -67,8 +72,8 @@ async fn run(
         };
         backoff.reset();
         let events = state.update(answer);
-        counts.send_modify(|counts| {
-            counts.insert(config.name.clone(), state.instance_count());
+        latest.send_modify(|latest| {
+            latest.insert(config.name.clone(), state.instances());
         });
         if let Some(metrics) = &metrics {
             metrics.watch_instances(&config.name, state.instance_count());

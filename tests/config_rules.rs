@@ -658,3 +658,43 @@ fn the_document_must_be_an_object() {
     assert!(error("[1, 2]").contains("must be an object"));
     assert!(error("").contains("inline config:1:1"));
 }
+
+#[test]
+fn render_reads_template_and_output() {
+    let config = load(
+        "{jobs: [{name: 'reload', exec: 'nginx -s reload', \
+           when: {source: 'watch.web', each: 'changed'}, \
+           render: {template: '/etc/nginx/up.ctmpl', output: '/etc/nginx/up.conf'}}], \
+          watches: [{name: 'web', interval: 1}]}",
+    );
+    let render = job(&config, "reload").render.as_ref().expect("render");
+    assert_eq!(
+        (render.template.to_str(), render.output.to_str()),
+        (Some("/etc/nginx/up.ctmpl"), Some("/etc/nginx/up.conf"))
+    );
+    assert_eq!(
+        job(&load("{jobs: [{name: 'a', exec: 'x'}]}"), "a").render,
+        None
+    );
+}
+
+#[test]
+fn render_rules() {
+    let render = |body: &str| {
+        error(&format!(
+            "{{jobs: [{{name: 'a', exec: 'x', render: {body}}}]}}"
+        ))
+    };
+    assert!(
+        render("{template: 't'}").contains("jobs[0] \"a\".render.output: required"),
+        "{}",
+        render("{template: 't'}")
+    );
+    assert!(render("{output: 'o', template: ''}").contains("render.template: required"));
+    assert!(
+        render("{template: 'same', output: 'same'}").contains("must not be the template itself")
+    );
+    let unknown = render("{template: 't', output: 'o', command: 'x'}");
+    assert!(unknown.contains("unknown key \"command\""), "{unknown}");
+    assert!(render("'t'").contains("render: must be an object"));
+}

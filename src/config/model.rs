@@ -311,6 +311,20 @@ pub struct JobConfig {
     pub restart_delay: Duration,
     /// This job's final exit ends autopilot with its exit code. [beyond]
     pub primary: bool,
+    /// Render a template from the watched services before each run. [beyond]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderConfig>,
+}
+
+/// `jobs[].render` [beyond]: before each run the job renders `template`
+/// (consul-template's `service`/`services` over the watched services, plus
+/// the environment) and replaces `output` with the result; the exec runs
+/// only when the content changed, otherwise the run is skipped and counts
+/// as a success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RenderConfig {
+    pub template: PathBuf,
+    pub output: PathBuf,
 }
 
 /// One watch of a service in the catalog.
@@ -382,6 +396,7 @@ impl JobConfig {
             kill_timeout: DEFAULT_STOP_TIMEOUT,
             restart_delay: Duration::ZERO,
             primary: false,
+            render: None,
         }
     }
 

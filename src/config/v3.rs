@@ -12,7 +12,8 @@ use super::decode::{Object, Result};
 use super::error::{did_you_mean, ConfigError};
 use super::jobs;
 use super::model::{
-    Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, TelemetryConfig, WatchConfig, When,
+    Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, RenderConfig, TelemetryConfig,
+    WatchConfig, When,
 };
 use super::sections;
 use super::Parts;
@@ -28,7 +29,7 @@ pub const TOP_KEYS: [&str; 8] = [
     "telemetry",
     "stopTimeout",
 ];
-const JOB_KEYS: [&str; 18] = [
+const JOB_KEYS: [&str; 19] = [
     "name",
     "exec",
     "logging",
@@ -47,11 +48,13 @@ const JOB_KEYS: [&str; 18] = [
     "killTimeout",
     "restartDelay",
     "primary",
+    "render",
 ];
 const WHEN_KEYS: [&str; 5] = ["interval", "source", "once", "each", "timeout"];
 const HEALTH_KEYS: [&str; 7] = [
     "exec", "http", "tcp", "interval", "ttl", "timeout", "logging",
 ];
+const RENDER_KEYS: [&str; 2] = ["template", "output"];
 const WATCH_KEYS: [&str; 4] = ["name", "interval", "tag", "dc"];
 const TELEMETRY_KEYS: [&str; 4] = ["port", "interfaces", "tags", "metrics"];
 const METRIC_KEYS: [&str; 5] = ["namespace", "subsystem", "name", "help", "type"];
@@ -145,7 +148,33 @@ fn job(path: &str, value: &Value, warnings: &mut Vec<String>) -> Result<JobConfi
         .unwrap_or(jobs::DEFAULT_KILL_TIMEOUT);
     job.restart_delay = object.duration("restartDelay")?.unwrap_or_default();
     job.primary = object.bool("primary")?.unwrap_or(false);
+    job.render = object
+        .object("render", &RENDER_KEYS)?
+        .map(|r| render(&r))
+        .transpose()?;
     Ok(job)
+}
+
+/// `render: {template, output}` [beyond]: both paths required, and distinct
+/// (rendering over its own template would change it on every run).
+fn render(object: &Object<'_>) -> Result<RenderConfig> {
+    let path = |key: &str| {
+        object
+            .non_empty_string(key)?
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| ConfigError::invalid(object.at(key), "required (a file path)"))
+    };
+    let render = RenderConfig {
+        template: path("template")?,
+        output: path("output")?,
+    };
+    if render.template == render.output {
+        return Err(ConfigError::invalid(
+            object.at("output"),
+            "must not be the template itself",
+        ));
+    }
+    Ok(render)
 }
 
 fn raw_logging(object: &Object<'_>) -> Result<bool> {

@@ -53,7 +53,7 @@ pub fn run(command: Command, socket: &Path) -> i32 {
     match outcome {
         Ok(output) => {
             if !output.is_empty() {
-                println!("{output}");
+                crate::cli::print_stdout(&output);
             }
             0
         }

@@ -399,6 +399,7 @@ mod tests {
             kill_timeout: Duration::from_secs(5),
             restart_delay: Duration::ZERO,
             primary: false,
+            render: None,
         }
     }
 

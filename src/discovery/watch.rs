@@ -38,6 +38,11 @@ impl WatchState {
         self.known.as_ref().map_or(0, BTreeSet::len)
     }
 
+    /// The healthy instances of the last result, sorted by ID (empty before the first).
+    pub fn instances(&self) -> Vec<Instance> {
+        self.known.iter().flatten().cloned().collect()
+    }
+
     /// Takes a new result and returns the events it means, in publishing order.
     pub fn update(&mut self, result: HealthyInstances) -> Vec<EventCode> {
         self.index = next_index(self.index, result.index);
@@ -102,6 +107,7 @@ mod tests {
             vec![Changed, Healthy]
         );
         assert_eq!(state.instance_count(), 1);
+        assert_eq!(state.instances(), [instance("a", 80)]);
     }
 
     #[test]

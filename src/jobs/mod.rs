@@ -13,8 +13,10 @@
 mod health;
 mod output;
 mod registration;
+mod render;
 mod restart;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::config;
 use crate::config::model::{Format, Frequency, JobConfig, JobRole, Restarts, When, GLOBAL_SOURCE};
-use crate::discovery::{Discovery, ServiceRegistration};
+use crate::discovery::{Discovery, Instance, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
 use crate::events::{Bus, Event, EventCode};
 use crate::logging::{OutputLabel, OutputTail};
@@ -91,6 +93,8 @@ pub struct Shared {
     pub maintenance: watch::Receiver<bool>,
     /// The telemetry registry (2.x sensors record into it).
     pub metrics: Option<Metrics>,
+    /// The healthy instances each watch saw last, for `render` templates.
+    pub watched: watch::Receiver<BTreeMap<String, Vec<Instance>>>,
 }
 
 /// One job to run: its configuration, the jobs that run on its `stopping`,
@@ -373,16 +377,23 @@ impl Job {
         }
         self.runs += 1;
         self.advertise();
-        let Some(argv) = self.config.exec.clone() else {
+        if self.config.exec.is_none() && self.config.render.is_none() {
             self.active = true;
             return;
-        };
+        }
         if let When::Interval { interval } = self.config.when {
             if self.may_run_again() {
                 self.next_start = Some(Instant::now() + interval);
             }
         }
         let env = self.shared.env.snapshot();
+        if let Some(status) = self.render_before_run(&env) {
+            self.end_run_without_process(status);
+            return;
+        }
+        let Some(argv) = self.config.exec.clone() else {
+            return;
+        };
         let argv = match self.config.role {
             // The APP's arguments are templates, rendered just before each
             // exec so they see CONTAINERPILOT_<JOB>_IP and -putenv values.
@@ -390,8 +401,7 @@ impl Job {
                 Ok(argv) => argv,
                 Err(error) => {
                     eprintln!("autopilot: {error}");
-                    self.started_at = Some(Instant::now());
-                    self.on_exit(ExitStatus::Code(2));
+                    self.end_run_without_process(ExitStatus::Code(2));
                     return;
                 }
             },
@@ -414,8 +424,38 @@ impl Job {
                 } else {
                     tracing::error!(job = %self.config.name, "cannot run {error}");
                 }
-                self.started_at = Some(Instant::now());
-                self.on_exit(ExitStatus::Code(error.exit_code()));
+                self.end_run_without_process(ExitStatus::Code(error.exit_code()));
+            }
+        }
+    }
+
+    /// A run that ends before any process starts (nothing to exec, or the
+    /// exec could not be started) ends as if a process exited with `status`.
+    fn end_run_without_process(&mut self, status: ExitStatus) {
+        self.started_at = Some(Instant::now());
+        self.on_exit(status);
+    }
+
+    /// Renders the job's template before a run [beyond]. `None`: go on and
+    /// start the exec (the output changed). Otherwise the run ends here:
+    /// success when the output was already up to date or there is no exec,
+    /// failure (exit code 1) when the template could not be rendered.
+    fn render_before_run(&self, env: &config::Env) -> Option<ExitStatus> {
+        let render = self.config.render.as_ref()?;
+        let job = &self.config.name;
+        let outcome = render::render(render, env, &self.shared.watched.borrow());
+        match outcome {
+            Ok(render::Outcome::Changed) => {
+                tracing::info!(job = %job, "rendered {}", render.output.display());
+                self.config.exec.is_none().then_some(ExitStatus::Code(0))
+            }
+            Ok(render::Outcome::Unchanged) => {
+                tracing::debug!(job = %job, "{} is up to date: nothing to run", render.output.display());
+                Some(ExitStatus::Code(0))
+            }
+            Err(error) => {
+                tracing::error!(job = %job, "render: {error}");
+                Some(ExitStatus::Code(1))
             }
         }
     }

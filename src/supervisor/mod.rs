@@ -136,7 +136,8 @@ struct Supervisor {
     /// Each advertised job's catalog registration, by job name.
     services: HashMap<String, ServiceRegistration>,
     maintenance_switch: watch::Sender<bool>,
-    watch_counts: watches::InstanceCounts,
+    /// What each watch saw last; jobs read it to render templates.
+    watched: watches::LatestInstances,
     signals: mpsc::UnboundedReceiver<Signal>,
     reports: mpsc::UnboundedReceiver<Report>,
     events: mpsc::UnboundedReceiver<Event>,
@@ -171,6 +172,15 @@ impl Supervisor {
         let (report_sender, reports) = mpsc::unbounded_channel();
         let (shutdown, shutdown_receiver) = watch::channel(ShutdownState::default());
         let (maintenance_switch, maintenance) = watch::channel(false);
+        // Every watch is listed from the start (with no instances until it
+        // answers), so templates and `--status` know all of them.
+        let (watched, watched_receiver) = watch::channel(
+            config
+                .watches
+                .iter()
+                .map(|w| (w.name.clone(), Vec::new()))
+                .collect::<BTreeMap<_, _>>(),
+        );
         let shared = Shared {
             reaper,
             bus: Default::default(),
@@ -181,6 +191,7 @@ impl Supervisor {
             discovery,
             maintenance,
             metrics,
+            watched: watched_receiver,
         };
         let (request_sender, requests) = mpsc::unbounded_channel();
         let bound = match &config.control {
@@ -204,7 +215,7 @@ impl Supervisor {
             shared,
             services,
             maintenance_switch,
-            watch_counts: watch::Sender::new(BTreeMap::new()),
+            watched,
             signals,
             reports,
             requests,
@@ -276,7 +287,7 @@ impl Supervisor {
                 watch.clone(),
                 discovery.clone(),
                 self.shared.bus.clone(),
-                self.watch_counts.clone(),
+                self.watched.clone(),
                 self.shared.metrics.clone(),
             );
         }
@@ -431,7 +442,12 @@ impl Supervisor {
                 let _ = reply.send(self.set_maintenance(enable));
             }
             Request::Status(reply) => {
-                let counts = self.watch_counts.borrow().clone();
+                let counts: BTreeMap<String, usize> = self
+                    .watched
+                    .borrow()
+                    .iter()
+                    .map(|(name, instances)| (name.clone(), instances.len()))
+                    .collect();
                 let _ = reply.send(self.status.to_json(self.maintenance, &counts));
             }
             Request::SignalJob { job, signal, reply } => {

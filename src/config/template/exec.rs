@@ -1,8 +1,8 @@
 //! Template execution: evaluates the parsed tree over the environment with
 //! Go's semantics (truthiness, field access on the environment map with
-//! `missingkey=zero`, pipelines passing their value as the last argument,
-//! variable scopes), within budgets that keep hostile input from exhausting
-//! memory or time.
+//! `missingkey=zero` and on records like Go structs, pipelines passing their
+//! value as the last argument, variable scopes), within budgets that keep
+//! hostile input from exhausting memory or time.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -10,7 +10,7 @@ use std::rc::Rc;
 use super::fmt::print_value;
 use super::funcs;
 use super::parse::{Arg, ArgKind, Branch, Command, Node, Pipeline};
-use super::TemplateError;
+use super::{Catalog, TemplateError};
 
 /// Executions longer than this many steps are stopped.
 const MAX_STEPS: u64 = 5_000_000;
@@ -70,8 +70,9 @@ impl Number {
     }
 }
 
-/// A value during execution. Lists come from `split` (strings) and `loop`
-/// (ints); the only map is the environment.
+/// A value during execution. Lists come from `split` (strings), `loop`
+/// (ints) and the catalog functions (records); the only map is the
+/// environment.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Nil,
@@ -81,6 +82,16 @@ pub enum Value {
     Str(String),
     List(Vec<Value>),
     Map(Rc<BTreeMap<String, String>>),
+    Record(Rc<Record>),
+}
+
+/// What a Go template sees as a pointer to a struct: named fields, and an
+/// error for any other field name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The Go type name, for `%T` and error messages.
+    pub type_name: &'static str,
+    pub fields: Vec<(&'static str, Value)>,
 }
 
 impl Value {
@@ -94,6 +105,7 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::List(items) => !items.is_empty(),
             Value::Map(map) => !map.is_empty(),
+            Value::Record(_) => true,
         }
     }
 
@@ -110,6 +122,7 @@ impl Value {
                 _ => "[]string".into(),
             },
             Value::Map(_) => "map[string]string".into(),
+            Value::Record(record) => record.type_name.into(),
         }
     }
 }
@@ -123,11 +136,17 @@ impl From<Number> for Value {
     }
 }
 
-/// Executes `nodes` with the environment as dot.
-pub fn execute(nodes: &[Node], env: Rc<BTreeMap<String, String>>) -> Result<String, TemplateError> {
+/// Executes `nodes` with the environment as dot; `catalog` feeds the
+/// `service` and `services` functions.
+pub fn execute(
+    nodes: &[Node],
+    env: Rc<BTreeMap<String, String>>,
+    catalog: Option<&Catalog>,
+) -> Result<String, TemplateError> {
     let dot = Value::Map(env.clone());
     let mut state = State {
         env,
+        catalog,
         vars: vec![("$".to_string(), dot.clone())],
         out: String::new(),
         steps: 0,
@@ -136,14 +155,15 @@ pub fn execute(nodes: &[Node], env: Rc<BTreeMap<String, String>>) -> Result<Stri
     Ok(state.out)
 }
 
-struct State {
+struct State<'c> {
     env: Rc<BTreeMap<String, String>>,
+    catalog: Option<&'c Catalog>,
     vars: Vec<(String, Value)>,
     out: String,
     steps: u64,
 }
 
-impl State {
+impl State<'_> {
     fn step(&mut self, pos: usize) -> Result<(), TemplateError> {
         self.steps += 1;
         if self.steps > MAX_STEPS {
@@ -285,6 +305,7 @@ impl State {
                 name,
                 args,
                 env: &self.env,
+                catalog: self.catalog,
             };
             return funcs::call(call).map_err(|message| TemplateError::new(first.pos, message));
         }
@@ -321,6 +342,7 @@ impl State {
                     name,
                     args: Vec::new(),
                     env: &self.env,
+                    catalog: self.catalog,
                 };
                 funcs::call(call).map_err(|message| TemplateError::new(arg.pos, message))?
             }
@@ -337,10 +359,17 @@ impl State {
 }
 
 /// `.Field` on a value: a key of the environment map (missing keys give the
-/// empty string, Go's `missingkey=zero` on a `map[string]string`).
+/// empty string, Go's `missingkey=zero` on a `map[string]string`), or a
+/// field of a record (unknown fields are an error, as on a Go struct).
 fn field_of(value: Value, field: &str) -> Result<Value, String> {
     match value {
         Value::Map(map) => Ok(Value::Str(map.get(field).cloned().unwrap_or_default())),
+        Value::Record(record) => record
+            .fields
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, value)| value.clone())
+            .ok_or_else(|| format!("can't evaluate field {field} in type {}", record.type_name)),
         Value::Nil => Err(format!("nil pointer evaluating interface {{}}.{field}")),
         other => Err(format!(
             "can't evaluate field {field} in type {}",

@@ -180,6 +180,15 @@ fn format_value(value: &Value, verb: char, spec: &Spec) -> String {
                 .collect();
             format!("map[{}]", parts.join(" "))
         }
+        // Go prints a pointer to a struct as `&{field field ...}`.
+        Value::Record(record) => {
+            let parts: Vec<String> = record
+                .fields
+                .iter()
+                .map(|(_, field)| format_value(field, verb, spec))
+                .collect();
+            format!("&{{{}}}", parts.join(" "))
+        }
         Value::Nil if verb == 'v' => pad("<nil>".to_string(), spec, false),
         Value::Nil => format!("%!{verb}(<nil>)"),
         Value::Bool(b) if matches!(verb, 'v' | 't') => pad(b.to_string(), spec, false),

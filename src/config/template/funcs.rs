@@ -1,17 +1,20 @@
-//! The functions a template can call: Go's builtins and ContainerPilot's
+//! The functions a template can call: Go's builtins, ContainerPilot's
 //! additions (`default`, `env`, `split`, `join`, `replaceAll`,
-//! `regexReplaceAll`, `loop`), with Go's argument checking and error texts.
+//! `regexReplaceAll`, `loop`) and, in render templates, consul-template's
+//! `service` and `services`, with Go's argument checking and error texts.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use super::catalog;
 use super::exec::{Value, MAX_OUTPUT};
 use super::fmt::{sprint, sprintf, sprintln};
+use super::Catalog;
 
 /// `loop` refuses ranges longer than this.
 pub const MAX_LOOP: i64 = 100_000;
 
-const NAMES: [&str; 25] = [
+const NAMES: [&str; 27] = [
     "and",
     "or",
     "not",
@@ -37,6 +40,8 @@ const NAMES: [&str; 25] = [
     "replaceAll",
     "regexReplaceAll",
     "loop",
+    "service",
+    "services",
 ];
 
 pub fn exists(name: &str) -> bool {
@@ -48,59 +53,69 @@ pub struct Call<'a> {
     pub name: &'a str,
     pub args: Vec<Value>,
     pub env: &'a Rc<BTreeMap<String, String>>,
+    /// The watched services, in render templates only.
+    pub catalog: Option<&'a Catalog>,
 }
 
 pub fn call(call: Call<'_>) -> Result<Value, String> {
-    let Call { name, args, env } = call;
-    let result = match name {
-        "and" => at_least(name, &args, 1).map(|_| first_or_last(args, |v| !v.is_true())),
-        "or" => at_least(name, &args, 1).map(|_| first_or_last(args, Value::is_true)),
-        "not" => exactly(name, &args, 1).map(|_| Value::Bool(!args[0].is_true())),
-        "len" => exactly(name, &args, 1).and_then(|_| length(&args[0])),
-        "index" => at_least(name, &args, 1).and_then(|_| index(&args[0], &args[1..])),
-        "print" => Ok(Value::Str(sprint(&args))),
-        "println" => Ok(Value::Str(sprintln(&args))),
-        "printf" => at_least(name, &args, 1)
-            .and_then(|_| Ok(Value::Str(sprintf(string_arg(&args[0])?, &args[1..])))),
-        "html" => Ok(Value::Str(escape_html(&text_of(&args)))),
-        "js" => Ok(Value::Str(escape_js(&text_of(&args)))),
-        "urlquery" => Ok(Value::Str(escape_query(&text_of(&args)))),
-        "eq" => {
-            at_least(name, &args, 2).and_then(|_| equal_any(&args[0], &args[1..]).map(Value::Bool))
-        }
-        "ne" => exactly(name, &args, 2)
-            .and_then(|_| equal_any(&args[0], &args[1..]).map(|eq| Value::Bool(!eq))),
-        "lt" | "le" | "gt" | "ge" => {
-            exactly(name, &args, 2).and_then(|_| compare(name, &args[0], &args[1]))
-        }
-        "call" => Err(format!(
-            "call: {} is not a function",
-            args.first().map_or("nothing".into(), Value::type_name)
-        )),
-        "default" => exactly(name, &args, 2).map(|_| default(&args[0], &args[1])),
-        "env" => exactly(name, &args, 1).and_then(|_| {
-            Ok(Value::Str(
-                env.get(string_arg(&args[0])?).cloned().unwrap_or_default(),
-            ))
-        }),
-        "split" => exactly(name, &args, 2)
-            .and_then(|_| split(string_arg(&args[0])?, string_arg(&args[1])?)),
-        "join" => exactly(name, &args, 2).and_then(|_| join(string_arg(&args[0])?, &args[1])),
-        "replaceAll" => exactly(name, &args, 3).and_then(|_| {
-            Ok(Value::Str(
-                string_arg(&args[2])?.replace(string_arg(&args[0])?, string_arg(&args[1])?),
-            ))
-        }),
-        "regexReplaceAll" => exactly(name, &args, 3).and_then(|_| {
-            regex_replace_all(
-                string_arg(&args[0])?,
-                string_arg(&args[1])?,
-                string_arg(&args[2])?,
-            )
-        }),
-        "loop" => loop_values(&args),
-        _ => Err(format!("function {name:?} not defined")),
-    };
+    let Call {
+        name,
+        args,
+        env,
+        catalog,
+    } = call;
+    let result =
+        match name {
+            "and" => at_least(name, &args, 1).map(|_| first_or_last(args, |v| !v.is_true())),
+            "or" => at_least(name, &args, 1).map(|_| first_or_last(args, Value::is_true)),
+            "not" => exactly(name, &args, 1).map(|_| Value::Bool(!args[0].is_true())),
+            "len" => exactly(name, &args, 1).and_then(|_| length(&args[0])),
+            "index" => at_least(name, &args, 1).and_then(|_| index(&args[0], &args[1..])),
+            "print" => Ok(Value::Str(sprint(&args))),
+            "println" => Ok(Value::Str(sprintln(&args))),
+            "printf" => at_least(name, &args, 1)
+                .and_then(|_| Ok(Value::Str(sprintf(string_arg(&args[0])?, &args[1..])))),
+            "html" => Ok(Value::Str(escape_html(&text_of(&args)))),
+            "js" => Ok(Value::Str(escape_js(&text_of(&args)))),
+            "urlquery" => Ok(Value::Str(escape_query(&text_of(&args)))),
+            "eq" => at_least(name, &args, 2)
+                .and_then(|_| equal_any(&args[0], &args[1..]).map(Value::Bool)),
+            "ne" => exactly(name, &args, 2)
+                .and_then(|_| equal_any(&args[0], &args[1..]).map(|eq| Value::Bool(!eq))),
+            "lt" | "le" | "gt" | "ge" => {
+                exactly(name, &args, 2).and_then(|_| compare(name, &args[0], &args[1]))
+            }
+            "call" => Err(format!(
+                "call: {} is not a function",
+                args.first().map_or("nothing".into(), Value::type_name)
+            )),
+            "default" => exactly(name, &args, 2).map(|_| default(&args[0], &args[1])),
+            "env" => exactly(name, &args, 1).and_then(|_| {
+                Ok(Value::Str(
+                    env.get(string_arg(&args[0])?).cloned().unwrap_or_default(),
+                ))
+            }),
+            "split" => exactly(name, &args, 2)
+                .and_then(|_| split(string_arg(&args[0])?, string_arg(&args[1])?)),
+            "join" => exactly(name, &args, 2).and_then(|_| join(string_arg(&args[0])?, &args[1])),
+            "replaceAll" => exactly(name, &args, 3).and_then(|_| {
+                Ok(Value::Str(
+                    string_arg(&args[2])?.replace(string_arg(&args[0])?, string_arg(&args[1])?),
+                ))
+            }),
+            "regexReplaceAll" => exactly(name, &args, 3).and_then(|_| {
+                regex_replace_all(
+                    string_arg(&args[0])?,
+                    string_arg(&args[1])?,
+                    string_arg(&args[2])?,
+                )
+            }),
+            "loop" => loop_values(&args),
+            "service" => exactly(name, &args, 1)
+                .and_then(|_| catalog::service(catalog, string_arg(&args[0])?)),
+            "services" => exactly(name, &args, 0).and_then(|_| catalog::services(catalog)),
+            _ => Err(format!("function {name:?} not defined")),
+        };
     result.map_err(|message| {
         if message.starts_with("wrong number") || message.starts_with("error calling") {
             message
