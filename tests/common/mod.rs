@@ -482,3 +482,56 @@ impl Scratch {
         });
     }
 }
+
+/// A minimal blocking HTTP/1.0 client for talking to the servers the tests
+/// start (the Consul double, nginx, the demo's backends). HTTP/1.0 keeps the
+/// answer simple to read (no chunked bodies, the server closes the
+/// connection); the async `reqwest` the crate uses would need a runtime in
+/// every synchronous test.
+pub mod http {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    /// The status code and body of `METHOD path` on `address`, or the error
+    /// that prevented an answer (refused, reset, timed out).
+    pub fn request(
+        address: SocketAddr,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer)?;
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {head:?}")))?;
+        Ok((status, body.to_string()))
+    }
+
+    /// `GET path`, expecting an answer.
+    pub fn get(address: SocketAddr, path: &str) -> (u16, String) {
+        request(address, "GET", path, "")
+            .unwrap_or_else(|error| panic!("GET http://{address}{path}: {error}"))
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when this returns; the OS does not
+/// hand it out again at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}

@@ -1,0 +1,158 @@
+//! `jobs[].render` [beyond], end to end: a real autopilot watching a service
+//! in the Consul double renders a template from its healthy instances, and
+//! runs the job's exec only when the rendered file changed.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{http, Autopilot, Mode, Scratch};
+use consul_double::{Config, ConsulDouble};
+use nix::sys::signal::Signal;
+
+fn register(consul: SocketAddr, id: &str, port: u16) {
+    let body = format!(
+        r#"{{"ID":"{id}","Name":"web","Address":"127.0.0.1","Port":{port},"Check":{{"TTL":"60s","Status":"passing"}}}}"#
+    );
+    let (status, answer) = http::request(consul, "PUT", "/v1/agent/service/register", &body)
+        .expect("register with the double");
+    assert_eq!(status, 200, "{answer}");
+}
+
+fn deregister(consul: SocketAddr, id: &str) {
+    let path = format!("/v1/agent/service/deregister/{id}");
+    let (status, answer) = http::request(consul, "PUT", &path, "").expect("deregister");
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// autopilot with `config` (plus `consul: CONSUL`) in the scratch
+/// directory, talking to `consul`.
+fn start(scratch: &Scratch, consul: &ConsulDouble, config: &str) -> common::Running {
+    let config = scratch.config(&config.replacen('{', r#"{ consul: "{{ .CONSUL }}","#, 1));
+    Autopilot::new(Mode::Subreaper, ["-config", &config])
+        .env("CONSUL", &consul.addr().to_string())
+        .env("STATE_SUFFIX", "from the environment")
+        .current_dir(scratch.dir())
+        .start()
+}
+
+#[test]
+fn the_exec_runs_only_when_the_rendered_file_changed() {
+    let consul = ConsulDouble::start(Config::default()).expect("consul double");
+    let scratch = Scratch::new();
+    // Only whether `web` has instances shows in the output: a second
+    // instance changes the watch, but not the file.
+    scratch.write(
+        "state.ctmpl",
+        r#"{{ if service "web" }}up{{ else }}down{{ end }} ({{ .STATE_SUFFIX }})"#,
+    );
+    register(consul.addr(), "web-a", 8001);
+    let autopilot = start(
+        &scratch,
+        &consul,
+        r#"{
+          jobs: [
+            { name: "reload",
+              when: { source: "watch.web", each: "changed" },
+              render: { template: "state.ctmpl", output: "state" },
+              exec: ["sh", "-c", "echo \"reload $(cat state)\" >> log"] },
+            { name: "after", exec: ["sh", "-c", "echo ok >> log"],
+              when: { source: "reload", each: "exitSuccess" } },
+          ],
+          watches: [{ name: "web", interval: 1 }],
+        }"#,
+    );
+    scratch.wait_for_lines(&["reload up (from the environment)", "ok"]);
+    register(consul.addr(), "web-b", 8002);
+    // The render is unchanged: no exec, but the run still counts as a success.
+    scratch.wait_for_lines(&["reload up (from the environment)", "ok", "ok"]);
+    deregister(consul.addr(), "web-a");
+    scratch.wait_for_lines(&["reload up (from the environment)", "ok", "ok", "ok"]);
+    deregister(consul.addr(), "web-b");
+    scratch.wait_for_lines(&[
+        "reload up (from the environment)",
+        "ok",
+        "ok",
+        "ok",
+        "reload down (from the environment)",
+        "ok",
+    ]);
+    assert_eq!(scratch.read("state"), "down (from the environment)");
+    autopilot.signal(Signal::SIGTERM);
+    assert_eq!(autopilot.finish().code, 0);
+}
+
+#[test]
+fn upstreams_follow_the_healthy_instances() {
+    let consul = ConsulDouble::start(Config::default()).expect("consul double");
+    let scratch = Scratch::new();
+    scratch.write(
+        "upstreams.ctmpl",
+        "{{ range services }}upstream {{ .Name }} {\n\
+         {{- range service .Name }}\n  server {{ .Address }}:{{ .Port }};{{ end }}\n}\n{{ end }}",
+    );
+    let autopilot = start(
+        &scratch,
+        &consul,
+        r#"{
+          jobs: [{ name: "render", when: { source: "watch.web", each: "changed" },
+                   render: { template: "upstreams.ctmpl", output: "upstreams.conf" } }],
+          watches: [{ name: "web", interval: 1 }],
+        }"#,
+    );
+    register(consul.addr(), "web-b", 8002);
+    register(consul.addr(), "web-a", 8001);
+    let both = "upstream web {\n  server 127.0.0.1:8001;\n  server 127.0.0.1:8002;\n}\n";
+    common::wait_until("both instances in the upstreams", || {
+        scratch.read("upstreams.conf") == both
+    });
+    // A failing TTL check takes an instance out, as in Consul.
+    let (status, _) = http::request(
+        consul.addr(),
+        "PUT",
+        "/v1/agent/check/fail/service:web-a",
+        "",
+    )
+    .expect("fail the check");
+    assert_eq!(status, 200);
+    common::wait_until("web-a out of the upstreams", || {
+        scratch.read("upstreams.conf") == "upstream web {\n  server 127.0.0.1:8002;\n}\n"
+    });
+    autopilot.signal(Signal::SIGTERM);
+    assert_eq!(autopilot.finish().code, 0);
+}
+
+#[test]
+fn a_template_error_fails_the_run_and_says_where() {
+    let consul = ConsulDouble::start(Config::default()).expect("consul double");
+    let scratch = Scratch::new();
+    scratch.write(
+        "bad.ctmpl",
+        "first line\n{{ range service \"db\" }}x{{ end }}",
+    );
+    register(consul.addr(), "web-a", 8001);
+    let autopilot = start(
+        &scratch,
+        &consul,
+        r#"{
+          jobs: [
+            { name: "render", when: { source: "watch.web", once: "changed" },
+              render: { template: "bad.ctmpl", output: "out" },
+              exec: ["sh", "-c", "echo ran >> log"] },
+            { name: "after", exec: ["sh", "-c", "echo failed >> log"],
+              when: { source: "render", once: "exitFailed" } },
+          ],
+          watches: [{ name: "web", interval: 1 }],
+        }"#,
+    );
+    // Both jobs are complete after one run each: autopilot exits by itself.
+    let finished = autopilot.finish();
+    assert_eq!(finished.code, 0);
+    assert_eq!(scratch.lines(), ["failed"]);
+    let output = finished.stdout_text();
+    assert!(
+        output.contains("bad.ctmpl:2:10: error calling service: \"db\" is not watched"),
+        "{output}"
+    );
+    assert!(!scratch.path("out").exists(), "nothing is written");
+}
