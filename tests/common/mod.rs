@@ -60,7 +60,7 @@ impl Autopilot {
     /// autopilot with `args` (its flags, then the APP). It gets no stdin and
     /// no configuration from the environment (`CONTAINERPILOT`, `CONTAINERBUDDY`).
     pub fn new<S: AsRef<std::ffi::OsStr>>(mode: Mode, args: impl IntoIterator<Item = S>) -> Self {
-        let mut command = match mode {
+        let command = match mode {
             Mode::Pid1 => {
                 let mut unshare = Command::new("unshare");
                 unshare
@@ -70,6 +70,29 @@ impl Autopilot {
             }
             Mode::Subreaper => Command::new(binary()),
         };
+        Self::with_command(mode, command, args)
+    }
+
+    /// autopilot as PID 1 of a container-like sandbox: new PID and UTS
+    /// namespaces, with `hostname` as its hostname (so that catalog service
+    /// IDs, `<name>-<hostname>`, differ between "containers").
+    pub fn container<S: AsRef<std::ffi::OsStr>>(
+        hostname: &str,
+        args: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let mut unshare = Command::new("unshare");
+        unshare
+            .args(["--pid", "--uts", "--fork", "--mount-proc"])
+            .args(["sh", "-c", r#"hostname "$0" && exec "$@""#, hostname])
+            .arg(binary());
+        Self::with_command(Mode::Pid1, unshare, args)
+    }
+
+    fn with_command<S: AsRef<std::ffi::OsStr>>(
+        mode: Mode,
+        mut command: Command,
+        args: impl IntoIterator<Item = S>,
+    ) -> Self {
         command
             .args(args)
             .env_remove("CONTAINERPILOT")
