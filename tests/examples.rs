@@ -1,0 +1,68 @@
+//! The examples users meet first: `examples/hello.json5` (the README's first
+//! command) runs to its end, and every example configuration is valid.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Autopilot, Mode};
+
+fn example(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(path)
+}
+
+/// The job names in autopilot's `text` log lines, in order, without repeats
+/// in a row.
+fn job_sequence(log: &str) -> Vec<String> {
+    let mut jobs: Vec<String> = Vec::new();
+    for job in log.lines().filter_map(|line| line.rsplit_once(" job=")) {
+        if jobs.last() != Some(&job.1.to_string()) {
+            jobs.push(job.1.to_string());
+        }
+    }
+    jobs
+}
+
+#[test]
+fn hello_runs_its_hooks_around_the_app_and_exits_with_the_apps_code() {
+    let scratch = common::Scratch::new();
+    let hello = example("hello.json5").display().to_string();
+    let finished = Autopilot::new(Mode::Subreaper, ["-config", &hello])
+        .env("TMPDIR", &scratch.dir().display().to_string())
+        .run();
+    let log = finished.stdout_text();
+    assert_eq!(finished.code, 0, "{log}{}", finished.stderr_text());
+    let jobs = job_sequence(&log);
+    assert_eq!(jobs.first().map(String::as_str), Some("setup"), "{log}");
+    assert_eq!(jobs.last().map(String::as_str), Some("cleanup"), "{log}");
+    for job in ["app", "on-healthy", "tick"] {
+        assert!(jobs.iter().any(|j| j == job), "{job} did not run:\n{log}");
+    }
+    assert!(log.contains("app: done"), "{log}");
+
+    let failing = Autopilot::new(Mode::Subreaper, ["-config", &hello])
+        .env("TMPDIR", &scratch.dir().display().to_string())
+        .env("HELLO_EXIT", "3")
+        .run();
+    assert_eq!(failing.code, 3, "the primary job's exit code is autopilot's");
+}
+
+#[test]
+fn every_example_configuration_is_valid() {
+    for config in [
+        "hello.json5",
+        "demo/customers/containerpilot.json5",
+        "demo/sales/containerpilot.json5",
+        "demo/nginx/containerpilot.json5",
+    ] {
+        let path = example(config).display().to_string();
+        let finished = Autopilot::new(Mode::Subreaper, ["--check", "-config", &path]).run();
+        assert_eq!(
+            (finished.code, finished.stderr_text()),
+            (0, String::new()),
+            "{config}"
+        );
+    }
+}
