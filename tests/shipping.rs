@@ -1,5 +1,6 @@
-//! The examples users meet first: `examples/hello.json5` (the README's first
-//! command) runs to its end, and every example configuration is valid.
+//! What users meet first: a statically linked binary (it is copied into
+//! scratch images), `examples/hello.json5` (the README's first command) that
+//! runs to its end, and example configurations that are all valid.
 
 mod common;
 
@@ -46,7 +47,10 @@ fn hello_runs_its_hooks_around_the_app_and_exits_with_the_apps_code() {
         .env("TMPDIR", &scratch.dir().display().to_string())
         .env("HELLO_EXIT", "3")
         .run();
-    assert_eq!(failing.code, 3, "the primary job's exit code is autopilot's");
+    assert_eq!(
+        failing.code, 3,
+        "the primary job's exit code is autopilot's"
+    );
 }
 
 #[test]
@@ -65,4 +69,20 @@ fn every_example_configuration_is_valid() {
             "{config}"
         );
     }
+}
+
+#[test]
+fn the_binary_is_statically_linked() {
+    // `.cargo/config.toml` links every build of the binary with +crt-static,
+    // debug and release alike.
+    let output = std::process::Command::new("file")
+        .arg("-b")
+        .arg(common::binary())
+        .output()
+        .expect("run `file` (Debian package `file`)");
+    let description = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        description.contains("static") && !description.contains("dynamically linked"),
+        "{description}"
+    );
 }
