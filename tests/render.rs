@@ -10,19 +10,35 @@ use common::{http, Autopilot, Mode, Scratch};
 use consul_double::{Config, ConsulDouble};
 use nix::sys::signal::Signal;
 
+/// A Consul double, and a scratch directory holding `template` as `name`.
+fn setup(name: &str, template: &str) -> (ConsulDouble, Scratch) {
+    let consul = ConsulDouble::start(Config::default()).expect("consul double");
+    let scratch = Scratch::new();
+    scratch.write(name, template);
+    (consul, scratch)
+}
+
+/// A `PUT` to the double's agent API that must succeed.
+fn put(consul: SocketAddr, path: &str, body: &str) {
+    let (status, answer) = http::request(consul, "PUT", path, body).expect("PUT to the double");
+    assert_eq!(status, 200, "PUT {path}: {answer}");
+}
+
 fn register(consul: SocketAddr, id: &str, port: u16) {
     let body = format!(
         r#"{{"ID":"{id}","Name":"web","Address":"127.0.0.1","Port":{port},"Check":{{"TTL":"60s","Status":"passing"}}}}"#
     );
-    let (status, answer) = http::request(consul, "PUT", "/v1/agent/service/register", &body)
-        .expect("register with the double");
-    assert_eq!(status, 200, "{answer}");
+    put(consul, "/v1/agent/service/register", &body);
 }
 
 fn deregister(consul: SocketAddr, id: &str) {
-    let path = format!("/v1/agent/service/deregister/{id}");
-    let (status, answer) = http::request(consul, "PUT", &path, "").expect("deregister");
-    assert_eq!(status, 200, "{answer}");
+    put(consul, &format!("/v1/agent/service/deregister/{id}"), "");
+}
+
+/// `docker stop`: autopilot must end cleanly.
+fn stop(autopilot: common::Running) {
+    autopilot.signal(Signal::SIGTERM);
+    assert_eq!(autopilot.finish().code, 0);
 }
 
 /// autopilot with `config` (plus `consul: CONSUL`) in the scratch
@@ -38,11 +54,9 @@ fn start(scratch: &Scratch, consul: &ConsulDouble, config: &str) -> common::Runn
 
 #[test]
 fn the_exec_runs_only_when_the_rendered_file_changed() {
-    let consul = ConsulDouble::start(Config::default()).expect("consul double");
-    let scratch = Scratch::new();
     // Only whether `web` has instances shows in the output: a second
     // instance changes the watch, but not the file.
-    scratch.write(
+    let (consul, scratch) = setup(
         "state.ctmpl",
         r#"{{ if service "web" }}up{{ else }}down{{ end }} ({{ .STATE_SUFFIX }})"#,
     );
@@ -78,15 +92,12 @@ fn the_exec_runs_only_when_the_rendered_file_changed() {
         "ok",
     ]);
     assert_eq!(scratch.read("state"), "down (from the environment)");
-    autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 0);
+    stop(autopilot);
 }
 
 #[test]
 fn upstreams_follow_the_healthy_instances() {
-    let consul = ConsulDouble::start(Config::default()).expect("consul double");
-    let scratch = Scratch::new();
-    scratch.write(
+    let (consul, scratch) = setup(
         "upstreams.ctmpl",
         "{{ range services }}upstream {{ .Name }} {\n\
          {{- range service .Name }}\n  server {{ .Address }}:{{ .Port }};{{ end }}\n}\n{{ end }}",
@@ -107,26 +118,16 @@ fn upstreams_follow_the_healthy_instances() {
         scratch.read("upstreams.conf") == both
     });
     // A failing TTL check takes an instance out, as in Consul.
-    let (status, _) = http::request(
-        consul.addr(),
-        "PUT",
-        "/v1/agent/check/fail/service:web-a",
-        "",
-    )
-    .expect("fail the check");
-    assert_eq!(status, 200);
+    put(consul.addr(), "/v1/agent/check/fail/service:web-a", "");
     common::wait_until("web-a out of the upstreams", || {
         scratch.read("upstreams.conf") == "upstream web {\n  server 127.0.0.1:8002;\n}\n"
     });
-    autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 0);
+    stop(autopilot);
 }
 
 #[test]
 fn a_template_error_fails_the_run_and_says_where() {
-    let consul = ConsulDouble::start(Config::default()).expect("consul double");
-    let scratch = Scratch::new();
-    scratch.write(
+    let (consul, scratch) = setup(
         "bad.ctmpl",
         "first line\n{{ range service \"db\" }}x{{ end }}",
     );
