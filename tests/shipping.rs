@@ -86,3 +86,38 @@ fn the_binary_is_statically_linked() {
         "{description}"
     );
 }
+
+#[test]
+fn the_compose_file_runs_the_configurations_the_demo_test_runs() {
+    // tests/demo.rs runs examples/demo/<service>/containerpilot.json5; the
+    // compose file must point each container at the same file, which the
+    // Dockerfile copies to /opt/demo (the configurations' default DEMO_DIR).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |name: &str| std::fs::read_to_string(root.join(name)).expect(name);
+    let compose = read("docker-compose.yml");
+    let dockerfile = read("Dockerfile");
+    assert!(dockerfile.contains("COPY examples/demo /opt/demo"));
+    let named: Vec<&str> = compose
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("CONTAINERPILOT: /opt/demo/"))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "customers/containerpilot.json5",
+            "sales/containerpilot.json5",
+            "nginx/containerpilot.json5"
+        ]
+    );
+    for config in named {
+        let text = read(&format!("examples/demo/{config}"));
+        assert!(
+            text.contains(r#".DEMO_DIR | default "/opt/demo""#),
+            "{config}"
+        );
+    }
+    for target in ["demo-backend", "demo-nginx"] {
+        assert!(dockerfile.contains(&format!(" AS {target}")), "{target}");
+        assert!(compose.contains(&format!("target: {target} ")), "{target}");
+    }
+}
