@@ -262,7 +262,9 @@ fn health_check_that_hangs_is_killed_at_its_timeout() {
         .unwrap()
         .parse()
         .unwrap();
-    common::wait_until("the condition", || !common::procfs::is_alive(first_check));
+    common::wait_until("the hung check to be killed", || {
+        !common::procfs::is_alive(first_check)
+    });
     autopilot.signal(Signal::SIGTERM);
     assert_eq!(autopilot.finish().code, 0);
 }
@@ -281,7 +283,9 @@ fn children_see_autopilot_and_job_variables() {
         }"#,
     );
     let autopilot = start(&scratch, &["-config", &config]);
-    common::wait_until("the condition", || scratch.read("env.txt").ends_with('\n'));
+    common::wait_until("the job's pid and the variables", || {
+        scratch.read("env.txt").ends_with('\n') && scratch.read("pid").ends_with('\n')
+    });
     let job_pid = scratch.read("pid");
     assert_eq!(
         scratch.read("env.txt"),
@@ -442,4 +446,50 @@ fn app_arguments_are_templates_rendered_with_job_ips() {
     .run();
     assert_eq!(finished.code, 0, "{}", finished.stderr_text());
     assert_eq!(scratch.lines(), ["hello 192.0.2.7"]);
+}
+
+#[test]
+fn jobs_see_the_apps_pid_under_both_names() {
+    // `peek` runs every 50 ms until the APP's pid is in its environment.
+    let scratch = Scratch::new();
+    let config = scratch.config(
+        r#"{ jobs: [ { name: "peek", when: { interval: "50ms" },
+            exec: ["sh", "-c", "[ -n \"$CONTAINERPILOT_APP_PID\" ] && echo \"$CONTAINERPILOT_APP_PID $CONTAINERPILOT_SH_PID\" > pids.tmp && mv pids.tmp pids"] } ] }"#,
+    );
+    let autopilot = start(
+        &scratch,
+        &[
+            "-config",
+            &config,
+            "sh",
+            "-c",
+            "echo $$ > ready; exec sleep 100",
+        ],
+    );
+    common::wait_until("peek to see the APP's pid", || {
+        !scratch.read("pids").is_empty()
+    });
+    let app = scratch.read("ready");
+    assert_eq!(scratch.read("pids"), format!("{} {}", app.trim(), app));
+    autopilot.signal(Signal::SIGTERM);
+    assert_eq!(autopilot.finish().code, 143);
+}
+
+#[test]
+fn containerpilots_own_sigterm_example_runs_its_hooks_in_order() {
+    // ContainerPilot 3.8's integration-test config, unmodified: app, then
+    // preStop on app's stopping, then postStop on app's stopped.
+    let config = common::compat_dir().join("v3/it-test_sigterm.json5");
+    let mut autopilot =
+        Autopilot::new(Mode::Subreaper, ["-config", config.to_str().unwrap()]).start();
+    while !autopilot.next_line().contains("job=app") {}
+    autopilot.signal(Signal::SIGTERM);
+    let finished = autopilot.finish();
+    assert_eq!(finished.code, 0);
+    let log = finished.stdout_text();
+    let position = |text: &str| {
+        log.find(text)
+            .unwrap_or_else(|| panic!("{text:?} not logged:\n{log}"))
+    };
+    assert!(position("preStop fired on app stopping") < position("postStop fired on app stopped"));
 }

@@ -482,3 +482,18 @@ impl Scratch {
         });
     }
 }
+
+/// Where ContainerPilot's config corpus lives: `AUTOPILOT_COMPAT_DIR`, else a
+/// `shared/compat` beside the repository or one of its parents.
+pub fn compat_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("AUTOPILOT_COMPAT_DIR") {
+        return std::path::PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/compat"))
+        .find(|dir| dir.join("MANIFEST.md").is_file())
+        .expect(
+            "shared/compat/MANIFEST.md not found beside the repository (set AUTOPILOT_COMPAT_DIR)",
+        )
+}
