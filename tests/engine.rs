@@ -20,6 +20,15 @@ fn start(scratch: &Scratch, args: &[&str]) -> common::Running {
         .start()
 }
 
+/// Starts autopilot, waits until `log` reads `ready`, sends SIGTERM, and
+/// returns autopilot's exit code.
+fn stop_once_ready(scratch: &Scratch, args: &[&str], ready: &[&str]) -> i32 {
+    let autopilot = start(scratch, args);
+    scratch.wait_for_lines(ready);
+    autopilot.signal(Signal::SIGTERM);
+    autopilot.finish().code
+}
+
 /// Waits until the job's state (from `--status --json` over the control
 /// socket) is anything but running.
 fn wait_until_not_running(config: &str, job: &str) {
@@ -61,10 +70,10 @@ fn chain_of_jobs_runs_in_dependency_order() {
         a = mark("a"),
         c = mark("c"),
     ));
-    let autopilot = start(&scratch, &["-config", &config]);
-    scratch.wait_for_lines(&["c", "b", "a"]);
-    autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 0);
+    assert_eq!(
+        stop_once_ready(&scratch, &["-config", &config], &["c", "b", "a"]),
+        0
+    );
     assert_eq!(scratch.lines(), ["c", "b", "a"]);
 }
 
@@ -171,10 +180,10 @@ fn prestop_finishes_before_the_job_is_signalled_and_poststop_runs_after() {
           ]
         }"#,
     );
-    let autopilot = start(&scratch, &["-config", &config]);
-    scratch.wait_for_lines(&["ready"]);
-    autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 0);
+    assert_eq!(
+        stop_once_ready(&scratch, &["-config", &config], &["ready"]),
+        0
+    );
     assert_eq!(
         scratch.lines(),
         ["ready", "prestop", "app-term", "poststop"]
@@ -214,10 +223,10 @@ fn stop_signal_is_configurable() {
           ]
         }"#,
     );
-    let autopilot = start(&scratch, &["-config", &config]);
-    scratch.wait_for_lines(&["ready"]);
-    autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 0);
+    assert_eq!(
+        stop_once_ready(&scratch, &["-config", &config], &["ready"]),
+        0
+    );
     assert_eq!(scratch.lines(), ["ready", "quit"]);
 }
 
