@@ -12,7 +12,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 
 use std::path::PathBuf;
 
-use crate::config::model::Config;
+use crate::config::model::{Config, ControlConfig};
 use crate::config::{self, Source};
 use crate::control::client::{self, Command as ClientCommand};
 use crate::logging;
@@ -127,7 +127,13 @@ fn run(cli: Cli) -> i32 {
         return check_config(source.as_ref(), app.as_deref());
     }
     if let Some(command) = control_command(&cli) {
-        return client::run(command, &control_socket(source.as_ref()));
+        return match control_socket(source.as_ref()) {
+            Ok(socket) => client::run(command, &socket),
+            Err(error) => {
+                eprintln!("autopilot: cannot find the control socket: {error}");
+                1
+            }
+        };
     }
     let (config, warnings) = match (&source, app) {
         (Some(source), app) => {
@@ -244,13 +250,16 @@ fn control_command(cli: &Cli) -> Option<ClientCommand> {
 }
 
 /// The socket the client commands talk to: the configuration's
-/// `control.socket` when there is a (valid) configuration, else the default.
-fn control_socket(source: Option<&Source>) -> PathBuf {
-    source
-        .and_then(|source| config::load_with_env(source, None, &config::process_env()).ok())
-        .and_then(|loaded| loaded.config.control)
-        .unwrap_or_default()
-        .socket
+/// `control.socket` when there is a configuration, else the default. A
+/// configuration that cannot be loaded is an error, as in ContainerPilot:
+/// falling back to the default path would hide the real problem (for
+/// `-reload` after a bad edit, the error in the file) behind "cannot reach".
+fn control_socket(source: Option<&Source>) -> Result<PathBuf, config::ConfigError> {
+    let Some(source) = source else {
+        return Ok(ControlConfig::default().socket);
+    };
+    let loaded = config::load_with_env(source, None, &config::process_env())?;
+    Ok(loaded.config.control.unwrap_or_default().socket)
 }
 
 /// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)
