@@ -16,6 +16,7 @@ use crate::config::model::{Config, ControlConfig};
 use crate::config::{self, Source};
 use crate::control::client::{self, Command as ClientCommand};
 use crate::logging;
+use crate::signals;
 use crate::supervisor::{self, Reloader};
 
 /// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
@@ -94,10 +95,14 @@ pub struct Cli {
 /// Parses the process's arguments, runs what they ask for, and returns the
 /// exit code.
 pub fn main() -> i32 {
+    // Until the supervisor listens, a SIGTERM waits instead of killing us.
+    if let Err(error) = signals::hold() {
+        crate::complain!("autopilot: cannot hold signals: {error}");
+    }
     let args = match normalize(std::env::args().collect()) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("{message}\n\n{}", Cli::command().render_usage());
+            crate::complain!("{message}\n\n{}", Cli::command().render_usage());
             return 2;
         }
     };
@@ -114,8 +119,8 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> i32 {
     if cli.version {
-        println!("Version: {}", env!("CARGO_PKG_VERSION"));
-        println!("GitHash: {}", env!("AUTOPILOT_GIT_HASH"));
+        crate::say!("Version: {}", env!("CARGO_PKG_VERSION"));
+        crate::say!("GitHash: {}", env!("AUTOPILOT_GIT_HASH"));
         return 0;
     }
     let source = config::locate(cli.config.as_deref());
@@ -127,10 +132,12 @@ fn run(cli: Cli) -> i32 {
         return check_config(source.as_ref(), app.as_deref());
     }
     if let Some(command) = control_command(&cli) {
+        // A client command must stay interruptible with Ctrl-C.
+        let _ = signals::release();
         return match control_socket(source.as_ref()) {
             Ok(socket) => client::run(command, &socket),
             Err(error) => {
-                eprintln!("autopilot: cannot find the control socket: {error}");
+                crate::complain!("autopilot: cannot find the control socket: {error}");
                 1
             }
         };
@@ -140,15 +147,15 @@ fn run(cli: Cli) -> i32 {
             match config::load_with_env(source, app.as_deref(), &config::process_env()) {
                 Ok(loaded) => (loaded.config, loaded.warnings),
                 Err(error) => {
-                    eprintln!("{error}");
+                    crate::complain!("{error}");
                     return 2;
                 }
             }
         }
         (None, Some(app)) => (Config::app_only(app), Vec::new()),
         (None, None) => {
-            eprintln!("{}", Cli::command().render_usage());
-            eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
+            crate::complain!("{}", Cli::command().render_usage());
+            crate::complain!("autopilot: nothing to run: give an APP or a configuration (-config)");
             return 2;
         }
     };
@@ -160,7 +167,7 @@ fn run(cli: Cli) -> i32 {
             supervisor::run(config, source.map(|s| reloader(s, cli.app)), log)
         }
         Err(error) => {
-            eprintln!("autopilot: {error}");
+            crate::complain!("autopilot: {error}");
             1
         }
     }
@@ -177,13 +184,13 @@ fn reloader(source: Source, app: Vec<String>) -> Reloader {
 /// `-template [-out FILE]`: prints (or writes) the rendered configuration.
 fn render_config(source: Option<&Source>, out: &str) -> i32 {
     let Some(source) = source else {
-        eprintln!("autopilot: -template needs a configuration (-config or CONTAINERPILOT)");
+        crate::complain!("autopilot: -template needs a configuration (-config or CONTAINERPILOT)");
         return 2;
     };
     let rendered = match config::render_source(source, &config::process_env()) {
         Ok(rendered) => rendered,
         Err(error) => {
-            eprintln!("{error}");
+            crate::complain!("{error}");
             return 2;
         }
     };
@@ -194,7 +201,9 @@ fn render_config(source: Option<&Source>, out: &str) -> i32 {
     match written {
         Ok(()) => 0,
         Err(error) => {
-            eprintln!("autopilot: cannot write the rendered configuration to {out}: {error}");
+            crate::complain!(
+                "autopilot: cannot write the rendered configuration to {out}: {error}"
+            );
             1
         }
     }
@@ -204,27 +213,27 @@ fn render_config(source: Option<&Source>, out: &str) -> i32 {
 /// warnings go to stderr. Exits 0 when valid, 2 when not.
 fn check_config(source: Option<&Source>, app: Option<&[String]>) -> i32 {
     let Some(source) = source else {
-        eprintln!("autopilot: --check needs a configuration (-config or CONTAINERPILOT)");
+        crate::complain!("autopilot: --check needs a configuration (-config or CONTAINERPILOT)");
         return 2;
     };
     match config::load_with_env(source, app, &config::process_env()) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
-                eprintln!("autopilot: warning: {warning}");
+                crate::complain!("autopilot: warning: {warning}");
             }
             match serde_json::to_string_pretty(&loaded.config) {
                 Ok(json) => {
-                    println!("{json}");
+                    crate::say!("{json}");
                     0
                 }
                 Err(error) => {
-                    eprintln!("autopilot: cannot print the configuration: {error}");
+                    crate::complain!("autopilot: cannot print the configuration: {error}");
                     1
                 }
             }
         }
         Err(error) => {
-            eprintln!("{error}");
+            crate::complain!("{error}");
             2
         }
     }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use nix::sys::stat::{umask, Mode};
 use serde::Serialize;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
@@ -131,7 +132,12 @@ fn bind_at(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(error),
     }
-    let listener = UnixListener::bind(path)?;
+    // The socket is created 0600 (umask) rather than chmod-ed afterwards, so
+    // there is no moment when others could connect.
+    let previous = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    umask(previous);
+    let listener = bound?;
     let file = SocketFile {
         path: path.to_path_buf(),
     };

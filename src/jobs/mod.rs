@@ -389,7 +389,7 @@ impl Job {
             JobRole::App => match config::render_args(&argv, &env) {
                 Ok(argv) => argv,
                 Err(error) => {
-                    eprintln!("autopilot: {error}");
+                    crate::complain!("autopilot: {error}");
                     self.started_at = Some(Instant::now());
                     self.on_exit(ExitStatus::Code(2));
                     return;
@@ -410,7 +410,7 @@ impl Job {
             }
             Err(error) => {
                 if self.config.role == JobRole::App {
-                    eprintln!("autopilot: cannot run {error}");
+                    crate::complain!("autopilot: cannot run {error}");
                 } else {
                     tracing::error!(job = %self.config.name, "cannot run {error}");
                 }

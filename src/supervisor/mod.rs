@@ -48,7 +48,7 @@ pub fn run(config: Config, reloader: Option<Reloader>, log: LogHandle) -> i32 {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("autopilot: cannot start the runtime: {error}");
+            crate::complain!("autopilot: cannot start the runtime: {error}");
             return 1;
         }
     };
@@ -56,7 +56,7 @@ pub fn run(config: Config, reloader: Option<Reloader>, log: LogHandle) -> i32 {
         match Supervisor::start(config, reloader, log) {
             Ok(supervisor) => supervisor.run().await,
             Err(error) => {
-                eprintln!("autopilot: {error}");
+                crate::complain!("autopilot: {error}");
                 error.exit_code()
             }
         }
