@@ -26,9 +26,12 @@ struct Etcd {
 impl Etcd {
     async fn start() -> Etcd {
         let data = tempfile::tempdir().unwrap();
-        let (client, peer) = (free_port(), free_port());
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
+        // A loopback address of its own: a port picked free there cannot be
+        // taken meanwhile by a test that listens on 127.0.0.1.
+        let host = private_loopback_address();
+        let (client, peer) = (free_port(&host), free_port(&host));
+        let client_url = format!("http://{host}:{client}");
+        let peer_url = format!("http://{host}:{peer}");
         let log = std::fs::File::create(data.path().join("etcd.log")).unwrap();
         let child = Command::new("etcd")
             .args(["--name", "test", "--data-dir"])
@@ -120,8 +123,19 @@ impl Drop for Etcd {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+/// A random address in 127.0.0.0/8 other than 127.0.0.1.
+fn private_loopback_address() -> String {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id().rotate_left(16);
+    let [_, a, b, c] = seed.to_be_bytes();
+    format!("127.{}.{}.{}", a.max(1), b, c.max(2))
+}
+
+fn free_port(host: &str) -> u16 {
+    TcpListener::bind((host, 0))
         .unwrap()
         .local_addr()
         .unwrap()
@@ -181,7 +195,7 @@ async fn register_puts_a_leased_key_that_the_health_query_finds() {
     // An unreachable first endpoint: the backend moves on to the live one.
     let discovery = Discovery::etcd(&EtcdConfig {
         endpoints: vec![
-            format!("http://127.0.0.1:{}", free_port()),
+            format!("http://127.0.0.1:{}", free_port("127.0.0.1")),
             etcd.endpoint.clone(),
         ],
         prefix: format!("{PREFIX}/"),

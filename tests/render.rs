@@ -157,3 +157,41 @@ fn a_template_error_fails_the_run_and_says_where() {
     );
     assert!(!scratch.path("out").exists(), "nothing is written");
 }
+
+#[test]
+fn containerpilots_own_consul_template_for_nginx_renders_as_it_is() {
+    // ContainerPilot 3.8's integration test rendered this with consul-template.
+    let template = common::compat_dir().join("templates/v3-3.8.0-nginx-consul.ctmpl");
+    let template = std::fs::read_to_string(&template).expect("the compat template");
+    let (consul, scratch) = setup("nginx.ctmpl", &template);
+    register(consul.addr(), "web-a", 8001);
+    register(consul.addr(), "web-b", 8002);
+    let autopilot = start(
+        &scratch,
+        &consul,
+        r#"{
+          jobs: [{ name: "render", when: { source: "watch.web", each: "changed" },
+                   render: { template: "nginx.ctmpl", output: "nginx.conf" } }],
+          watches: [{ name: "web", interval: 1 }, { name: "db", interval: 1 }],
+        }"#,
+    );
+    common::wait_until("nginx.conf with both web instances", || {
+        let conf = scratch.read("nginx.conf");
+        conf.contains("server 127.0.0.1:8001;") && conf.contains("server 127.0.0.1:8002;")
+    });
+    let conf = scratch.read("nginx.conf");
+    for expected in [
+        "upstream web {",
+        "location = /web {",
+        "proxy_pass http://web/;",
+        "listen       80;",
+    ] {
+        assert!(
+            conf.contains(expected),
+            "{expected:?} missing from:\n{conf}"
+        );
+    }
+    // `db` is watched but has no healthy instance: `if service .Name` skips it.
+    assert!(!conf.contains("db") && !conf.contains("{{"), "{conf}");
+    stop(autopilot);
+}

@@ -400,7 +400,7 @@ impl Job {
             JobRole::App => match config::render_args(&argv, &env) {
                 Ok(argv) => argv,
                 Err(error) => {
-                    eprintln!("autopilot: {error}");
+                    crate::complain!("autopilot: {error}");
                     self.end_run_without_process(ExitStatus::Code(2));
                     return;
                 }
@@ -420,7 +420,7 @@ impl Job {
             }
             Err(error) => {
                 if self.config.role == JobRole::App {
-                    eprintln!("autopilot: cannot run {error}");
+                    crate::complain!("autopilot: cannot run {error}");
                 } else {
                     tracing::error!(job = %self.config.name, "cannot run {error}");
                 }
@@ -463,10 +463,9 @@ impl Job {
     fn on_started(&mut self, process: Process) {
         let pid = process.pid();
         tracing::debug!(job = %self.config.name, %pid, "started");
-        self.shared.env.set(
-            &job_variable(&self.config.name, "PID"),
-            Some(&pid.to_string()),
-        );
+        for variable in self.pid_variables() {
+            self.shared.env.set(&variable, Some(&pid.to_string()));
+        }
         let now = Instant::now();
         self.started_at = Some(now);
         self.run_deadline = self.config.timeout.map(|timeout| now + timeout);
@@ -500,6 +499,18 @@ impl Job {
         });
     }
 
+    /// The variables that carry this job's pid while it runs:
+    /// `CONTAINERPILOT_<JOB>_PID`, and for the APP also ContainerPilot 2's
+    /// `CONTAINERPILOT_APP_PID`.
+    fn pid_variables(&self) -> Vec<String> {
+        let mut variables = vec![job_variable(&self.config.name, "PID")];
+        if self.config.role == JobRole::App {
+            variables.push(job_variable("app", "PID"));
+        }
+        variables.dedup();
+        variables
+    }
+
     /// A hook running during shutdown gets at most [`HOOK_RUN_LIMIT`].
     fn cap_hook_run(&mut self) {
         if self.hook && self.shutting_down && self.process.is_some() {
@@ -519,11 +530,11 @@ impl Job {
     fn on_exit(&mut self, status: ExitStatus) {
         self.process = None;
         self.run_deadline = None;
-        self.shared
-            .env
-            .set(&job_variable(&self.config.name, "PID"), None);
+        for variable in self.pid_variables() {
+            self.shared.env.set(&variable, None);
+        }
         let ran_for = self.started_at.map_or(Duration::ZERO, |at| at.elapsed());
-        tracing::debug!(job = %self.config.name, ?status, "exited");
+        tracing::debug!(job = %self.config.name, code = status.code(), "exited");
         self.publish(if status.success() {
             EventCode::ExitSuccess
         } else {

@@ -542,12 +542,6 @@ pub mod http {
             .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {head:?}")))?;
         Ok((status, body.to_string()))
     }
-
-    /// `GET path`, expecting an answer.
-    pub fn get(address: SocketAddr, path: &str) -> (u16, String) {
-        request(address, "GET", path, "")
-            .unwrap_or_else(|error| panic!("GET http://{address}{path}: {error}"))
-    }
 }
 
 /// A free TCP port on 127.0.0.1 (free when this returns; the OS does not
@@ -557,4 +551,19 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("bind an ephemeral port")
         .port()
+}
+
+/// Where ContainerPilot's config corpus lives: `AUTOPILOT_COMPAT_DIR`, else a
+/// `shared/compat` beside the repository or one of its parents.
+pub fn compat_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("AUTOPILOT_COMPAT_DIR") {
+        return std::path::PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/compat"))
+        .find(|dir| dir.join("MANIFEST.md").is_file())
+        .expect(
+            "shared/compat/MANIFEST.md not found beside the repository (set AUTOPILOT_COMPAT_DIR)",
+        )
 }
