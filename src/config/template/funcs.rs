@@ -64,58 +64,56 @@ pub fn call(call: Call<'_>) -> Result<Value, String> {
         env,
         catalog,
     } = call;
-    let result =
-        match name {
-            "and" => at_least(name, &args, 1).map(|_| first_or_last(args, |v| !v.is_true())),
-            "or" => at_least(name, &args, 1).map(|_| first_or_last(args, Value::is_true)),
-            "not" => exactly(name, &args, 1).map(|_| Value::Bool(!args[0].is_true())),
-            "len" => exactly(name, &args, 1).and_then(|_| length(&args[0])),
-            "index" => at_least(name, &args, 1).and_then(|_| index(&args[0], &args[1..])),
-            "print" => Ok(Value::Str(sprint(&args))),
-            "println" => Ok(Value::Str(sprintln(&args))),
-            "printf" => at_least(name, &args, 1)
-                .and_then(|_| Ok(Value::Str(sprintf(string_arg(&args[0])?, &args[1..])))),
-            "html" => Ok(Value::Str(escape_html(&text_of(&args)))),
-            "js" => Ok(Value::Str(escape_js(&text_of(&args)))),
-            "urlquery" => Ok(Value::Str(escape_query(&text_of(&args)))),
-            "eq" => at_least(name, &args, 2)
-                .and_then(|_| equal_any(&args[0], &args[1..]).map(Value::Bool)),
-            "ne" => exactly(name, &args, 2)
-                .and_then(|_| equal_any(&args[0], &args[1..]).map(|eq| Value::Bool(!eq))),
-            "lt" | "le" | "gt" | "ge" => {
-                exactly(name, &args, 2).and_then(|_| compare(name, &args[0], &args[1]))
-            }
-            "call" => Err(format!(
-                "call: {} is not a function",
-                args.first().map_or("nothing".into(), Value::type_name)
-            )),
-            "default" => exactly(name, &args, 2).map(|_| default(&args[0], &args[1])),
-            "env" => exactly(name, &args, 1).and_then(|_| {
-                Ok(Value::Str(
-                    env.get(string_arg(&args[0])?).cloned().unwrap_or_default(),
-                ))
-            }),
-            "split" => exactly(name, &args, 2)
-                .and_then(|_| split(string_arg(&args[0])?, string_arg(&args[1])?)),
-            "join" => exactly(name, &args, 2).and_then(|_| join(string_arg(&args[0])?, &args[1])),
-            "replaceAll" => exactly(name, &args, 3).and_then(|_| {
-                Ok(Value::Str(
-                    string_arg(&args[2])?.replace(string_arg(&args[0])?, string_arg(&args[1])?),
-                ))
-            }),
-            "regexReplaceAll" => exactly(name, &args, 3).and_then(|_| {
-                regex_replace_all(
-                    string_arg(&args[0])?,
-                    string_arg(&args[1])?,
-                    string_arg(&args[2])?,
-                )
-            }),
-            "loop" => loop_values(&args),
-            "service" => exactly(name, &args, 1)
-                .and_then(|_| catalog::service(catalog, string_arg(&args[0])?)),
-            "services" => exactly(name, &args, 0).and_then(|_| catalog::services(catalog)),
-            _ => Err(format!("function {name:?} not defined")),
-        };
+    let result = match name {
+        "and" => at_least(name, &args, 1).map(|_| first_or_last(args, |v| !v.is_true())),
+        "or" => at_least(name, &args, 1).map(|_| first_or_last(args, Value::is_true)),
+        "not" => exactly(name, &args, 1).map(|_| Value::Bool(!args[0].is_true())),
+        "len" => exactly(name, &args, 1).and_then(|_| length(&args[0])),
+        "index" => at_least(name, &args, 1).and_then(|_| index(&args[0], &args[1..])),
+        "print" => Ok(Value::Str(sprint(&args))),
+        "println" => Ok(Value::Str(sprintln(&args))),
+        "printf" => at_least(name, &args, 1)
+            .and_then(|_| Ok(Value::Str(sprintf(string_arg(&args[0])?, &args[1..])))),
+        "html" => Ok(Value::Str(escape_html(&text_of(&args)))),
+        "js" => Ok(Value::Str(escape_js(&text_of(&args)))),
+        "urlquery" => Ok(Value::Str(escape_query(&text_of(&args)))),
+        "eq" => {
+            at_least(name, &args, 2).and_then(|_| equal_any(&args[0], &args[1..]).map(Value::Bool))
+        }
+        "ne" => exactly(name, &args, 2)
+            .and_then(|_| equal_any(&args[0], &args[1..]).map(|eq| Value::Bool(!eq))),
+        "lt" | "le" | "gt" | "ge" => {
+            exactly(name, &args, 2).and_then(|_| compare(name, &args[0], &args[1]))
+        }
+        "call" => Err(format!(
+            "call: {} is not a function",
+            args.first().map_or("nothing".into(), Value::type_name)
+        )),
+        "default" => exactly(name, &args, 2).map(|_| default(&args[0], &args[1])),
+        "env" => exactly(name, &args, 1).and_then(|_| {
+            Ok(Value::Str(
+                env.get(string_arg(&args[0])?).cloned().unwrap_or_default(),
+            ))
+        }),
+        "split" => exactly(name, &args, 2)
+            .and_then(|_| split(string_arg(&args[0])?, string_arg(&args[1])?)),
+        "join" => exactly(name, &args, 2).and_then(|_| join(string_arg(&args[0])?, &args[1])),
+        "replaceAll" => exactly(name, &args, 3).and_then(|_| {
+            Ok(Value::Str(
+                string_arg(&args[2])?.replace(string_arg(&args[0])?, string_arg(&args[1])?),
+            ))
+        }),
+        "regexReplaceAll" => exactly(name, &args, 3).and_then(|_| {
+            regex_replace_all(
+                string_arg(&args[0])?,
+                string_arg(&args[1])?,
+                string_arg(&args[2])?,
+            )
+        }),
+        "loop" => loop_values(&args),
+        "service" | "services" => catalog_call(name, &args, catalog),
+        _ => Err(format!("function {name:?} not defined")),
+    };
     result.map_err(|message| {
         if message.starts_with("wrong number") || message.starts_with("error calling") {
             message
@@ -123,6 +121,16 @@ pub fn call(call: Call<'_>) -> Result<Value, String> {
             format!("error calling {name}: {message}")
         }
     })
+}
+
+/// consul-template's catalog functions (render templates only).
+fn catalog_call(name: &str, args: &[Value], catalog: Option<&Catalog>) -> Result<Value, String> {
+    match name {
+        "service" => {
+            exactly(name, args, 1).and_then(|_| catalog::service(catalog, string_arg(&args[0])?))
+        }
+        _ => exactly(name, args, 0).and_then(|_| catalog::services(catalog)),
+    }
 }
 
 fn exactly(name: &str, args: &[Value], want: usize) -> Result<(), String> {
