@@ -181,6 +181,7 @@ impl Supervisor {
             discovery,
             maintenance,
             metrics,
+            advertised: Default::default(),
         };
         let (request_sender, requests) = mpsc::unbounded_channel();
         let bound = match &config.control {

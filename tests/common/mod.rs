@@ -10,7 +10,13 @@
 // Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod etcd;
+pub mod netns;
+
+use std::fs::File;
 use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -18,8 +24,9 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{sethostname, Pid};
 
 /// How long any single wait may take before the test fails. Generous: the
 /// machine running the suite may be busy, and a passing test never waits this long.
@@ -100,6 +107,39 @@ impl Autopilot {
     /// Runs it (and so the APP) in `dir`.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.command.current_dir(dir);
+        self
+    }
+
+    /// Runs it in a UTS namespace of its own named `hostname`, as a container
+    /// would be: several autopilots on one machine then advertise distinct
+    /// service IDs (`<name>-<hostname>`).
+    pub fn hostname(mut self, hostname: &str) -> Self {
+        let hostname = hostname.to_string();
+        // SAFETY: between fork and exec the closure makes only two system
+        // calls (unshare(2), sethostname(2)) and allocates nothing.
+        unsafe {
+            self.command.pre_exec(move || {
+                unshare(CloneFlags::CLONE_NEWUTS)?;
+                sethostname(&hostname)?;
+                Ok(())
+            });
+        }
+        self
+    }
+
+    /// Runs it inside the network namespace `namespace` (a file such as
+    /// `/run/netns/NAME`, see [`netns::Namespace`]).
+    pub fn network_namespace(mut self, namespace: &Path) -> Self {
+        let handle = File::open(namespace)
+            .unwrap_or_else(|error| panic!("{}: {error}", namespace.display()));
+        // SAFETY: between fork and exec the closure makes one system call
+        // (setns(2)) and allocates nothing.
+        unsafe {
+            self.command.pre_exec(move || {
+                setns(&handle, CloneFlags::CLONE_NEWNET)?;
+                Ok(())
+            });
+        }
         self
     }
 
@@ -288,6 +328,15 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         );
         thread::sleep(POLL_INTERVAL);
     }
+}
+
+/// A loopback TCP port that was free a moment ago, for a server the test
+/// starts in another process (which must bind it by number).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 fn remaining(deadline: Instant) -> Duration {
