@@ -170,25 +170,31 @@ impl HandlerRuns {
     }
 }
 
+/// A job (JSON5) that appends a line to the file `file` each time `source` publishes `event`.
+fn handler(file: &str, source: &str, event: &str) -> String {
+    format!(
+        r#"{{ name: "on-{file}", exec: {exec}, when: {{ source: "{source}", each: "{event}" }} }}"#,
+        exec = append_to(file),
+    )
+}
+
 /// A watcher of `web` and of `nothing`, with a handler for each event that matters here.
 fn watcher_config(consul: &ConsulDouble) -> String {
     let interval = WATCH_INTERVAL.as_secs();
+    let handlers = [
+        handler("changed", "watch.web", "changed"),
+        handler("healthy", "watch.web", "healthy"),
+        handler("unhealthy", "watch.web", "unhealthy"),
+        handler("nothing-unhealthy", "watch.nothing", "unhealthy"),
+    ];
     format!(
         r#"{{
           consul: "{consul}",
           watches: [ {{ name: "web", interval: {interval} }}, {{ name: "nothing", interval: {interval} }} ],
-          jobs: [
-            {{ name: "on-change", exec: {changed}, when: {{ source: "watch.web", each: "changed" }} }},
-            {{ name: "on-healthy", exec: {healthy}, when: {{ source: "watch.web", each: "healthy" }} }},
-            {{ name: "on-unhealthy", exec: {unhealthy}, when: {{ source: "watch.web", each: "unhealthy" }} }},
-            {{ name: "on-nothing", exec: {nothing}, when: {{ source: "watch.nothing", each: "unhealthy" }} }},
-          ]
+          jobs: [ {handlers} ]
         }}"#,
         consul = consul.addr(),
-        changed = append_to("changed"),
-        healthy = append_to("healthy"),
-        unhealthy = append_to("unhealthy"),
-        nothing = append_to("nothing-unhealthy"),
+        handlers = handlers.join(", "),
     )
 }
 
@@ -571,14 +577,14 @@ fn maintenance_deregisters_stops_heartbeats_and_comes_back() {
           jobs: [
             {{ name: "web", exec: "sleep 1000", port: 8080, interfaces: ["static:192.0.2.1"],
                health: {{ exec: {check}, interval: 1, ttl: 10 }} }},
-            {{ name: "on-enter", exec: {enter}, when: {{ source: "global", each: "enterMaintenance" }} }},
-            {{ name: "on-exit", exec: {exit}, when: {{ source: "global", each: "exitMaintenance" }} }},
+            {enter},
+            {exit},
           ]
         }}"#,
         consul = consul.addr(),
         check = append_to("checks"),
-        enter = append_to("entered"),
-        exit = append_to("exited"),
+        enter = handler("entered", "global", "enterMaintenance"),
+        exit = handler("exited", "global", "exitMaintenance"),
     ));
     let maintenance = |switch: &str| {
         let client = Autopilot::new(
@@ -634,7 +640,11 @@ fn maintenance_deregisters_stops_heartbeats_and_comes_back() {
 
 #[test]
 fn telemetry_registers_containerpilot_with_a_15s_ttl_and_heartbeats_every_5s() {
-    let consul = start_double(Config::default());
+    const TOKEN: &str = "env-token-41d0";
+    let consul = start_double(Config {
+        acl_token: Some(TOKEN.to_string()),
+        ..Config::default()
+    });
     let scratch = Scratch::new();
     let port = free_port();
     let config = scratch.config(&format!(
@@ -642,8 +652,13 @@ fn telemetry_registers_containerpilot_with_a_15s_ttl_and_heartbeats_every_5s() {
         consul = consul.addr(),
     ));
     let started = SystemTime::now();
-    let autopilot = start(&scratch, "h1", &["-config", &config]);
+    let autopilot = Autopilot::new(Mode::Subreaper, ["-config", &config])
+        .hostname("h1")
+        .env("CONSUL_HTTP_TOKEN", TOKEN)
+        .current_dir(scratch.dir())
+        .start();
     let register = wait_for_request(&consul, "the telemetry registration", is_registration);
+    assert!(register.token_accepted, "CONSUL_HTTP_TOKEN is sent");
     let body = register.json().unwrap();
     assert_eq!(body["ID"], "containerpilot-h1");
     assert_eq!(body["Name"], "containerpilot");
@@ -700,5 +715,34 @@ fn the_default_interface_is_eth0_inside_a_network_namespace() {
     assert!(
         consul.state().services.is_empty(),
         "deregistered at shutdown"
+    );
+}
+
+#[test]
+fn a_sigterm_during_registration_still_leaves_the_catalog_clean() {
+    let consul = start_double(Config::default());
+    // A slow agent: the registration takes effect a while after it arrives.
+    consul.set_fault(FaultRule::on_path(
+        "/v1/agent/service/register",
+        Fault::Delay {
+            delay: Duration::from_millis(300),
+        },
+    ));
+    let scratch = Scratch::new();
+    let config = scratch.config(&web_config(&consul, "192.0.2.1"));
+    let autopilot = start(&scratch, "h1", &["-config", &config]);
+    wait_for_request(&consul, "the registration", is_registration);
+    // Stopped while its registration is under way, autopilot waits for it to be answered,
+    // then deregisters. (A real agent finishes a request whose client went away, so
+    // exiting without waiting would leave the service behind; the double drops it.)
+    stop(autopilot);
+    let registered = wait_for_request(&consul, "the registration's answer", |r| {
+        is_registration(r) && r.outcome != Outcome::InFlight
+    });
+    assert_eq!(registered.outcome, Outcome::Answered(200));
+    assert_eq!(
+        consul.state().services,
+        [],
+        "deregistered after its registration"
     );
 }

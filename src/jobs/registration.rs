@@ -72,7 +72,8 @@ impl Advertised {
 #[derive(Debug)]
 pub struct Registration {
     wish: watch::Sender<Wish>,
-    /// True while the service is (believed to be) in the catalog.
+    /// True while the service is (or may be, a registration being under way)
+    /// in the catalog.
     registered: watch::Receiver<bool>,
     task: JoinHandle<()>,
 }
@@ -236,10 +237,17 @@ impl Registrar {
         }
     }
 
+    /// The service counts as registered from the moment the request leaves:
+    /// the agent may have taken it in before the answer comes back, so a
+    /// deregistration asked for meanwhile must wait for it (else the service
+    /// stays in the catalog after the job stopped). A refused request clears it.
     async fn register(&mut self) -> Result<(), DiscoveryError> {
-        self.discovery.register(&self.service).await?;
         self.set_registered(true);
-        Ok(())
+        let result = self.discovery.register(&self.service).await;
+        if result.is_err() {
+            self.set_registered(false);
+        }
+        result
     }
 
     /// In maintenance the service leaves the catalog and heartbeats stop;
