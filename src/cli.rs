@@ -12,10 +12,11 @@ use clap::{ArgAction, CommandFactory, Parser};
 
 use std::path::PathBuf;
 
-use crate::config::model::Config;
+use crate::config::model::{Config, ControlConfig};
 use crate::config::{self, Source};
 use crate::control::client::{self, Command as ClientCommand};
 use crate::logging;
+use crate::signals;
 use crate::supervisor::{self, Reloader};
 
 /// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
@@ -94,10 +95,14 @@ pub struct Cli {
 /// Parses the process's arguments, runs what they ask for, and returns the
 /// exit code.
 pub fn main() -> i32 {
+    // Until the supervisor listens, a SIGTERM waits instead of killing us.
+    if let Err(error) = signals::hold() {
+        crate::complain!("autopilot: cannot hold signals: {error}");
+    }
     let args = match normalize(std::env::args().collect()) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("{message}\n\n{}", Cli::command().render_usage());
+            crate::complain!("{message}\n\n{}", Cli::command().render_usage());
             return 2;
         }
     };
@@ -114,8 +119,8 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> i32 {
     if cli.version {
-        println!("Version: {}", env!("CARGO_PKG_VERSION"));
-        println!("GitHash: {}", env!("AUTOPILOT_GIT_HASH"));
+        crate::say!("Version: {}", env!("CARGO_PKG_VERSION"));
+        crate::say!("GitHash: {}", env!("AUTOPILOT_GIT_HASH"));
         return 0;
     }
     let source = config::locate(cli.config.as_deref());
@@ -127,22 +132,30 @@ fn run(cli: Cli) -> i32 {
         return check_config(source.as_ref(), app.as_deref());
     }
     if let Some(command) = control_command(&cli) {
-        return client::run(command, &control_socket(source.as_ref()));
+        // A client command must stay interruptible with Ctrl-C.
+        let _ = signals::release();
+        return match control_socket(source.as_ref()) {
+            Ok(socket) => client::run(command, &socket),
+            Err(error) => {
+                crate::complain!("autopilot: cannot find the control socket: {error}");
+                1
+            }
+        };
     }
     let (config, warnings) = match (&source, app) {
         (Some(source), app) => {
             match config::load_with_env(source, app.as_deref(), &config::process_env()) {
                 Ok(loaded) => (loaded.config, loaded.warnings),
                 Err(error) => {
-                    eprintln!("{error}");
+                    crate::complain!("{error}");
                     return 2;
                 }
             }
         }
         (None, Some(app)) => (Config::app_only(app), Vec::new()),
         (None, None) => {
-            eprintln!("{}", Cli::command().render_usage());
-            eprintln!("autopilot: nothing to run: give an APP or a configuration (-config)");
+            crate::complain!("{}", Cli::command().render_usage());
+            crate::complain!("autopilot: nothing to run: give an APP or a configuration (-config)");
             return 2;
         }
     };
@@ -154,7 +167,7 @@ fn run(cli: Cli) -> i32 {
             supervisor::run(config, source.map(|s| reloader(s, cli.app)), log)
         }
         Err(error) => {
-            eprintln!("autopilot: {error}");
+            crate::complain!("autopilot: {error}");
             1
         }
     }
@@ -171,13 +184,13 @@ fn reloader(source: Source, app: Vec<String>) -> Reloader {
 /// `-template [-out FILE]`: prints (or writes) the rendered configuration.
 fn render_config(source: Option<&Source>, out: &str) -> i32 {
     let Some(source) = source else {
-        eprintln!("autopilot: -template needs a configuration (-config or CONTAINERPILOT)");
+        crate::complain!("autopilot: -template needs a configuration (-config or CONTAINERPILOT)");
         return 2;
     };
     let rendered = match config::render_source(source, &config::process_env()) {
         Ok(rendered) => rendered,
         Err(error) => {
-            eprintln!("{error}");
+            crate::complain!("{error}");
             return 2;
         }
     };
@@ -188,7 +201,9 @@ fn render_config(source: Option<&Source>, out: &str) -> i32 {
     match written {
         Ok(()) => 0,
         Err(error) => {
-            eprintln!("autopilot: cannot write the rendered configuration to {out}: {error}");
+            crate::complain!(
+                "autopilot: cannot write the rendered configuration to {out}: {error}"
+            );
             1
         }
     }
@@ -198,27 +213,27 @@ fn render_config(source: Option<&Source>, out: &str) -> i32 {
 /// warnings go to stderr. Exits 0 when valid, 2 when not.
 fn check_config(source: Option<&Source>, app: Option<&[String]>) -> i32 {
     let Some(source) = source else {
-        eprintln!("autopilot: --check needs a configuration (-config or CONTAINERPILOT)");
+        crate::complain!("autopilot: --check needs a configuration (-config or CONTAINERPILOT)");
         return 2;
     };
     match config::load_with_env(source, app, &config::process_env()) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
-                eprintln!("autopilot: warning: {warning}");
+                crate::complain!("autopilot: warning: {warning}");
             }
             match serde_json::to_string_pretty(&loaded.config) {
                 Ok(json) => {
-                    println!("{json}");
+                    crate::say!("{json}");
                     0
                 }
                 Err(error) => {
-                    eprintln!("autopilot: cannot print the configuration: {error}");
+                    crate::complain!("autopilot: cannot print the configuration: {error}");
                     1
                 }
             }
         }
         Err(error) => {
-            eprintln!("{error}");
+            crate::complain!("{error}");
             2
         }
     }
@@ -244,13 +259,16 @@ fn control_command(cli: &Cli) -> Option<ClientCommand> {
 }
 
 /// The socket the client commands talk to: the configuration's
-/// `control.socket` when there is a (valid) configuration, else the default.
-fn control_socket(source: Option<&Source>) -> PathBuf {
-    source
-        .and_then(|source| config::load_with_env(source, None, &config::process_env()).ok())
-        .and_then(|loaded| loaded.config.control)
-        .unwrap_or_default()
-        .socket
+/// `control.socket` when there is a configuration, else the default. A
+/// configuration that cannot be loaded is an error, as in ContainerPilot:
+/// falling back to the default path would hide the real problem (for
+/// `-reload` after a bad edit, the error in the file) behind "cannot reach".
+fn control_socket(source: Option<&Source>) -> Result<PathBuf, config::ConfigError> {
+    let Some(source) = source else {
+        return Ok(ControlConfig::default().socket);
+    };
+    let loaded = config::load_with_env(source, None, &config::process_env())?;
+    Ok(loaded.config.control.unwrap_or_default().socket)
 }
 
 /// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)

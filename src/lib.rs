@@ -16,6 +16,7 @@
 //! - [`signals`]: turning POSIX signals into a stream the supervisor consumes.
 //! - [`supervisor`]: the top-level run loop: start jobs, give signals their
 //!   meaning, answer the control plane, shut down, compute the exit code.
+//! - [`console`]: printing to stdout/stderr without ever panicking.
 //! - [`control`]: the control plane: HTTP over a unix socket, server and client.
 //! - [`http_server`]: the bounded HTTP/1.1 accept loop both servers share.
 //! - [`events`]: the event vocabulary and the ordered event bus.
@@ -30,6 +31,7 @@
 //! - [`telemetry`]: the Prometheus metrics and the `/metrics` endpoint.
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod discovery;
 pub mod environment;

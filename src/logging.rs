@@ -36,7 +36,7 @@ use std::io;
 use std::path::PathBuf;
 
 use tracing::Dispatch;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{reload, Registry};
 
@@ -64,7 +64,7 @@ pub enum LoggingError {
 /// or task.
 #[derive(Clone)]
 pub struct LogHandle {
-    level: reload::Handle<LevelFilter, Registry>,
+    level: reload::Handle<Targets, Registry>,
     format: SharedFormat,
     sink: SharedSink,
 }
@@ -76,7 +76,7 @@ impl LogHandle {
         self.sink.replace(&config.output)?;
         self.format.set(config.format);
         self.level
-            .reload(level_filter(config.level))
+            .reload(target_filter(config.level))
             .map_err(|_| LoggingError::LoggerGone)
     }
 
@@ -103,7 +103,7 @@ pub fn init(config: &LoggingConfig) -> Result<LogHandle, LoggingError> {
 pub fn build_dispatch(config: &LoggingConfig) -> Result<(Dispatch, LogHandle), LoggingError> {
     let sink = SharedSink::open(&config.output)?;
     let format = SharedFormat::new(config.format);
-    let (level_layer, level) = reload::Layer::new(level_filter(config.level));
+    let (level_layer, level) = reload::Layer::new(target_filter(config.level));
     let fmt_layer = tracing_subscriber::fmt::layer()
         .event_format(EventFormat::new(format.clone()))
         .with_writer(sink.clone())
@@ -120,6 +120,16 @@ pub fn build_dispatch(config: &LoggingConfig) -> Result<(Dispatch, LogHandle), L
     Ok((Dispatch::new(subscriber), handle))
 }
 
+/// The configured level applies to autopilot's own lines (and job output);
+/// the libraries underneath (HTTP, DNS, TLS) speak only at WARN and above,
+/// so `level: "DEBUG"` shows autopilot's events, not every DNS packet.
+fn target_filter(level: LogLevel) -> Targets {
+    let ours = level_filter(level);
+    Targets::new()
+        .with_target(env!("CARGO_CRATE_NAME"), ours)
+        .with_default(ours.min(LevelFilter::WARN))
+}
+
 /// Maps a configured level onto `tracing`'s filter (`FATAL`/`PANIC` → ERROR).
 fn level_filter(level: LogLevel) -> LevelFilter {
     match level {
@@ -127,5 +137,23 @@ fn level_filter(level: LogLevel) -> LevelFilter {
         LogLevel::Info => LevelFilter::INFO,
         LogLevel::Warn => LevelFilter::WARN,
         LogLevel::Error | LogLevel::Fatal | LogLevel::Panic => LevelFilter::ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn libraries_underneath_speak_only_at_warn() {
+        let debug = target_filter(LogLevel::Debug);
+        assert!(debug.would_enable("autopilot::jobs", &Level::DEBUG));
+        assert!(debug.would_enable(OUTPUT_TARGET, &Level::DEBUG));
+        assert!(!debug.would_enable("hickory_proto::udp", &Level::DEBUG));
+        assert!(debug.would_enable("hyper", &Level::WARN));
+        let error = target_filter(LogLevel::Error);
+        assert!(!error.would_enable("hyper", &Level::WARN));
+        assert!(!error.would_enable("autopilot::jobs", &Level::WARN));
     }
 }

@@ -9,24 +9,13 @@
 //! `jobs`, ...). Variables the MANIFEST lists under "Needs env" are set to
 //! `1234` so the templates render to something concrete.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// Where the shared corpus lives: `AUTOPILOT_COMPAT_DIR`, else a
-/// `shared/compat` beside the repository or one of its parents.
-fn compat_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("AUTOPILOT_COMPAT_DIR") {
-        return PathBuf::from(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|dir| dir.join("shared/compat"))
-        .find(|dir| dir.join("MANIFEST.md").is_file())
-        .expect(
-            "shared/compat/MANIFEST.md not found beside the repository (set AUTOPILOT_COMPAT_DIR)",
-        )
-}
+use common::compat_dir;
+use std::process::Command;
 
 /// Files whose verdict autopilot deliberately changes (MANIFEST.md,
 /// "Deliberate deviations"): the verdict autopilot gives.

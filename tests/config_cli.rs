@@ -179,3 +179,24 @@ fn a_run_with_a_valid_config_runs_the_app() {
     assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
     assert_eq!(text(&output.stdout), "started\n");
 }
+
+#[test]
+fn check_into_a_closed_pipe_does_not_panic() {
+    // `autopilot --check -config F | head -1`: the reader goes away early.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "cp.json5", VALID);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autopilot"))
+        .args(["--check", "-config", &config])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        !text(&output.stderr).contains("panicked"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(0));
+}

@@ -20,6 +20,34 @@ fn start(scratch: &Scratch, args: &[&str]) -> common::Running {
         .start()
 }
 
+/// Starts autopilot, waits until `log` reads `ready`, sends SIGTERM, and
+/// returns autopilot's exit code.
+fn stop_once_ready(scratch: &Scratch, args: &[&str], ready: &[&str]) -> i32 {
+    let autopilot = start(scratch, args);
+    scratch.wait_for_lines(ready);
+    autopilot.signal(Signal::SIGTERM);
+    autopilot.finish().code
+}
+
+/// Waits until the job's state (from `--status --json` over the control
+/// socket) is anything but running.
+fn wait_until_not_running(config: &str, job: &str) {
+    common::wait_until(&format!("{job} not to be running"), || {
+        let output = std::process::Command::new(common::binary())
+            .args(["--status", "--json", "-config", config])
+            .output()
+            .expect("run autopilot --status");
+        let Ok(status) = serde_json::from_slice::<serde_json::Value>(&output.stdout) else {
+            return false;
+        };
+        status["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|j| j["name"] == job && j["state"] != "running")
+    });
+}
+
 /// A job's exec that appends `marker` to the log and exits 0.
 fn mark(marker: &str) -> String {
     format!(r#"["sh", "-c", "echo {marker} >> log"]"#)
@@ -42,10 +70,10 @@ fn chain_of_jobs_runs_in_dependency_order() {
         a = mark("a"),
         c = mark("c"),
     ));
-    let autopilot = start(&scratch, &["-config", &config]);
-    scratch.wait_for_lines(&["c", "b", "a"]);
-    autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 0);
+    assert_eq!(
+        stop_once_ready(&scratch, &["-config", &config], &["c", "b", "a"]),
+        0
+    );
     assert_eq!(scratch.lines(), ["c", "b", "a"]);
 }
 
@@ -87,6 +115,9 @@ fn signal_event_runs_an_each_job_every_time() {
     let autopilot = start(&scratch, &["-config", &config]);
     scratch.wait_for_lines(&["ready"]);
     for round in 1..=3 {
+        // An `each` job ignores its event while its previous run is still
+        // going (ContainerPilot's rule): signal only once that run exited.
+        wait_until_not_running(&config, "onhup");
         autopilot.signal(Signal::SIGHUP);
         let expected: Vec<&str> = std::iter::once("ready")
             .chain(std::iter::repeat_n("hup", round))
@@ -149,10 +180,10 @@ fn prestop_finishes_before_the_job_is_signalled_and_poststop_runs_after() {
           ]
         }"#,
     );
-    let autopilot = start(&scratch, &["-config", &config]);
-    scratch.wait_for_lines(&["ready"]);
-    autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 0);
+    assert_eq!(
+        stop_once_ready(&scratch, &["-config", &config], &["ready"]),
+        0
+    );
     assert_eq!(
         scratch.lines(),
         ["ready", "prestop", "app-term", "poststop"]
@@ -192,10 +223,10 @@ fn stop_signal_is_configurable() {
           ]
         }"#,
     );
-    let autopilot = start(&scratch, &["-config", &config]);
-    scratch.wait_for_lines(&["ready"]);
-    autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 0);
+    assert_eq!(
+        stop_once_ready(&scratch, &["-config", &config], &["ready"]),
+        0
+    );
     assert_eq!(scratch.lines(), ["ready", "quit"]);
 }
 
@@ -262,7 +293,9 @@ fn health_check_that_hangs_is_killed_at_its_timeout() {
         .unwrap()
         .parse()
         .unwrap();
-    common::wait_until("the condition", || !common::procfs::is_alive(first_check));
+    common::wait_until("the hung check to be killed", || {
+        !common::procfs::is_alive(first_check)
+    });
     autopilot.signal(Signal::SIGTERM);
     assert_eq!(autopilot.finish().code, 0);
 }
@@ -281,7 +314,9 @@ fn children_see_autopilot_and_job_variables() {
         }"#,
     );
     let autopilot = start(&scratch, &["-config", &config]);
-    common::wait_until("the condition", || scratch.read("env.txt").ends_with('\n'));
+    common::wait_until("the job's pid and the variables", || {
+        scratch.read("env.txt").ends_with('\n') && scratch.read("pid").ends_with('\n')
+    });
     let job_pid = scratch.read("pid");
     assert_eq!(
         scratch.read("env.txt"),
@@ -442,4 +477,50 @@ fn app_arguments_are_templates_rendered_with_job_ips() {
     .run();
     assert_eq!(finished.code, 0, "{}", finished.stderr_text());
     assert_eq!(scratch.lines(), ["hello 192.0.2.7"]);
+}
+
+#[test]
+fn jobs_see_the_apps_pid_under_both_names() {
+    // `peek` runs every 50 ms until the APP's pid is in its environment.
+    let scratch = Scratch::new();
+    let config = scratch.config(
+        r#"{ jobs: [ { name: "peek", when: { interval: "50ms" },
+            exec: ["sh", "-c", "[ -n \"$CONTAINERPILOT_APP_PID\" ] && echo \"$CONTAINERPILOT_APP_PID $CONTAINERPILOT_SH_PID\" > pids.tmp && mv pids.tmp pids"] } ] }"#,
+    );
+    let autopilot = start(
+        &scratch,
+        &[
+            "-config",
+            &config,
+            "sh",
+            "-c",
+            "echo $$ > ready; exec sleep 100",
+        ],
+    );
+    common::wait_until("peek to see the APP's pid", || {
+        !scratch.read("pids").is_empty()
+    });
+    let app = scratch.read("ready");
+    assert_eq!(scratch.read("pids"), format!("{} {}", app.trim(), app));
+    autopilot.signal(Signal::SIGTERM);
+    assert_eq!(autopilot.finish().code, 143);
+}
+
+#[test]
+fn containerpilots_own_sigterm_example_runs_its_hooks_in_order() {
+    // ContainerPilot 3.8's integration-test config, unmodified: app, then
+    // preStop on app's stopping, then postStop on app's stopped.
+    let config = common::compat_dir().join("v3/it-test_sigterm.json5");
+    let mut autopilot =
+        Autopilot::new(Mode::Subreaper, ["-config", config.to_str().unwrap()]).start();
+    while !autopilot.next_line().contains("job=app") {}
+    autopilot.signal(Signal::SIGTERM);
+    let finished = autopilot.finish();
+    assert_eq!(finished.code, 0);
+    let log = finished.stdout_text();
+    let position = |text: &str| {
+        log.find(text)
+            .unwrap_or_else(|| panic!("{text:?} not logged:\n{log}"))
+    };
+    assert!(position("preStop fired on app stopping") < position("postStop fired on app stopped"));
 }

@@ -23,14 +23,16 @@ fn init_installs_the_global_logger_once() {
         .reconfigure(&file_config(&path, LogLevel::Warn, LogFormat::Default))
         .unwrap();
     let from_another_thread = std::thread::spawn(|| {
-        tracing::info!("hidden");
+        tracing::info!(target: "autopilot::test", "hidden");
         tracing::warn!("from a thread");
     });
     from_another_thread.join().unwrap();
     handle
         .reconfigure(&file_config(&path, LogLevel::Debug, LogFormat::Json))
         .unwrap();
-    tracing::debug!(job = "web", "now shown");
+    // Only autopilot's own targets log below WARN.
+    tracing::debug!(target: "autopilot::test", job = "web", "now shown");
+    tracing::debug!("a library's debug line stays hidden");
 
     let lines = lines_of(&path);
     assert_eq!(lines.len(), 2, "{lines:?}");

@@ -14,8 +14,12 @@ use logging_support::{default_message, file_config, lines_of, CapturedLog};
 use serde_json::Value;
 
 fn log_sample_event() {
-    tracing::info!(job = "web", attempt = 3, error = %"no such file", "job exited");
+    tracing::info!(target: OURS, job = "web", attempt = 3, error = %"no such file", "job exited");
 }
+
+/// autopilot's own log target: the configured level applies to it (other
+/// crates are capped at WARN).
+const OURS: &str = "autopilot::test";
 
 #[test]
 fn default_format_shows_time_message_and_fields() {
@@ -48,7 +52,7 @@ fn text_format_is_logfmt() {
 fn json_format_is_one_object_per_line() {
     let log = CapturedLog::start(LogLevel::Info, LogFormat::Json);
     log_sample_event();
-    tracing::warn!("second");
+    tracing::warn!(target: OURS, "second");
     let lines = log.lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
     let first: Value = serde_json::from_str(&lines[0]).unwrap();
@@ -64,11 +68,11 @@ fn json_format_is_one_object_per_line() {
 }
 
 fn log_one_per_level() {
-    tracing::trace!("trace");
-    tracing::debug!("debug");
-    tracing::info!("info");
-    tracing::warn!("warn");
-    tracing::error!("error");
+    tracing::trace!(target: OURS, "trace");
+    tracing::debug!(target: OURS, "debug");
+    tracing::info!(target: OURS, "info");
+    tracing::warn!(target: OURS, "warn");
+    tracing::error!(target: OURS, "error");
 }
 
 fn messages_logged_at(level: LogLevel) -> Vec<String> {
@@ -110,10 +114,10 @@ impl fmt::Display for CountedDisplay<'_> {
 fn filtered_events_are_never_formatted() {
     let log = CapturedLog::start(LogLevel::Info, LogFormat::Text);
     let formatted = AtomicUsize::new(0);
-    tracing::debug!(value = %CountedDisplay(&formatted), "hidden");
+    tracing::debug!(target: OURS, value = %CountedDisplay(&formatted), "hidden");
     assert_eq!(formatted.load(Ordering::SeqCst), 0);
     assert!(log.lines().is_empty());
-    tracing::info!(value = %CountedDisplay(&formatted), "shown");
+    tracing::info!(target: OURS, value = %CountedDisplay(&formatted), "shown");
     assert_eq!(formatted.load(Ordering::SeqCst), 1);
     assert_eq!(log.lines().len(), 1);
 }
@@ -121,13 +125,13 @@ fn filtered_events_are_never_formatted() {
 #[test]
 fn reconfigure_switches_level_format_and_output() {
     let log = CapturedLog::start(LogLevel::Info, LogFormat::Default);
-    tracing::debug!("hidden");
-    tracing::info!("before");
+    tracing::debug!(target: OURS, "hidden");
+    tracing::info!(target: OURS, "before");
     let second_path = log.dir.path().join("second.log");
     log.handle
         .reconfigure(&file_config(&second_path, LogLevel::Debug, LogFormat::Json))
         .unwrap();
-    tracing::debug!("after");
+    tracing::debug!(target: OURS, "after");
     let first: Vec<String> = log
         .lines()
         .iter()
@@ -152,8 +156,8 @@ fn a_failed_reconfigure_changes_nothing() {
         .reconfigure(&file_config(&unreachable, LogLevel::Debug, LogFormat::Json))
         .unwrap_err();
     assert!(matches!(error, LoggingError::OpenFile { ref path, .. } if *path == unreachable));
-    tracing::debug!("hidden");
-    tracing::info!("still here");
+    tracing::debug!(target: OURS, "hidden");
+    tracing::info!(target: OURS, "still here");
     let lines = log.lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(default_message(&lines[0]), "still here");
@@ -166,7 +170,7 @@ fn log_file_is_appended_to() {
     std::fs::write(&path, "kept\n").unwrap();
     let (dispatch, _handle) =
         logging::build_dispatch(&file_config(&path, LogLevel::Info, LogFormat::Default)).unwrap();
-    tracing::dispatcher::with_default(&dispatch, || tracing::info!("appended"));
+    tracing::dispatcher::with_default(&dispatch, || tracing::info!(target: OURS, "appended"));
     let lines = lines_of(&path);
     assert_eq!(lines[0], "kept");
     assert_eq!(default_message(&lines[1]), "appended");
@@ -186,11 +190,11 @@ fn reopen_after_rename_loses_no_line() {
                 if number == BEFORE_ROTATION / 2 {
                     halfway_sender.send(()).unwrap();
                 }
-                tracing::info!("{number}");
+                tracing::info!(target: OURS, "{number}");
             }
             rotated.recv().unwrap();
             for number in BEFORE_ROTATION..BEFORE_ROTATION + AFTER_ROTATION {
-                tracing::info!("{number}");
+                tracing::info!(target: OURS, "{number}");
             }
         });
     });

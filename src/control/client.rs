@@ -53,12 +53,12 @@ pub fn run(command: Command, socket: &Path) -> i32 {
     match outcome {
         Ok(output) => {
             if !output.is_empty() {
-                println!("{output}");
+                crate::say!("{output}");
             }
             0
         }
         Err(error) => {
-            eprintln!("autopilot: {error}");
+            crate::complain!("autopilot: {error}");
             1
         }
     }

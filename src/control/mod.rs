@@ -12,11 +12,12 @@ pub mod client;
 mod routes;
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use nix::sys::stat::{umask, Mode};
 use serde::Serialize;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
@@ -88,7 +89,8 @@ impl Drop for SocketFile {
     }
 }
 
-/// Binds the control socket (mode 0600), replacing a stale file. When the
+/// Binds the control socket (mode 0600), replacing a stale socket file (one
+/// nobody serves; anything else at the path is left alone). When the
 /// default path cannot be created (read-only root, not root), logs one
 /// warning and returns `None`; a path the user named must work.
 pub fn bind(config: &ControlConfig) -> Result<Option<(UnixListener, SocketFile)>, ControlError> {
@@ -115,12 +117,27 @@ fn bind_at(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
             "another process is serving it",
         ));
     }
-    match std::fs::remove_file(path) {
-        Ok(()) => tracing::debug!("replaced stale control socket {}", path.display()),
+    match std::fs::symlink_metadata(path) {
+        // Only a socket is stale: a regular file (a typo in the path) is not ours to delete.
+        Ok(existing) if !existing.file_type().is_socket() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the path exists and is not a socket",
+            ))
+        }
+        Ok(_) => {
+            std::fs::remove_file(path)?;
+            tracing::debug!("replaced stale control socket {}", path.display());
+        }
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         Err(error) => return Err(error),
     }
-    let listener = UnixListener::bind(path)?;
+    // The socket is created 0600 (umask) rather than chmod-ed afterwards, so
+    // there is no moment when others could connect.
+    let previous = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    umask(previous);
+    let listener = bound?;
     let file = SocketFile {
         path: path.to_path_buf(),
     };

@@ -33,7 +33,7 @@ use crate::process::{self, Process, SpawnSpec};
 use crate::reaper::{ExitStatus, Reaper};
 use crate::telemetry::Metrics;
 
-pub use registration::Advertised;
+pub use registration::InCatalog;
 use registration::Registration;
 use restart::Backoff;
 
@@ -93,7 +93,7 @@ pub struct Shared {
     /// The telemetry registry (2.x sensors record into it).
     pub metrics: Option<Metrics>,
     /// How many services are in the catalog (the APP waits for none at shutdown).
-    pub advertised: Advertised,
+    pub in_catalog: InCatalog,
 }
 
 /// One job to run: its configuration, the jobs that run on its `stopping`,
@@ -392,7 +392,7 @@ impl Job {
             JobRole::App => match config::render_args(&argv, &env) {
                 Ok(argv) => argv,
                 Err(error) => {
-                    eprintln!("autopilot: {error}");
+                    crate::complain!("autopilot: {error}");
                     self.started_at = Some(Instant::now());
                     self.on_exit(ExitStatus::Code(2));
                     return;
@@ -413,7 +413,7 @@ impl Job {
             }
             Err(error) => {
                 if self.config.role == JobRole::App {
-                    eprintln!("autopilot: cannot run {error}");
+                    crate::complain!("autopilot: cannot run {error}");
                 } else {
                     tracing::error!(job = %self.config.name, "cannot run {error}");
                 }
@@ -426,10 +426,9 @@ impl Job {
     fn on_started(&mut self, process: Process) {
         let pid = process.pid();
         tracing::debug!(job = %self.config.name, %pid, "started");
-        self.shared.env.set(
-            &job_variable(&self.config.name, "PID"),
-            Some(&pid.to_string()),
-        );
+        for variable in self.pid_variables() {
+            self.shared.env.set(&variable, Some(&pid.to_string()));
+        }
         let now = Instant::now();
         self.started_at = Some(now);
         self.run_deadline = self.config.timeout.map(|timeout| now + timeout);
@@ -463,6 +462,18 @@ impl Job {
         });
     }
 
+    /// The variables that carry this job's pid while it runs:
+    /// `CONTAINERPILOT_<JOB>_PID`, and for the APP also ContainerPilot 2's
+    /// `CONTAINERPILOT_APP_PID`.
+    fn pid_variables(&self) -> Vec<String> {
+        let mut variables = vec![job_variable(&self.config.name, "PID")];
+        if self.config.role == JobRole::App {
+            variables.push(job_variable("app", "PID"));
+        }
+        variables.dedup();
+        variables
+    }
+
     /// A hook running during shutdown gets at most [`HOOK_RUN_LIMIT`].
     fn cap_hook_run(&mut self) {
         if self.hook && self.shutting_down && self.process.is_some() {
@@ -482,11 +493,11 @@ impl Job {
     fn on_exit(&mut self, status: ExitStatus) {
         self.process = None;
         self.run_deadline = None;
-        self.shared
-            .env
-            .set(&job_variable(&self.config.name, "PID"), None);
+        for variable in self.pid_variables() {
+            self.shared.env.set(&variable, None);
+        }
         let ran_for = self.started_at.map_or(Duration::ZERO, |at| at.elapsed());
-        tracing::debug!(job = %self.config.name, ?status, "exited");
+        tracing::debug!(job = %self.config.name, code = status.code(), "exited");
         self.publish(if status.success() {
             EventCode::ExitSuccess
         } else {
@@ -572,7 +583,7 @@ impl Job {
     /// the catalog still sent it traffic. A second SIGTERM skips the wait.
     async fn wait_for_services_to_leave(&self) {
         tokio::select! {
-            _ = self.shared.advertised.wait_until_none(DEREGISTER_LIMIT) => {}
+            _ = self.shared.in_catalog.wait_until_none(DEREGISTER_LIMIT) => {}
             _ = hurried(&self.shared.shutdown) => {}
         }
     }
@@ -643,7 +654,7 @@ impl Job {
                 service.clone(),
                 discovery.clone(),
                 self.shared.maintenance.clone(),
-                self.shared.advertised.clone(),
+                self.shared.in_catalog.clone(),
             )));
         }
         let registration = self.registration.clone();

@@ -9,7 +9,7 @@
 //! is the one call the job waits for, bounded in time, because the service
 //! must leave the catalog before its process is signalled.
 //!
-//! It also keeps count of how many services are in the catalog ([`Advertised`]):
+//! It also keeps count of how many services are in the catalog ([`InCatalog`]):
 //! at shutdown the APP is signalled only once none is left.
 //!
 //! This module owns the registered/unregistered state of each service; it must
@@ -44,9 +44,9 @@ enum Wish {
 /// How many of autopilot's services are (believed to be) in the catalog, shared
 /// by every registrar.
 #[derive(Debug, Clone, Default)]
-pub struct Advertised(Arc<watch::Sender<usize>>);
+pub struct InCatalog(Arc<watch::Sender<usize>>);
 
-impl Advertised {
+impl InCatalog {
     fn changed(&self, registered: bool) {
         self.0.send_modify(|count| {
             *count = if registered {
@@ -85,7 +85,7 @@ impl Registration {
         service: ServiceRegistration,
         discovery: Arc<Discovery>,
         maintenance: watch::Receiver<bool>,
-        advertised: Advertised,
+        in_catalog: InCatalog,
     ) -> Registration {
         let first = match service.initial_status {
             Some(_) => Wish::Initial,
@@ -99,7 +99,7 @@ impl Registration {
             wishes,
             maintenance,
             registered: registered_sender,
-            advertised,
+            in_catalog,
             backoff: Backoff::default(),
         };
         Registration {
@@ -158,7 +158,7 @@ struct Registrar {
     wishes: watch::Receiver<Wish>,
     maintenance: watch::Receiver<bool>,
     registered: watch::Sender<bool>,
-    advertised: Advertised,
+    in_catalog: InCatalog,
     backoff: Backoff,
 }
 
@@ -205,7 +205,7 @@ impl Registrar {
 
     fn set_registered(&self, registered: bool) {
         if self.registered.send_replace(registered) != registered {
-            self.advertised.changed(registered);
+            self.in_catalog.changed(registered);
         }
     }
 

@@ -48,7 +48,7 @@ pub fn run(config: Config, reloader: Option<Reloader>, log: LogHandle) -> i32 {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("autopilot: cannot start the runtime: {error}");
+            crate::complain!("autopilot: cannot start the runtime: {error}");
             return 1;
         }
     };
@@ -56,7 +56,7 @@ pub fn run(config: Config, reloader: Option<Reloader>, log: LogHandle) -> i32 {
         match Supervisor::start(config, reloader, log) {
             Ok(supervisor) => supervisor.run().await,
             Err(error) => {
-                eprintln!("autopilot: {error}");
+                crate::complain!("autopilot: {error}");
                 error.exit_code()
             }
         }
@@ -181,7 +181,7 @@ impl Supervisor {
             discovery,
             maintenance,
             metrics,
-            advertised: Default::default(),
+            in_catalog: Default::default(),
         };
         let (request_sender, requests) = mpsc::unbounded_channel();
         let bound = match &config.control {
@@ -236,7 +236,7 @@ impl Supervisor {
                 Some(signal) = self.signals.recv() => self.on_signal(signal),
                 Some(report) = self.reports.recv() => self.on_report(report),
                 Some(event) = self.events.recv() => self.on_event(&event),
-                Some(request) = self.requests.recv() => self.on_request(request).await,
+                Some(request) = self.requests.recv() => self.on_request(request),
             }
         }
         self.codes.exit_code()
@@ -423,7 +423,7 @@ impl Supervisor {
 
     // ---- control plane ------------------------------------------------
 
-    async fn on_request(&mut self, request: Request) {
+    fn on_request(&mut self, request: Request) {
         match request {
             Request::Reload(reply) => {
                 let _ = reply.send(self.reload());
@@ -436,12 +436,20 @@ impl Supervisor {
                 let _ = reply.send(self.status.to_json(self.maintenance, &counts));
             }
             Request::SignalJob { job, signal, reply } => {
-                let outcome = match self.live.get(&job) {
-                    None => SignalOutcome::NoSuchJob,
-                    Some(live) if live.handle.signal(signal).await => SignalOutcome::Signalled,
-                    Some(_) => SignalOutcome::NotRunning,
+                let Some(live) = self.live.get(&job) else {
+                    let _ = reply.send(SignalOutcome::NoSuchJob);
+                    return;
                 };
-                let _ = reply.send(outcome);
+                // The job answers from its own task, which may be busy
+                // stopping: wait for it off the supervisor's loop.
+                let handle = live.handle.clone();
+                tokio::spawn(async move {
+                    let outcome = match handle.signal(signal).await {
+                        true => SignalOutcome::Signalled,
+                        false => SignalOutcome::NotRunning,
+                    };
+                    let _ = reply.send(outcome);
+                });
             }
         }
     }

@@ -1,5 +1,5 @@
 //! A real etcd server (Debian's `etcd-server`, 3.4) for the tests of the etcd backend:
-//! started on free loopback ports with a temporary data directory, killed (and its data
+//! started on free ports of a loopback address of its own with a temporary data directory, killed (and its data
 //! removed) on drop. Its JSON gateway is also how tests look behind autopilot's back.
 
 use std::process::{Child, Command, Stdio};
@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{free_port, DEADLINE};
+use super::{free_port_on, DEADLINE};
 
 /// The key prefix autopilot uses by default.
 pub const PREFIX: &str = "/containerpilot";
@@ -27,9 +27,12 @@ pub struct Etcd {
 impl Etcd {
     pub async fn start() -> Etcd {
         let data = tempfile::tempdir().unwrap();
-        let (client, peer) = (free_port(), free_port());
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
+        // A loopback address of its own: a port picked free there cannot be
+        // taken meanwhile by a test that listens on 127.0.0.1.
+        let host = private_loopback_address();
+        let (client, peer) = (free_port_on(&host), free_port_on(&host));
+        let client_url = format!("http://{host}:{client}");
+        let peer_url = format!("http://{host}:{peer}");
         let log = std::fs::File::create(data.path().join("etcd.log")).unwrap();
         let child = Command::new("etcd")
             .args(["--name", "test", "--data-dir"])
@@ -122,6 +125,17 @@ impl Etcd {
         let bytes = BASE64.decode(entry["value"].as_str()?).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
+}
+
+/// A random address in 127.0.0.0/8 other than 127.0.0.1.
+fn private_loopback_address() -> String {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id().rotate_left(16);
+    let [_, a, b, c] = seed.to_be_bytes();
+    format!("127.{}.{}.{}", a.max(1), b, c.max(2))
 }
 
 impl Drop for Etcd {

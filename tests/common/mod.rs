@@ -333,9 +333,14 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 /// A loopback TCP port that was free a moment ago, for a server the test
 /// starts in another process (which must bind it by number).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    free_port_on("127.0.0.1")
+}
+
+/// A TCP port of `host` that was free a moment ago.
+pub fn free_port_on(host: &str) -> u16 {
+    TcpListener::bind((host, 0))
         .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
+        .unwrap_or_else(|error| panic!("a free port on {host}: {error}"))
         .port()
 }
 
@@ -530,4 +535,19 @@ impl Scratch {
             lines == expected
         });
     }
+}
+
+/// Where ContainerPilot's config corpus lives: `AUTOPILOT_COMPAT_DIR`, else a
+/// `shared/compat` beside the repository or one of its parents.
+pub fn compat_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("AUTOPILOT_COMPAT_DIR") {
+        return std::path::PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/compat"))
+        .find(|dir| dir.join("MANIFEST.md").is_file())
+        .expect(
+            "shared/compat/MANIFEST.md not found beside the repository (set AUTOPILOT_COMPAT_DIR)",
+        )
 }
