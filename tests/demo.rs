@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use common::{free_port, http, wait_until, Autopilot, Running, Scratch};
+use common::{free_port, http, wait_until, Autopilot, Mode, Running, Scratch};
 use consul_double::{Config, ConsulDouble};
 use nix::sys::signal::Signal;
 
@@ -66,7 +66,8 @@ impl Demo {
             bin_dir.display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let autopilot = Autopilot::container(hostname, std::iter::empty::<&str>())
+        let autopilot = Autopilot::new(Mode::Pid1, std::iter::empty::<&str>())
+            .hostname(hostname)
             .env("CONTAINERPILOT", &config.display().to_string())
             .env("CONSUL", &self.consul.addr().to_string())
             .env("PORT", &port.to_string())

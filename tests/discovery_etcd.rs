@@ -1,146 +1,16 @@
 //! The etcd backend against a real etcd server (Debian's `etcd-server`, 3.4), started by
 //! each test on free loopback ports with a temporary data directory and killed at the end.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autopilot::config::model::{CheckStatus, EtcdConfig, WatchConfig};
 use autopilot::discovery::{Discovery, HealthyInstances, Instance, ServiceRegistration};
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
-use serde_json::{json, Value};
-
-const PREFIX: &str = "/containerpilot";
-/// Long enough for a slow CI machine; every wait below polls for its condition.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// A running etcd, killed (and its data removed) on drop.
-struct Etcd {
-    child: Child,
-    endpoint: String,
-    data: tempfile::TempDir,
-}
-
-impl Etcd {
-    async fn start() -> Etcd {
-        let data = tempfile::tempdir().unwrap();
-        // A loopback address of its own: a port picked free there cannot be
-        // taken meanwhile by a test that listens on 127.0.0.1.
-        let host = private_loopback_address();
-        let (client, peer) = (free_port(&host), free_port(&host));
-        let client_url = format!("http://{host}:{client}");
-        let peer_url = format!("http://{host}:{peer}");
-        let log = std::fs::File::create(data.path().join("etcd.log")).unwrap();
-        let child = Command::new("etcd")
-            .args(["--name", "test", "--data-dir"])
-            .arg(data.path().join("data"))
-            .args(["--listen-client-urls", &client_url])
-            .args(["--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("test={peer_url}")])
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot run etcd ({error}): these tests need the real etcd server; \
-                     install it with `apt-get install etcd-server` (.ci/run does)"
-                )
-            });
-        let mut etcd = Etcd {
-            child,
-            endpoint: client_url,
-            data,
-        };
-        etcd.wait_until_healthy().await;
-        etcd
-    }
-
-    async fn wait_until_healthy(&mut self) {
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = client.get(format!("{}/health", self.endpoint)).send().await {
-                if response.text().await.unwrap_or_default().contains("true") {
-                    return;
-                }
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("etcd exited with {status}:\n{}", self.log());
-            }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "etcd never became healthy:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.data.path().join("etcd.log")).unwrap_or_default()
-    }
-
-    fn discovery(&self) -> Discovery {
-        Discovery::etcd(&EtcdConfig {
-            endpoints: vec![self.endpoint.clone()],
-            prefix: PREFIX.to_string(),
-        })
-        .unwrap()
-    }
-
-    /// A raw call to the JSON gateway, to look behind the backend's back.
-    async fn gateway(&self, path: &str, body: Value) -> Value {
-        reqwest::Client::new()
-            .post(format!("{}{path}", self.endpoint))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, key: &str) -> Option<Value> {
-        let answer = self
-            .gateway("/v3/kv/range", json!({ "key": BASE64.encode(key) }))
-            .await;
-        answer["kvs"]
-            .as_array()
-            .and_then(|kvs| kvs.first())
-            .cloned()
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A random address in 127.0.0.0/8 other than 127.0.0.1.
-fn private_loopback_address() -> String {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        ^ std::process::id().rotate_left(16);
-    let [_, a, b, c] = seed.to_be_bytes();
-    format!("127.{}.{}.{}", a.max(1), b, c.max(2))
-}
-
-fn free_port(host: &str) -> u16 {
-    TcpListener::bind((host, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::etcd::{Etcd, PREFIX};
+use common::{free_port, DEADLINE};
+use serde_json::json;
 
 fn service(name: &str, host: &str, ttl_secs: u64) -> ServiceRegistration {
     ServiceRegistration {
@@ -195,7 +65,7 @@ async fn register_puts_a_leased_key_that_the_health_query_finds() {
     // An unreachable first endpoint: the backend moves on to the live one.
     let discovery = Discovery::etcd(&EtcdConfig {
         endpoints: vec![
-            format!("http://127.0.0.1:{}", free_port("127.0.0.1")),
+            format!("http://127.0.0.1:{}", free_port()),
             etcd.endpoint.clone(),
         ],
         prefix: format!("{PREFIX}/"),
@@ -208,8 +78,10 @@ async fn register_puts_a_leased_key_that_the_health_query_finds() {
         .get("/containerpilot/app/app-host1")
         .await
         .expect("the key exists");
-    let value: Value =
-        serde_json::from_slice(&BASE64.decode(stored["value"].as_str().unwrap()).unwrap()).unwrap();
+    let value = etcd
+        .get_json("/containerpilot/app/app-host1")
+        .await
+        .unwrap();
     assert_eq!(
         value,
         json!({"ID": "app-host1", "Name": "app", "Address": "10.0.0.5", "Port": 8080, "Tags": ["blue"]})

@@ -2,100 +2,23 @@
 //! of a veth pair) has known addresses. The selection runs on a thread that entered the
 //! namespace with setns(2); the namespace is deleted at the end, even when an assertion fails.
 
-use std::fs::File;
+mod common;
+
 use std::net::IpAddr;
-use std::process::Command;
 
 use autopilot::discovery::interfaces::{find_ip, InterfaceError};
-use nix::sched::{setns, CloneFlags};
+use common::netns::Namespace;
 
-/// A network namespace with `lo` up and `eth0` holding 10.99.0.7/24, 10.99.0.3/24 and
-/// fd00:99::5/64 (added in that order; selection must sort them). Deleted on drop.
-struct Namespace {
-    name: String,
-    host_end: String,
+/// A namespace whose `eth0` holds 10.99.0.7/24, 10.99.0.3/24 and fd00:99::5/64, added in
+/// that order (selection must sort them).
+fn namespace() -> Namespace {
+    Namespace::create(&["10.99.0.7/24", "10.99.0.3/24", "fd00:99::5/64"])
 }
 
-impl Namespace {
-    fn create() -> Namespace {
-        let pid = std::process::id();
-        // Interface names are limited to 15 bytes.
-        let namespace = Namespace {
-            name: format!("ap-disc-{pid}"),
-            host_end: format!("apd{pid}h"),
-        };
-        let peer = format!("apd{pid}p");
-        ip(&["netns", "add", &namespace.name]);
-        ip(&[
-            "link",
-            "add",
-            &namespace.host_end,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-        ]);
-        ip(&["link", "set", &peer, "netns", &namespace.name]);
-        namespace.ip(&["link", "set", &peer, "name", "eth0"]);
-        // No automatic link-local IPv6 address: only the addresses below.
-        namespace.ip(&["link", "set", "eth0", "addrgenmode", "none"]);
-        namespace.ip(&["addr", "add", "10.99.0.7/24", "dev", "eth0"]);
-        namespace.ip(&["addr", "add", "10.99.0.3/24", "dev", "eth0"]);
-        namespace.ip(&["addr", "add", "fd00:99::5/64", "dev", "eth0", "nodad"]);
-        namespace.ip(&["link", "set", "eth0", "up"]);
-        namespace.ip(&["link", "set", "lo", "up"]);
-        namespace
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut inside = vec!["netns", "exec", &self.name, "ip"];
-        inside.extend_from_slice(args);
-        ip(&inside);
-    }
-
-    /// `find_ip(specs)` as seen from inside the namespace.
-    fn find_ip(&self, specs: &[&str]) -> Result<IpAddr, InterfaceError> {
-        let specs: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    // setns(CLONE_NEWNET) moves only this thread into the namespace.
-                    let handle = File::open(&path).unwrap();
-                    setns(handle, CloneFlags::CLONE_NEWNET).unwrap();
-                    find_ip(&specs)
-                })
-                .join()
-                .unwrap()
-        })
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        // Deleting the namespace destroys its veth end, and with it the pair; the host end
-        // is deleted explicitly in case creation failed before the move.
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_end])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("`ip` (iproute2) is needed for this test");
-    assert!(
-        output.status.success(),
-        "ip {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+/// `find_ip(specs)` as seen from inside the namespace.
+fn find_ip_in(ns: &Namespace, specs: &[&str]) -> Result<IpAddr, InterfaceError> {
+    let specs: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
+    ns.inside(|| find_ip(&specs))
 }
 
 fn addr(text: &str) -> IpAddr {
@@ -104,8 +27,8 @@ fn addr(text: &str) -> IpAddr {
 
 #[test]
 fn selection_on_real_interfaces_inside_a_network_namespace() {
-    let ns = Namespace::create();
-    let pick = |specs: &[&str]| ns.find_ip(specs).unwrap();
+    let ns = namespace();
+    let pick = |specs: &[&str]| find_ip_in(&ns, specs).unwrap();
 
     assert_eq!(pick(&["eth0"]), addr("10.99.0.3"), "lowest IPv4 first");
     assert_eq!(pick(&["eth0:inet"]), addr("10.99.0.3"));
@@ -120,7 +43,7 @@ fn selection_on_real_interfaces_inside_a_network_namespace() {
     assert_eq!(pick(&["eth1", "static:192.0.2.1"]), addr("192.0.2.1"));
     assert_eq!(pick(&["eth1", "eth0[9]", "eth0"]), addr("10.99.0.3"));
 
-    let error = ns.find_ip(&["eth1", "10.1.0.0/16"]).unwrap_err();
+    let error = find_ip_in(&ns, &["eth1", "10.1.0.0/16"]).unwrap_err();
     assert_eq!(
         error.to_string(),
         "no interface matches [\"eth1\", \"10.1.0.0/16\"]; interfaces seen: \

@@ -35,6 +35,7 @@ use crate::process::{self, Process, SpawnSpec};
 use crate::reaper::{ExitStatus, Reaper};
 use crate::telemetry::Metrics;
 
+pub use registration::InCatalog;
 use registration::Registration;
 use restart::Backoff;
 
@@ -95,6 +96,8 @@ pub struct Shared {
     pub metrics: Option<Metrics>,
     /// The healthy instances each watch saw last, for `render` templates.
     pub watched: watch::Receiver<BTreeMap<String, Vec<Instance>>>,
+    /// How many services are in the catalog (the APP waits for none at shutdown).
+    pub in_catalog: InCatalog,
 }
 
 /// One job to run: its configuration, the jobs that run on its `stopping`,
@@ -593,6 +596,9 @@ impl Job {
     /// The graceful stop of SPEC.md section 7, for a job that is not a hook.
     async fn stop(&mut self) {
         self.next_start = None;
+        if self.config.role == JobRole::App {
+            self.wait_for_services_to_leave().await;
+        }
         self.announce_stopping().await;
         self.stop_health_checks();
         self.deregister().await;
@@ -608,6 +614,18 @@ impl Job {
             self.on_exit(status);
         }
         self.finished = true;
+    }
+
+    /// The APP is signalled (and its preStop run) only once every service has
+    /// left the catalog, as ContainerPilot 2 did: its services were separate
+    /// from the APP (`services[]`, the telemetry service), each deregistering
+    /// as it stops, so without this wait the APP would get its signal while
+    /// the catalog still sent it traffic. A second SIGTERM skips the wait.
+    async fn wait_for_services_to_leave(&self) {
+        tokio::select! {
+            _ = self.shared.in_catalog.wait_until_none(DEREGISTER_LIMIT) => {}
+            _ = hurried(&self.shared.shutdown) => {}
+        }
     }
 
     /// Waits until every job that runs on our `stopping` has published
@@ -676,6 +694,7 @@ impl Job {
                 service.clone(),
                 discovery.clone(),
                 self.shared.maintenance.clone(),
+                self.shared.in_catalog.clone(),
             )));
         }
         let registration = self.registration.clone();

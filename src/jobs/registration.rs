@@ -9,7 +9,10 @@
 //! is the one call the job waits for, bounded in time, because the service
 //! must leave the catalog before its process is signalled.
 //!
-//! This module owns the registered/unregistered state of one service; it must
+//! It also keeps count of how many services are in the catalog ([`InCatalog`]):
+//! at shutdown the APP is signalled only once none is left.
+//!
+//! This module owns the registered/unregistered state of each service; it must
 //! not run checks or touch processes.
 
 use std::sync::Arc;
@@ -38,11 +41,39 @@ enum Wish {
     },
 }
 
+/// How many of autopilot's services are (believed to be) in the catalog, shared
+/// by every registrar.
+#[derive(Debug, Clone, Default)]
+pub struct InCatalog(Arc<watch::Sender<usize>>);
+
+impl InCatalog {
+    fn changed(&self, registered: bool) {
+        self.0.send_modify(|count| {
+            *count = if registered {
+                *count + 1
+            } else {
+                count.saturating_sub(1)
+            }
+        });
+    }
+
+    /// Waits, at most `limit`, until no service is left in the catalog. Every
+    /// stopping job deregisters its service within [`super::DEREGISTER_LIMIT`].
+    pub async fn wait_until_none(&self, limit: Duration) {
+        let mut count = self.0.subscribe();
+        let none = count.wait_for(|count| *count == 0);
+        if tokio::time::timeout(limit, none).await.is_err() {
+            tracing::warn!("services still in the catalog after {limit:?}; going on");
+        }
+    }
+}
+
 /// The job's handle on its registrar.
 #[derive(Debug)]
 pub struct Registration {
     wish: watch::Sender<Wish>,
-    /// True while the service is (believed to be) in the catalog.
+    /// True while the service is (or may be, a registration being under way)
+    /// in the catalog.
     registered: watch::Receiver<bool>,
     task: JoinHandle<()>,
 }
@@ -54,6 +85,7 @@ impl Registration {
         service: ServiceRegistration,
         discovery: Arc<Discovery>,
         maintenance: watch::Receiver<bool>,
+        in_catalog: InCatalog,
     ) -> Registration {
         let first = match service.initial_status {
             Some(_) => Wish::Initial,
@@ -67,6 +99,7 @@ impl Registration {
             wishes,
             maintenance,
             registered: registered_sender,
+            in_catalog,
             backoff: Backoff::default(),
         };
         Registration {
@@ -125,7 +158,15 @@ struct Registrar {
     wishes: watch::Receiver<Wish>,
     maintenance: watch::Receiver<bool>,
     registered: watch::Sender<bool>,
+    in_catalog: InCatalog,
     backoff: Backoff,
+}
+
+impl Drop for Registrar {
+    /// A registrar that is gone no longer keeps anyone waiting for its service.
+    fn drop(&mut self) {
+        self.set_registered(false);
+    }
 }
 
 impl Registrar {
@@ -162,12 +203,18 @@ impl Registrar {
         *self.registered.borrow()
     }
 
+    fn set_registered(&self, registered: bool) {
+        if self.registered.send_replace(registered) != registered {
+            self.in_catalog.changed(registered);
+        }
+    }
+
     async fn fulfil(&mut self, wish: &Wish) -> Result<(), DiscoveryError> {
         let registered = self.is_registered();
         match wish {
             Wish::Absent if registered => {
                 self.discovery.deregister(&self.service).await?;
-                self.registered.send_replace(false);
+                self.set_registered(false);
                 Ok(())
             }
             Wish::Absent => Ok(()),
@@ -190,10 +237,17 @@ impl Registrar {
         }
     }
 
+    /// The service counts as registered from the moment the request leaves:
+    /// the agent may have taken it in before the answer comes back, so a
+    /// deregistration asked for meanwhile must wait for it (else the service
+    /// stays in the catalog after the job stopped). A refused request clears it.
     async fn register(&mut self) -> Result<(), DiscoveryError> {
-        self.discovery.register(&self.service).await?;
-        self.registered.send_replace(true);
-        Ok(())
+        self.set_registered(true);
+        let result = self.discovery.register(&self.service).await;
+        if result.is_err() {
+            self.set_registered(false);
+        }
+        result
     }
 
     /// In maintenance the service leaves the catalog and heartbeats stop;
@@ -203,7 +257,7 @@ impl Registrar {
             self.discovery
                 .enter_maintenance(std::slice::from_ref(&self.service))
                 .await?;
-            self.registered.send_replace(false);
+            self.set_registered(false);
         }
         Ok(())
     }

@@ -192,6 +192,7 @@ impl Supervisor {
             maintenance,
             metrics,
             watched: watched_receiver,
+            in_catalog: Default::default(),
         };
         let (request_sender, requests) = mpsc::unbounded_channel();
         let bound = match &config.control {

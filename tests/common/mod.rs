@@ -10,7 +10,13 @@
 // Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod etcd;
+pub mod netns;
+
+use std::fs::File;
 use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -18,8 +24,9 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::signal::{kill, killpg, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{sethostname, Pid};
 
 /// How long any single wait may take before the test fails. Generous: the
 /// machine running the suite may be busy, and a passing test never waits this long.
@@ -60,7 +67,7 @@ impl Autopilot {
     /// autopilot with `args` (its flags, then the APP). It gets no stdin and
     /// no configuration from the environment (`CONTAINERPILOT`, `CONTAINERBUDDY`).
     pub fn new<S: AsRef<std::ffi::OsStr>>(mode: Mode, args: impl IntoIterator<Item = S>) -> Self {
-        let command = match mode {
+        let mut command = match mode {
             Mode::Pid1 => {
                 let mut unshare = Command::new("unshare");
                 unshare
@@ -70,29 +77,6 @@ impl Autopilot {
             }
             Mode::Subreaper => Command::new(binary()),
         };
-        Self::with_command(mode, command, args)
-    }
-
-    /// autopilot as PID 1 of a container-like sandbox: new PID and UTS
-    /// namespaces, with `hostname` as its hostname (so that catalog service
-    /// IDs, `<name>-<hostname>`, differ between "containers").
-    pub fn container<S: AsRef<std::ffi::OsStr>>(
-        hostname: &str,
-        args: impl IntoIterator<Item = S>,
-    ) -> Self {
-        let mut unshare = Command::new("unshare");
-        unshare
-            .args(["--pid", "--uts", "--fork", "--mount-proc"])
-            .args(["sh", "-c", r#"hostname "$0" && exec "$@""#, hostname])
-            .arg(binary());
-        Self::with_command(Mode::Pid1, unshare, args)
-    }
-
-    fn with_command<S: AsRef<std::ffi::OsStr>>(
-        mode: Mode,
-        mut command: Command,
-        args: impl IntoIterator<Item = S>,
-    ) -> Self {
         command
             .args(args)
             .env_remove("CONTAINERPILOT")
@@ -123,6 +107,39 @@ impl Autopilot {
     /// Runs it (and so the APP) in `dir`.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.command.current_dir(dir);
+        self
+    }
+
+    /// Runs it in a UTS namespace of its own named `hostname`, as a container
+    /// would be: several autopilots on one machine then advertise distinct
+    /// service IDs (`<name>-<hostname>`).
+    pub fn hostname(mut self, hostname: &str) -> Self {
+        let hostname = hostname.to_string();
+        // SAFETY: between fork and exec the closure makes only two system
+        // calls (unshare(2), sethostname(2)) and allocates nothing.
+        unsafe {
+            self.command.pre_exec(move || {
+                unshare(CloneFlags::CLONE_NEWUTS)?;
+                sethostname(&hostname)?;
+                Ok(())
+            });
+        }
+        self
+    }
+
+    /// Runs it inside the network namespace `namespace` (a file such as
+    /// `/run/netns/NAME`, see [`netns::Namespace`]).
+    pub fn network_namespace(mut self, namespace: &Path) -> Self {
+        let handle = File::open(namespace)
+            .unwrap_or_else(|error| panic!("{}: {error}", namespace.display()));
+        // SAFETY: between fork and exec the closure makes one system call
+        // (setns(2)) and allocates nothing.
+        unsafe {
+            self.command.pre_exec(move || {
+                setns(&handle, CloneFlags::CLONE_NEWNET)?;
+                Ok(())
+            });
+        }
         self
     }
 
@@ -311,6 +328,20 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         );
         thread::sleep(POLL_INTERVAL);
     }
+}
+
+/// A loopback TCP port that was free a moment ago, for a server the test
+/// starts in another process (which must bind it by number).
+pub fn free_port() -> u16 {
+    free_port_on("127.0.0.1")
+}
+
+/// A TCP port of `host` that was free a moment ago.
+pub fn free_port_on(host: &str) -> u16 {
+    TcpListener::bind((host, 0))
+        .and_then(|listener| listener.local_addr())
+        .unwrap_or_else(|error| panic!("a free port on {host}: {error}"))
+        .port()
 }
 
 fn remaining(deadline: Instant) -> Duration {
@@ -506,6 +537,21 @@ impl Scratch {
     }
 }
 
+/// Where ContainerPilot's config corpus lives: `AUTOPILOT_COMPAT_DIR`, else a
+/// `shared/compat` beside the repository or one of its parents.
+pub fn compat_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("AUTOPILOT_COMPAT_DIR") {
+        return std::path::PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/compat"))
+        .find(|dir| dir.join("MANIFEST.md").is_file())
+        .expect(
+            "shared/compat/MANIFEST.md not found beside the repository (set AUTOPILOT_COMPAT_DIR)",
+        )
+}
+
 /// A minimal blocking HTTP/1.0 client for talking to the servers the tests
 /// start (the Consul double, nginx, the demo's backends). HTTP/1.0 keeps the
 /// answer simple to read (no chunked bodies, the server closes the
@@ -542,28 +588,4 @@ pub mod http {
             .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {head:?}")))?;
         Ok((status, body.to_string()))
     }
-}
-
-/// A free TCP port on 127.0.0.1 (free when this returns; the OS does not
-/// hand it out again at once).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
-
-/// Where ContainerPilot's config corpus lives: `AUTOPILOT_COMPAT_DIR`, else a
-/// `shared/compat` beside the repository or one of its parents.
-pub fn compat_dir() -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("AUTOPILOT_COMPAT_DIR") {
-        return std::path::PathBuf::from(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|dir| dir.join("shared/compat"))
-        .find(|dir| dir.join("MANIFEST.md").is_file())
-        .expect(
-            "shared/compat/MANIFEST.md not found beside the repository (set AUTOPILOT_COMPAT_DIR)",
-        )
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,6 +15,7 @@ use std::thread;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
+pub use crate::common::free_port;
 use crate::common::{self, wait_until, Autopilot, Finished, Mode, Running, Scratch, DEADLINE};
 
 /// A status code and body, as the server sent them.
@@ -97,14 +98,6 @@ pub fn parse_reply(raw: &[u8]) -> Reply {
         status,
         body: body.to_string(),
     }
-}
-
-/// A TCP port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// `GET /metrics` on 127.0.0.1:`port`, parsed into `series → value`

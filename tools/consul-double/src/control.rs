@@ -240,8 +240,20 @@ impl Control {
 
     /// Adds a fault rule; rules apply in the order they were added, first match wins.
     pub fn set_fault(&self, rule: FaultRule) {
-        tracing::info!(?rule, "fault set");
-        self.shared.write(|inner| inner.faults.add(rule));
+        self.set_faults([rule]);
+    }
+
+    /// Adds several rules at once, in order. No request sees only some of them, so a chain
+    /// such as "two 503s, then two resets, then hang" is exactly that, with no request
+    /// slipping through between two links.
+    pub fn set_faults(&self, rules: impl IntoIterator<Item = FaultRule>) {
+        let rules: Vec<FaultRule> = rules.into_iter().collect();
+        tracing::info!(?rules, "faults set");
+        self.shared.write(|inner| {
+            for rule in rules {
+                inner.faults.add(rule);
+            }
+        });
     }
 
     /// The rules still active.

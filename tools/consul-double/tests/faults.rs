@@ -53,6 +53,20 @@ fn fault_limited_to_a_path_and_a_number_of_requests() {
 }
 
 #[test]
+fn a_chain_of_faults_set_at_once_applies_link_by_link() {
+    let consul = start();
+    let client = Client::new(&consul);
+    consul.set_faults([
+        FaultRule::everywhere(Fault::unavailable()).times(1),
+        FaultRule::everywhere(Fault::no_leader()).times(1),
+    ]);
+    assert_eq!(client.get("/v1/status/leader").status, 503);
+    assert_eq!(client.get("/v1/status/leader").status, 500);
+    assert_eq!(client.get("/v1/status/leader").status, 200);
+    assert!(consul.faults().is_empty(), "both links are spent");
+}
+
+#[test]
 fn hang_holds_requests_until_the_faults_are_cleared() {
     let consul = start();
     consul.set_fault(FaultRule::on_path("/v1/health/", Fault::Hang));
