@@ -104,9 +104,9 @@ impl Payload {
 fn line_length(number: usize) -> usize {
     let mut state = number as u64;
     let random = next_random(&mut state);
-    if number % 997 == 0 {
+    if number.is_multiple_of(997) {
         LONG_LINES[(random % LONG_LINES.len() as u64) as usize]
-    } else if random % 50 == 0 {
+    } else if random.is_multiple_of(50) {
         0
     } else {
         (random % 400) as usize
