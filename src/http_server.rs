@@ -1,7 +1,8 @@
 //! Serving HTTP/1.1 with hyper, bounded: at most N connections at once (more
 //! wait to be accepted), and a request's headers must arrive in time. Used by
 //! the control socket (unix) and the `/metrics` endpoint (TCP). This module
-//! owns the accept loop; routing belongs to its callers.
+//! owns the accept loop and the serving of one connection; routing belongs to
+//! its callers.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -71,17 +72,32 @@ where
             };
             let handler = handler.clone();
             tokio::spawn(async move {
-                let served = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_timeout)
-                    .keep_alive(limits.keep_alive)
-                    .serve_connection(TokioIo::new(stream), service_fn(handler))
-                    .await;
-                if let Err(error) = served {
-                    tracing::debug!("{name}: connection ended: {error}");
-                }
+                serve_connection(stream, limits, name, handler).await;
                 drop(permit);
             });
         }
     })
+}
+
+/// Serves `handler` on one connection (any byte stream) until the client
+/// closes it or breaks the limits. A client that shuts down its sending side
+/// once the request is out (`nc -N`, `socat`) still gets its answer: without
+/// half-close support hyper would drop a request whose handler is not done
+/// when the end of the stream is read.
+pub async fn serve_connection<S, H, F>(stream: S, limits: Limits, name: &'static str, handler: H)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: Fn(Request<Incoming>) -> F,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>>,
+{
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(limits.keep_alive)
+        .half_close(true)
+        .serve_connection(TokioIo::new(stream), service_fn(handler))
+        .await;
+    if let Err(error) = served {
+        tracing::debug!("{name}: connection ended: {error}");
+    }
 }

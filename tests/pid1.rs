@@ -9,6 +9,7 @@ mod common;
 use std::time::Instant;
 
 use autopilot::config::model::DEFAULT_STOP_TIMEOUT as DEFAULT_GRACE;
+use autopilot::supervisor::SHUTDOWN_SIGNAL_BURST;
 use common::{procfs, send_signal, sh, wait_until, Autopilot, Mode};
 use nix::sys::signal::Signal;
 
@@ -136,6 +137,8 @@ fn second_shutdown_signal_kills_without_waiting_for_the_grace_period() {
         let asked_to_stop = Instant::now();
         autopilot.signal(Signal::SIGTERM);
         autopilot.expect_line("got TERM");
+        // A signal sooner than this would be part of the same burst, the same request.
+        std::thread::sleep(SHUTDOWN_SIGNAL_BURST);
         autopilot.signal(second);
         assert_eq!(autopilot.finish().code, 137, "after SIGTERM then {second}");
         // Without the second signal the SIGKILL could only come after the

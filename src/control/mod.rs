@@ -19,6 +19,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nix::sys::stat::{umask, Mode};
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -154,14 +155,28 @@ pub struct Api {
     pub metrics: Option<Metrics>,
 }
 
+const LIMITS: Limits = Limits {
+    max_connections: MAX_CONNECTIONS,
+    header_timeout: HEADER_TIMEOUT,
+    keep_alive: true,
+};
+
+/// Labels the server's log lines.
+const NAME: &str = "control socket";
+
 /// Serves the control API on `listener` until the task is aborted.
 pub fn serve(listener: UnixListener, api: Api) -> JoinHandle<()> {
-    let limits = Limits {
-        max_connections: MAX_CONNECTIONS,
-        header_timeout: HEADER_TIMEOUT,
-        keep_alive: true,
-    };
-    http_server::serve(listener, limits, "control socket", move |request| {
+    http_server::serve(listener, LIMITS, NAME, move |request| {
         routes::handle(api.clone(), request)
     })
+}
+
+/// Serves the control API on one connection, as the socket serves each
+/// client: the whole request handling, from raw bytes to responses, without a
+/// socket (the fuzz target drives it over an in-memory stream).
+pub async fn serve_connection(stream: impl AsyncRead + AsyncWrite + Unpin, api: Api) {
+    http_server::serve_connection(stream, LIMITS, NAME, move |request| {
+        routes::handle(api.clone(), request)
+    })
+    .await
 }

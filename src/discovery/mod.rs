@@ -35,9 +35,10 @@ pub mod interfaces;
 pub mod outage;
 pub mod watch;
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
@@ -46,7 +47,7 @@ use crate::config::model::{CheckStatus, Config, EtcdConfig, JobConfig, WatchConf
 pub use consul::{ConsulBackend, ConsulSettings};
 pub use etcd::EtcdBackend;
 
-use outage::OutageLog;
+use outage::{CallKind, OutageLog};
 
 /// How long the telemetry service's TTL is (SPEC.md 8.2).
 pub const TELEMETRY_TTL: Duration = Duration::from_secs(15);
@@ -217,11 +218,13 @@ impl Discovery {
 
     /// Advertises the service with its initial status (passing when it has none).
     pub async fn register(&self, service: &ServiceRegistration) -> Result<(), DiscoveryError> {
-        let result = match &self.backend {
-            Backend::Consul(consul) => consul.register(service).await,
-            Backend::Etcd(etcd) => etcd.register(service).await,
-        };
-        self.observe(result)
+        self.observe(CallKind::Agent, async {
+            match &self.backend {
+                Backend::Consul(consul) => consul.register(service).await,
+                Backend::Etcd(etcd) => etcd.register(service).await,
+            }
+        })
+        .await
     }
 
     /// A passing check: renews the TTL. If the catalog no longer knows the service (agent
@@ -231,11 +234,13 @@ impl Discovery {
         service: &ServiceRegistration,
         output: &str,
     ) -> Result<(), DiscoveryError> {
-        let result = match &self.backend {
-            Backend::Consul(consul) => consul.pass(service, check_output_tail(output)).await,
-            Backend::Etcd(etcd) => etcd.pass(service).await,
-        };
-        self.observe(result)
+        self.observe(CallKind::Agent, async {
+            match &self.backend {
+                Backend::Consul(consul) => consul.pass(service, check_output_tail(output)).await,
+                Backend::Etcd(etcd) => etcd.pass(service).await,
+            }
+        })
+        .await
     }
 
     /// **\[beyond\]** A failing check: the service goes critical at once (Consul: check status
@@ -245,24 +250,28 @@ impl Discovery {
         service: &ServiceRegistration,
         output: &str,
     ) -> Result<(), DiscoveryError> {
-        let result = match &self.backend {
-            Backend::Consul(consul) => {
-                consul
-                    .mark_critical(service, check_output_tail(output))
-                    .await
+        self.observe(CallKind::Agent, async {
+            match &self.backend {
+                Backend::Consul(consul) => {
+                    consul
+                        .mark_critical(service, check_output_tail(output))
+                        .await
+                }
+                Backend::Etcd(etcd) => etcd.withdraw(service).await,
             }
-            Backend::Etcd(etcd) => etcd.withdraw(service).await,
-        };
-        self.observe(result)
+        })
+        .await
     }
 
     /// Removes the service from the catalog.
     pub async fn deregister(&self, service: &ServiceRegistration) -> Result<(), DiscoveryError> {
-        let result = match &self.backend {
-            Backend::Consul(consul) => consul.deregister(service).await,
-            Backend::Etcd(etcd) => etcd.withdraw(service).await,
-        };
-        self.observe(result)
+        self.observe(CallKind::Agent, async {
+            match &self.backend {
+                Backend::Consul(consul) => consul.deregister(service).await,
+                Backend::Etcd(etcd) => etcd.withdraw(service).await,
+            }
+        })
+        .await
     }
 
     /// Deregisters every service (concurrently). Tries them all; returns the first error.
@@ -294,19 +303,27 @@ impl Discovery {
         watch: &WatchConfig,
         index: u64,
     ) -> Result<HealthyInstances, DiscoveryError> {
-        let result = match &self.backend {
-            Backend::Consul(consul) => consul.healthy_instances(watch, index).await,
-            Backend::Etcd(etcd) => etcd.healthy_instances(watch, index).await,
-        };
-        self.observe(result)
+        self.observe(CallKind::Query, async {
+            match &self.backend {
+                Backend::Consul(consul) => consul.healthy_instances(watch, index).await,
+                Backend::Etcd(etcd) => etcd.healthy_instances(watch, index).await,
+            }
+        })
+        .await
     }
 
-    /// Records the outcome for the outage log and passes it through.
-    fn observe<T>(&self, result: Result<T, DiscoveryError>) -> Result<T, DiscoveryError> {
+    /// Makes the call and records its outcome for the outage log; passes the result through.
+    async fn observe<T>(
+        &self,
+        kind: CallKind,
+        call: impl Future<Output = Result<T, DiscoveryError>>,
+    ) -> Result<T, DiscoveryError> {
+        let sent = Instant::now();
+        let result = call.await;
         let mut outage = self.outage.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
-            Ok(_) => drop(outage.succeeded()),
-            Err(error) => drop(outage.failed(error)),
+            Ok(_) => drop(outage.succeeded(kind, sent)),
+            Err(error) => drop(outage.failed(kind, error)),
         }
         result
     }

@@ -1,6 +1,13 @@
 //! What to do while the catalog is unavailable (SPEC.md 8.1): retry with capped exponential
 //! backoff, and log one warning per outage (not per call) plus one line when it ends.
 //!
+//! An outage starts with the first failed call and ends once every kind of call that failed
+//! during it ([`CallKind`]) has succeeded again with a request sent after that kind first
+//! failed. So neither the late answer to a request sent before the outage (a blocking query
+//! that was already waiting) nor calls of another kind that still work (a Consul agent whose
+//! servers lost their leader accepts check updates but fails health queries) split one
+//! outage into many warnings.
+//!
 //! Pure bookkeeping: it never sleeps and never calls the catalog. [`Backoff`] belongs to
 //! each retry loop; one [`OutageLog`] is shared by every call to a backend (it lives inside
 //! [`super::Discovery`]).
@@ -51,6 +58,26 @@ impl Default for Backoff {
     }
 }
 
+/// The kinds of catalog calls, which can fail independently of each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// Registering, heartbeats, deregistering: the local agent (Consul) or the leases (etcd).
+    Agent,
+    /// Health queries of watches: Consul answers them from its servers.
+    Query,
+}
+
+impl CallKind {
+    const ALL: usize = 2;
+
+    fn index(self) -> usize {
+        match self {
+            CallKind::Agent => 0,
+            CallKind::Query => 1,
+        }
+    }
+}
+
 /// Whether the catalog is in an outage, and since when.
 #[derive(Debug, Default)]
 pub struct OutageLog {
@@ -61,6 +88,8 @@ pub struct OutageLog {
 struct Outage {
     since: Instant,
     failures: u64,
+    /// For each kind of call still failing, when it first failed in this outage.
+    failing_since: [Option<Instant>; CallKind::ALL],
 }
 
 /// The end of an outage.
@@ -72,19 +101,24 @@ pub struct Recovery {
 }
 
 impl OutageLog {
-    /// Records a failed call. The first failure of an outage is logged as a warning (and
-    /// returns true); the following ones only at debug level.
-    pub fn failed(&mut self, error: &DiscoveryError) -> bool {
+    /// Records a failed call of `kind`. The first failure of an outage is logged as a warning
+    /// (and returns true); the following ones only at debug level.
+    pub fn failed(&mut self, kind: CallKind, error: &DiscoveryError) -> bool {
+        let now = Instant::now();
         match &mut self.outage {
             Some(outage) => {
                 outage.failures += 1;
+                outage.failing_since[kind.index()].get_or_insert(now);
                 tracing::debug!("catalog call failed again: {error}");
                 false
             }
             None => {
+                let mut failing_since = [None; CallKind::ALL];
+                failing_since[kind.index()] = Some(now);
                 self.outage = Some(Outage {
-                    since: Instant::now(),
+                    since: now,
                     failures: 1,
+                    failing_since,
                 });
                 tracing::warn!(
                     "catalog call failed: {error}; retrying in the background \
@@ -95,8 +129,17 @@ impl OutageLog {
         }
     }
 
-    /// Records a successful call; ends the outage (logged) if there was one.
-    pub fn succeeded(&mut self) -> Option<Recovery> {
+    /// Records a successful call of `kind` whose request was sent at `sent`. Ends the outage
+    /// (logged) when no kind of call is failing any more.
+    pub fn succeeded(&mut self, kind: CallKind, sent: Instant) -> Option<Recovery> {
+        let outage = self.outage.as_mut()?;
+        let failing = &mut outage.failing_since[kind.index()];
+        if failing.is_some_and(|first_failure| sent >= first_failure) {
+            *failing = None;
+        }
+        if outage.failing_since.iter().any(Option::is_some) {
+            return None;
+        }
         let outage = self.outage.take()?;
         let recovery = Recovery {
             failures: outage.failures,
@@ -146,13 +189,54 @@ mod tests {
     #[test]
     fn one_warning_per_outage_and_one_recovery() {
         let mut log = OutageLog::default();
-        assert_eq!(log.succeeded(), None, "no outage, nothing to recover from");
-        assert!(log.failed(&failure()), "the first failure starts an outage");
-        assert!(!log.failed(&failure()));
-        assert!(!log.failed(&failure()));
-        let recovery = log.succeeded().expect("the outage ends");
+        let succeeded = |log: &mut OutageLog| log.succeeded(CallKind::Agent, Instant::now());
+        assert_eq!(
+            succeeded(&mut log),
+            None,
+            "no outage, nothing to recover from"
+        );
+        assert!(
+            log.failed(CallKind::Agent, &failure()),
+            "the first failure starts an outage"
+        );
+        assert!(!log.failed(CallKind::Agent, &failure()));
+        assert!(!log.failed(CallKind::Agent, &failure()));
+        let recovery = succeeded(&mut log).expect("the outage ends");
         assert_eq!(recovery.failures, 3);
-        assert_eq!(log.succeeded(), None, "recovery is reported once");
-        assert!(log.failed(&failure()), "a new outage warns again");
+        assert_eq!(succeeded(&mut log), None, "recovery is reported once");
+        assert!(
+            log.failed(CallKind::Agent, &failure()),
+            "a new outage warns again"
+        );
+    }
+
+    #[test]
+    fn the_late_answer_to_a_request_sent_before_the_outage_does_not_end_it() {
+        let mut log = OutageLog::default();
+        let sent_before = Instant::now();
+        log.failed(CallKind::Agent, &failure());
+        assert_eq!(log.succeeded(CallKind::Agent, sent_before), None);
+        assert!(
+            !log.failed(CallKind::Agent, &failure()),
+            "still the same outage"
+        );
+        assert!(log.succeeded(CallKind::Agent, Instant::now()).is_some());
+    }
+
+    #[test]
+    fn the_outage_lasts_until_every_failing_kind_of_call_works_again() {
+        let mut log = OutageLog::default();
+        log.failed(CallKind::Agent, &failure());
+        assert_eq!(
+            log.succeeded(CallKind::Query, Instant::now()),
+            None,
+            "queries work, heartbeats still fail"
+        );
+        assert!(!log.failed(CallKind::Query, &failure()));
+        assert_eq!(log.succeeded(CallKind::Agent, Instant::now()), None);
+        let recovery = log
+            .succeeded(CallKind::Query, Instant::now())
+            .expect("all work again");
+        assert_eq!(recovery.failures, 2);
     }
 }

@@ -14,6 +14,7 @@ mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -34,6 +35,13 @@ use crate::telemetry::{self, MetricError, Metrics};
 use crate::watches;
 
 use status::StatusBoard;
+
+/// SIGTERMs and SIGINTs less than this apart are one burst, and one request
+/// to stop: a signal storm (a script or an orchestrator signalling again and
+/// again, `kill` from several places at once) must not cut the APP's cleanup
+/// short. Only a shutdown signal that comes at least this long after the
+/// previous one is a second request, which skips the remaining waits.
+pub const SHUTDOWN_SIGNAL_BURST: Duration = Duration::from_secs(1);
 
 /// Re-reads and validates the configuration (for reload); the error is the
 /// message to show the user.
@@ -153,6 +161,8 @@ struct Supervisor {
     codes: ExitCodes,
     maintenance: bool,
     shutting_down: bool,
+    /// When the last SIGTERM or SIGINT arrived (see [`SHUTDOWN_SIGNAL_BURST`]).
+    last_shutdown_signal: Option<Instant>,
 }
 
 impl Supervisor {
@@ -229,6 +239,7 @@ impl Supervisor {
             codes: ExitCodes::default(),
             maintenance: false,
             shutting_down: false,
+            last_shutdown_signal: None,
         };
         for job in supervisor.config.jobs.clone() {
             supervisor.start_job(job, false);
@@ -298,14 +309,7 @@ impl Supervisor {
 
     fn on_signal(&mut self, signal: Signal) {
         match signal {
-            Signal::SIGTERM | Signal::SIGINT if self.shutting_down => {
-                tracing::info!("{signal} again: skipping the remaining waits");
-                self.shutdown.send_modify(|state| state.hurry = true);
-            }
-            Signal::SIGTERM | Signal::SIGINT => {
-                tracing::info!("{signal} received: shutting down");
-                self.begin_shutdown();
-            }
+            Signal::SIGTERM | Signal::SIGINT => self.on_shutdown_signal(signal),
             Signal::SIGHUP if self.config.format == Format::V2 => {
                 if let Err(error) = self.reload() {
                     tracing::error!(
@@ -327,6 +331,22 @@ impl Supervisor {
                     .publish(Event::new(EventCode::Signal, signal.as_str()));
             }
             _ => self.forward(signal),
+        }
+    }
+
+    /// The first SIGTERM/SIGINT starts the graceful shutdown; a later one
+    /// (not part of the same burst) skips the remaining waits.
+    fn on_shutdown_signal(&mut self, signal: Signal) {
+        let now = Instant::now();
+        let previous = self.last_shutdown_signal.replace(now);
+        if previous.is_some_and(|previous| now - previous < SHUTDOWN_SIGNAL_BURST) {
+            tracing::debug!("{signal} again within {SHUTDOWN_SIGNAL_BURST:?}: the same request");
+        } else if self.shutting_down {
+            tracing::info!("{signal} again: skipping the remaining waits");
+            self.shutdown.send_modify(|state| state.hurry = true);
+        } else {
+            tracing::info!("{signal} received: shutting down");
+            self.begin_shutdown();
         }
     }
 

@@ -419,6 +419,16 @@ pub mod procfs {
         )
     }
 
+    /// The arguments `pid` was started with.
+    pub fn command_line(pid: i32) -> Vec<String> {
+        fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .split(|&byte| byte == 0)
+            .filter(|argument| !argument.is_empty())
+            .map(|argument| String::from_utf8_lossy(argument).into_owned())
+            .collect()
+    }
+
     /// The children of every thread of `pid`.
     pub fn children(pid: i32) -> Vec<i32> {
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
