@@ -82,12 +82,17 @@ mount -t tmpfs -o size=4m,mode=755 bench-run /run
 
 if ((QUICK)); then
     ROUNDS=4 STARTUP_PER_ROUND=10 SIGNAL_PER_ROUND=5 HYPERFINE_RUNS=40
-    ORPHAN_RUNS=1 THROUGHPUT_MIB=500 THROUGHPUT_RUNS=1 IDLE_SECONDS=3
+    ORPHAN_RUNS=1 THROUGHPUT_MIB=500 THROUGHPUT_RUNS=1 IDLE_SECONDS=3 HEALTH_SECONDS=5
 else
     ROUNDS=10 STARTUP_PER_ROUND=30 SIGNAL_PER_ROUND=20 HYPERFINE_RUNS=200
-    ORPHAN_RUNS=5 THROUGHPUT_MIB=2000 THROUGHPUT_RUNS=5 IDLE_SECONDS=10
+    ORPHAN_RUNS=5 THROUGHPUT_MIB=2000 THROUGHPUT_RUNS=5 IDLE_SECONDS=10 HEALTH_SECONDS=20
 fi
 ORPHANS=2000
+# The busy configuration: this many jobs, each health-checked every second.
+HEALTH_JOBS=100
+# Its stated budget (bench/README.md): autopilot's peak RSS and its own CPU.
+HEALTH_RSS_TARGET_KIB=8192
+HEALTH_CPU_TARGET_PERCENT=10
 
 # The inits, in column order; "none" is the APP alone as PID 1 (a baseline).
 INITS=(autopilot tini dumb-init tini-static)
@@ -509,6 +514,62 @@ measure_idle() {
     fi
 }
 
+# ---- a busy configuration ---------------------------------------------------------------------
+
+# write_health_config FILE COUNT: COUNT jobs that each run `sleep` and are
+# health-checked every second by running `true` (no catalog).
+write_health_config() {
+    local i
+    {
+        echo "{"
+        echo "  control: { socket: \"/run/bench-health.socket\" },"
+        echo "  jobs: ["
+        for i in $(seq "$2"); do
+            echo "    { name: \"job-$i\", exec: \"sleep 3600\", health: { exec: \"true\", interval: 1, ttl: 5 } },"
+        done
+        echo "  ]"
+        echo "}"
+    } > "$1"
+}
+
+# last_pid PID: the last pid handed out in the PID namespace whose init is PID
+# (it grows by one per process started there).
+last_pid() { cat "/proc/$1/root/proc/sys/kernel/ns_last_pid"; }
+
+# verdict VALUE TARGET: "within target" or "OVER TARGET".
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "within target" : "OVER TARGET" }'; }
+
+measure_health() {
+    local title="autopilot -config with $HEALTH_JOBS jobs health-checked every second, over $HEALTH_SECONDS s: peak RSS (KiB) / own CPU (% of one core) / checks run"
+    local pid before after runtime pids_before pids_after peak cpu
+    row "$title"
+    if ! config_loading_available; then
+        cell "$title" autopilot "n/a (config loading not available)"
+        return
+    fi
+    log "busy: $HEALTH_JOBS jobs health-checked every second for $HEALTH_SECONDS s"
+    write_health_config "$WORK/health.json5" "$HEALTH_JOBS"
+    if ! start_in_namespace health "$AUTOPILOT" -config "$WORK/health.json5" ||
+        ! wait_for_children "${HOST_PID[health]}" "$HEALTH_JOBS"; then
+        cell "$title" autopilot "error: the jobs did not start"
+        return
+    fi
+    pid=${HOST_PID[health]}
+    sleep 2 # every job's first check has run: measure the steady state
+    before=$(sample "$pid")
+    pids_before=$(last_pid "$pid")
+    sleep "$HEALTH_SECONDS"
+    after=$(sample "$pid")
+    pids_after=$(last_pid "$pid")
+    read -r _ runtime _ <<< "$(difference "$after" "$before")"
+    peak=$(status_kib "$pid" VmHWM)
+    cpu=$(awk -v r="$runtime" -v s="$HEALTH_SECONDS" 'BEGIN { printf "%.1f", r / (s * 1e9) * 100 }')
+    cell "$title" autopilot "$peak ($(verdict "$peak" "$HEALTH_RSS_TARGET_KIB")) / $cpu % ($(verdict "$cpu" "$HEALTH_CPU_TARGET_PERCENT")) / $((pids_after - pids_before)) (expected $((HEALTH_JOBS * HEALTH_SECONDS)))"
+    kill -KILL "${UNSHARE_PID[health]}" 2> /dev/null || true
+    { wait "${UNSHARE_PID[health]}" || true; } 2> /dev/null
+    BACKGROUND=()
+}
+
 # ---- the report -----------------------------------------------------------------------------------
 
 print_table() {
@@ -542,6 +603,7 @@ report() {
     echo "- CPU: ${cpu_model:-unknown} ($(nproc) CPUs online); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- autopilot $("$AUTOPILOT" -version 2> /dev/null | awk '{ printf "%s%s", sep, $2; sep = " git " }'), $(tini --version 2> /dev/null | head -1), dumb-init $(dumb-init --version 2>&1 | head -1 | awk '{ print $2 }')"
     echo "- mode: $( ((QUICK)) && echo quick || echo full): $((ROUNDS * STARTUP_PER_ROUND)) startups, $((ROUNDS * SIGNAL_PER_ROUND)) signals, $ORPHAN_RUNS × $ORPHANS orphans, $THROUGHPUT_RUNS × $THROUGHPUT_MIB MiB per init; the APP is bench/app.c (static); see bench/README.md"
+    echo "- targets: idle RSS ≤ 4096 KiB with 10 jobs and startup within 1.5× tini's (SPEC.md section 12); $HEALTH_JOBS jobs health-checked every second: peak RSS ≤ $HEALTH_RSS_TARGET_KIB KiB and ≤ $HEALTH_CPU_TARGET_PERCENT % of one core (bench/README.md)"
     echo
     print_table
 }
@@ -554,6 +616,7 @@ measure_signal
 measure_orphans
 measure_throughput
 measure_idle
+measure_health
 fill_ratios
 report | tee "$RESULTS"
 if [[ -s $WORK/stderr.log ]]; then
