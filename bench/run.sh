@@ -544,9 +544,11 @@ measure_idle() {
 
 # ---- a busy configuration ---------------------------------------------------------------------
 
-# last_pid PID: the last pid handed out in the PID namespace whose init is PID
-# (it grows by one per process started there).
-last_pid() { cat "/proc/$1/root/proc/sys/kernel/ns_last_pid"; }
+# last_pid PID: the last pid handed out in the PID namespace whose init is
+# PID (it grows by one per process started there). ns_last_pid answers for
+# the namespace of the process reading it, so the reader (cat, which counts
+# itself) runs inside.
+last_pid() { nsenter --target "$1" --pid cat /proc/sys/kernel/ns_last_pid; }
 
 # verdict VALUE TARGET: "within target" or "OVER TARGET".
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "within target" : "OVER TARGET" }'; }
@@ -577,7 +579,7 @@ measure_health() {
     read -r _ runtime _ <<< "$(difference "$after" "$before")"
     peak=$(status_kib "$pid" VmHWM)
     cpu=$(awk -v r="$runtime" -v s="$HEALTH_SECONDS" 'BEGIN { printf "%.1f", r / (s * 1e9) * 100 }')
-    cell "$title" autopilot "$peak ($(verdict "$peak" "$HEALTH_RSS_TARGET_KIB")) / $cpu % ($(verdict "$cpu" "$HEALTH_CPU_TARGET_PERCENT")) / $((pids_after - pids_before)) (expected $((HEALTH_JOBS * HEALTH_SECONDS)))"
+    cell "$title" autopilot "$peak ($(verdict "$peak" "$HEALTH_RSS_TARGET_KIB")) / $cpu % ($(verdict "$cpu" "$HEALTH_CPU_TARGET_PERCENT")) / $((pids_after - pids_before - 1)) (expected $((HEALTH_JOBS * HEALTH_SECONDS)))"
     kill -KILL "${UNSHARE_PID[health]}" 2> /dev/null || true
     { wait "${UNSHARE_PID[health]}" || true; } 2> /dev/null
     BACKGROUND=()

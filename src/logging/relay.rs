@@ -21,7 +21,6 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tracing::Level;
 
@@ -34,8 +33,7 @@ pub const OUTPUT_TARGET: &str = "autopilot::output";
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// How much output an [`OutputTail`] keeps.
 pub const TAIL_BYTES: usize = 4 * 1024;
-/// Bytes read from the pipe at once. Small, because every running job holds
-/// two relays and autopilot's idle memory is budgeted.
+/// Bytes read from the pipe at once (a stack buffer, see `pump`).
 const READ_CHUNK_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,12 +163,23 @@ impl OutputRelay {
         receiver: &mut pipe::Receiver,
         splitter: &mut LineSplitter,
     ) -> io::Result<()> {
-        let mut chunk = vec![0; READ_CHUNK_BYTES];
         loop {
-            let read = match receiver.read(&mut chunk).await {
+            receiver.readable().await?;
+            // The buffer lives only between two waits, on the stack of this
+            // poll, not in the task: a job that writes nothing (most of them,
+            // most of the time) holds no read buffer at all.
+            let mut chunk = [0; READ_CHUNK_BYTES];
+            let read = match receiver.try_read(&mut chunk) {
                 Ok(0) => return Ok(()),
                 Ok(read) => read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
                 Err(error) => return Err(error),
             };
             if let Some(tail) = &self.tail {
