@@ -47,6 +47,8 @@ struct Demo {
 
 impl Demo {
     fn new() -> Demo {
+        common::require_program("nginx", "nginx-light");
+        common::require_program("python3", "python3");
         Demo {
             consul: ConsulDouble::start(Config::default()).expect("start the Consul double"),
             scratch: Scratch::new(),

@@ -18,6 +18,7 @@ struct Site {
 
 impl Site {
     fn new() -> Site {
+        common::require_program("nginx", "nginx-light");
         let scratch = Scratch::new();
         // nginx's workers run as `nobody`: they must be able to read the site.
         std::fs::set_permissions(scratch.dir(), std::fs::Permissions::from_mode(0o755))

@@ -599,3 +599,21 @@ pub mod http {
         Ok((status, body.to_string()))
     }
 }
+
+/// Fails the test at once, saying what to install, when `program` (a real
+/// server some tests run, such as nginx) is not on this machine; `.ci/run`
+/// installs every one of them.
+pub fn require_program(program: &str, debian_package: &str) {
+    if let Err(error) = std::process::Command::new(program)
+        .arg("-V") // the version, for nginx and python3 alike
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+    {
+        panic!(
+            "cannot run {program} ({error}): this test needs it; \
+             install Debian's {debian_package} (apt-get install {debian_package}), as .ci/run does"
+        );
+    }
+}
