@@ -456,7 +456,7 @@ JOBS_ROW_INTERVAL=5
 jobs_row() { echo "autopilot -config with $1 jobs health-checked every ${JOBS_ROW_INTERVAL} s: peak RSS (KiB) / context switches over ${IDLE_SECONDS} s"; }
 
 measure_idle() {
-    local name key after ticks runtime switches threads jobs children peak anon file verdict_cell
+    local name key after ticks runtime switches threads jobs children peak anon file
     local rss="peak RSS wrapping \`sleep\` (VmHWM, KiB)"
     local split="RSS at the end: anonymous / file-backed (KiB)"
     local cpu="idle CPU over ${IDLE_SECONDS} s: utime+stime ticks / on-CPU time (µs)"
@@ -494,9 +494,13 @@ measure_idle() {
             start_in_namespace "jobs-$jobs" "$AUTOPILOT" -config "$WORK/jobs-$jobs.json5" || log "autopilot with $jobs jobs did not start"
         done
     fi
-    declare -A BEFORE EXPECTED_CHILDREN=([jobs-10]=10 [jobs-100]=100)
+    declare -A BEFORE
     for key in "${!HOST_PID[@]}"; do
-        children=${EXPECTED_CHILDREN[$key]:-1}
+        # An init wraps one APP; autopilot -config runs one process per job.
+        case $key in
+            jobs-*) children=${key#jobs-} ;;
+            *) children=1 ;;
+        esac
         if wait_for_children "${HOST_PID[$key]}" "$children"; then
             BEFORE[$key]=$(sample "${HOST_PID[$key]}")
         else

@@ -67,8 +67,11 @@ pub struct Process {
     pub stderr: Option<std::process::ChildStderr>,
 }
 
-/// Starts `spec` as the leader of a new process group.
-pub fn spawn(reaper: &Reaper, spec: &SpawnSpec) -> Result<Process, SpawnError> {
+/// Starts `spec` as the leader of a new process group. Takes the spec by
+/// value: its copy of the whole environment is freed as soon as the process
+/// has started, not held by the caller while the process runs (the health
+/// checks of many jobs run at once).
+pub fn spawn(reaper: &Reaper, spec: SpawnSpec) -> Result<Process, SpawnError> {
     let (program, args) = spec.argv.split_first().ok_or(SpawnError::Empty)?;
     let mut command = Command::new(program);
     command.args(args);

@@ -9,6 +9,8 @@
 //! to a scratch directory, never into the repository. A crash, a hang past
 //! libFuzzer's timeout or an out-of-memory fails the test with libFuzzer's
 //! report and the input it saved.
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -28,18 +30,14 @@ fn repository() -> &'static Path {
 /// Builds both targets; returns the directory holding their binaries.
 fn build_targets() -> PathBuf {
     let target_dir = repository().join("target/fuzz-ci");
-    let output = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bins", "--manifest-path"])
-        .arg(repository().join("fuzz/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env("RUSTFLAGS", COVERAGE_FLAGS)
-        .output()
-        .expect("cannot run cargo");
-    assert!(
-        output.status.success(),
-        "building the fuzz targets failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    common::run_to_success(
+        Command::new(env!("CARGO"))
+            .args(["build", "--release", "--bins", "--manifest-path"])
+            .arg(repository().join("fuzz/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env("RUSTFLAGS", COVERAGE_FLAGS),
+        "building the fuzz targets",
     );
     // .cargo/config.toml names the target triple, so binaries land below it.
     target_dir.join("x86_64-unknown-linux-gnu/release")
@@ -77,8 +75,8 @@ fn each_fuzz_target_survives_a_bounded_run_from_its_corpus() {
     for target in TARGETS {
         let output = fuzz(&binaries.join(target), target, scratch.path());
         let report = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = report.lines().rev().take(40).collect();
-        let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        let lines: Vec<&str> = report.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
         match runs_done(&report) {
             Some(runs) if output.status.success() && runs > 0 => {
                 eprintln!("{target}: {runs} runs in {SECONDS_PER_TARGET} s, no failure");

@@ -6,6 +6,8 @@
 //! the same self-contained lld and the same arguments as autopilot's
 //! release link), under an output name the script treats as the release
 //! binary, with a hot list naming its last function.
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,26 +29,17 @@ fn link(dir: &Path, hot_list: &[&str], extra: &[&str]) -> PathBuf {
     std::fs::create_dir_all(&output_dir).unwrap();
     let binary = output_dir.join("autopilot-probe");
     let linker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/link/hot-first-cc");
-    let built = Command::new("rustc")
-        .args([
-            "--edition",
-            "2021",
-            "-O",
-            "-C",
-            "symbol-mangling-version=v0",
-        ])
-        .arg(format!("-Clinker={}", linker.display()))
-        .args(extra)
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .env("HOT_FIRST_CC_SYMBOLS", &list)
-        .output()
-        .expect("cannot run rustc");
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
+    common::run_to_success(
+        Command::new("rustc")
+            .args(["--edition", "2021", "-O"])
+            .args(["-C", "symbol-mangling-version=v0"])
+            .arg(format!("-Clinker={}", linker.display()))
+            .args(extra)
+            .arg("-o")
+            .arg(&binary)
+            .arg(&source)
+            .env("HOT_FIRST_CC_SYMBOLS", &list),
+        "rustc, linking through hot-first-cc",
     );
     binary
 }

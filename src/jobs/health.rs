@@ -101,17 +101,13 @@ async fn check_exec(
     limit: Duration,
     shared: &Shared,
 ) -> Outcome {
-    // The spec (a copy of the whole environment) is dropped once the process
-    // is started, not held while it runs: checks of many jobs run at once.
     let spec = SpawnSpec {
         argv: argv.to_vec(),
         env: Some(shared.env.snapshot()),
         piped_output: !raw,
         ..SpawnSpec::default()
     };
-    let spawned = process::spawn(&shared.reaper, &spec);
-    drop(spec);
-    let mut process = match spawned {
+    let mut process = match process::spawn(&shared.reaper, spec) {
         Ok(process) => process,
         Err(error) => return Outcome::Failed(format!("cannot run {error}")),
     };

@@ -416,7 +416,7 @@ impl Job {
             foreground: self.config.role == JobRole::App,
             piped_output: !self.config.logging_raw,
         };
-        match process::spawn(&self.shared.reaper, &spec) {
+        match process::spawn(&self.shared.reaper, spec) {
             Ok(mut process) => {
                 self.relay_output(&mut process);
                 self.on_started(process);

@@ -617,3 +617,18 @@ pub fn require_program(program: &str, debian_package: &str) {
         );
     }
 }
+
+/// Runs a helper command to its end and fails the test, with the command's
+/// stderr, unless it succeeded. `what` names it in the message.
+pub fn run_to_success(command: &mut Command, what: &str) -> std::process::Output {
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {what}: {error}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}

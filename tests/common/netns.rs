@@ -102,13 +102,8 @@ impl Drop for Namespace {
 }
 
 fn ip(args: &[&str]) {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("`ip` (iproute2) is needed for this test");
-    assert!(
-        output.status.success(),
-        "ip {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    super::run_to_success(
+        Command::new("ip").args(args),
+        &format!("ip {args:?} (iproute2)"),
     );
 }
