@@ -107,15 +107,40 @@ pub fn process_env() -> Env {
 
 /// Renders `text` as a Go template over `env`; errors name the line and column.
 pub fn render_template(text: &str, origin: &Origin, env: &Env) -> Result<String, ConfigError> {
-    template::render(text, env).map_err(|e| {
-        let at = TextPosition::of_offset(text, e.offset);
-        ConfigError::Template {
-            origin: origin.clone(),
-            at,
-            message: e.message,
-            snippet: Snippet::new(text, at),
+    template::render(text, env).map_err(|e| template_error(text, origin, e))
+}
+
+fn template_error(text: &str, origin: &Origin, error: template::TemplateError) -> ConfigError {
+    let at = TextPosition::of_offset(text, error.offset);
+    ConfigError::Template {
+        origin: origin.clone(),
+        at,
+        message: error.message,
+        snippet: Snippet::new(text, at),
+    }
+}
+
+/// Checks the template of every `render` job [beyond] (functions, argument
+/// counts, service queries), so `--check` and startup refuse what would
+/// fail at the first render. A template that cannot be read now is only a
+/// warning: it is read again at each run, and may be written by then.
+fn check_render_templates(
+    jobs: &[model::JobConfig],
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for job in jobs {
+        let Some(render) = &job.render else { continue };
+        match std::fs::read_to_string(&render.template) {
+            Ok(text) => template::check(&text)
+                .map_err(|e| template_error(&text, &Origin::File(render.template.clone()), e))?,
+            Err(error) => warnings.push(format!(
+                "job {:?}: cannot read the render template {} now ({error}); it is read again at each run",
+                job.name,
+                render.template.display()
+            )),
         }
-    })
+    }
+    Ok(())
 }
 
 /// What `-template` prints: the source rendered over the process environment.
@@ -207,6 +232,7 @@ pub fn load_str(
         control: Some(parts.control),
         telemetry: parts.telemetry,
     };
+    check_render_templates(&config.jobs, &mut warnings)?;
     Ok(Loaded { config, warnings })
 }
 

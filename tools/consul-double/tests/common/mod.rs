@@ -98,6 +98,12 @@ impl Client {
             .expect("PUT answered")
     }
 
+    /// A PUT whose body is `body` as is (a KV value).
+    pub fn put_raw(&self, path: &str, body: &str) -> Answer {
+        self.send(self.http.put(self.url(path)).body(body.to_string()))
+            .expect("PUT answered")
+    }
+
     pub fn delete(&self, path: &str) -> Answer {
         self.send(self.http.delete(self.url(path)))
             .expect("DELETE answered")
