@@ -588,7 +588,12 @@ impl Job {
         } else {
             EventCode::ExitFailed
         });
-        let last = self.schedule_after_exit(status, ran_for);
+        // A render job that reads the catalog renders again when that data changes.
+        let follows_data = self
+            .renderer
+            .as_ref()
+            .is_some_and(render::Renderer::follows_data);
+        let last = self.schedule_after_exit(status, ran_for) && !follows_data;
         self.report(Report::Exited {
             job: self.config.name.clone(),
             role: self.config.role.clone(),

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::config::model::RenderConfig;
@@ -60,13 +60,25 @@ pub enum RenderError {
 pub struct Renderer {
     config: RenderConfig,
     follower: Option<Follower>,
+    /// The last render read catalog data (so it may change).
+    follows_data: AtomicBool,
 }
 
 impl Renderer {
     /// Must be called inside the runtime: the follower is a task.
     pub fn new(config: RenderConfig, discovery: Option<Arc<Discovery>>) -> Renderer {
         let follower = discovery.map(|discovery| Follower::start(discovery, config.wait));
-        Renderer { config, follower }
+        Renderer {
+            config,
+            follower,
+            follows_data: AtomicBool::new(false),
+        }
+    }
+
+    /// Did the last render read catalog data? The job then stays to render
+    /// again when the data changes, even after its last run.
+    pub fn follows_data(&self) -> bool {
+        self.follows_data.load(Ordering::Relaxed)
     }
 
     pub fn output(&self) -> &Path {
@@ -81,6 +93,7 @@ impl Renderer {
             .as_ref()
             .map_or_else(|| Arc::new(Catalog::new()), Follower::catalog);
         let (outcome, used) = render(&self.config, env, &catalog)?;
+        self.follows_data.store(!used.is_empty(), Ordering::Relaxed);
         match &self.follower {
             Some(follower) => follower.want(used),
             None => {
