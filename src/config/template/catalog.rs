@@ -187,7 +187,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `service "query"`: the instances passing the query's health filter,
-    /// sorted by node, then ID.
+    /// sorted by node, then ID (in Consul's order with `~near`).
     pub fn service(&self, query: &str) -> Result<Value, String> {
         let query = ServiceQuery::parse(query)?;
         let instances = match self.read(Dependency::Service(query.clone())) {
@@ -198,7 +198,10 @@ impl<'a> Reader<'a> {
             .iter()
             .filter(|instance| query.accepts(&instance.status))
             .collect();
-        accepted.sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
+        // With `~near`, Consul's order (nearest first) is the point.
+        if query.near.is_none() {
+            accepted.sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
+        }
         Ok(Value::List(
             accepted.into_iter().map(instance_value).collect(),
         ))

@@ -4,11 +4,7 @@
 
 mod common;
 
-use std::sync::mpsc;
-use std::thread;
-
-use common::{register_passing, start, Answer, Client, DEADLINE};
-use consul_double::Control;
+use common::{blocking_query, register_passing, start, Client, DEADLINE};
 use serde_json::json;
 
 fn put(client: &Client, key: &str, value: &str) {
@@ -70,26 +66,12 @@ fn recurse_and_keys_list_a_prefix() {
     assert_eq!(client.get("/v1/kv/svc?keys").json(), json!(["svcx"]));
 }
 
-/// `GET <path>` with `index` on another thread, once the double says it blocked.
-fn blocking(consul: &Control, route: &str, index: u64) -> mpsc::Receiver<Answer> {
-    let (sender, receiver) = mpsc::channel();
-    let client = Client::new(consul);
-    let path = format!("{route}?index={index}&wait=5m");
-    thread::spawn(move || {
-        let _ = sender.send(client.get(&path));
-    });
-    consul
-        .wait_for_request(DEADLINE, |r| r.path == route && r.blocked)
-        .expect("the query blocks");
-    receiver
-}
-
 #[test]
 fn a_blocking_read_of_an_absent_key_returns_when_it_is_written() {
     let consul = start();
     let client = Client::new(&consul);
     let index = client.get("/v1/kv/flag").index.unwrap();
-    let answer = blocking(&consul, "/v1/kv/flag", index);
+    let answer = blocking_query(&consul, "/v1/kv/flag", index, "wait=5m");
     put(&client, "flag", "on");
     let answer = answer
         .recv_timeout(DEADLINE)
@@ -108,7 +90,12 @@ fn catalog_services_lists_names_with_their_tags_and_blocks() {
     assert_eq!(client.put("/v1/agent/service/register", &body).status, 200);
     let answer = client.get("/v1/catalog/services");
     assert_eq!(answer.json(), json!({"db": [], "web": ["a", "b"]}));
-    let waiting = blocking(&consul, "/v1/catalog/services", answer.index.unwrap());
+    let waiting = blocking_query(
+        &consul,
+        "/v1/catalog/services",
+        answer.index.unwrap(),
+        "wait=5m",
+    );
     register_passing(&client, "cache-1", "cache");
     let changed = waiting
         .recv_timeout(DEADLINE)
