@@ -446,14 +446,19 @@ fn services_render_without_a_watch_with_filters_and_tags() {
 #[test]
 fn check_refuses_broken_templates_with_file_line_and_column() {
     let scratch = Scratch::new();
-    for (template, expected) in [
-        ("a\n  {{ secret \"x\" }}", "bad.ctmpl:2:6: template: function \"secret\" not defined (consul-template's secret is left out: Vault is not supported)"),
-        ("{{ key \"a\" \"b\" }}", "bad.ctmpl:1:4: template: wrong number of args for key: want 1 got 2"),
-        ("{{ range service \"web|ok\" }}{{ end }}", "bad.ctmpl:1:18: template: error calling service: health.service: invalid filter: \"ok\" in \"web|ok\""),
-        ("{{ if key \"a\" }}", "bad.ctmpl:1:4: template: unexpected EOF: {{if}} has no {{end}}"),
+    let consul = r#"consul: "localhost:8500""#;
+    for (backend, template, expected) in [
+        (consul, "a\n  {{ secret \"x\" }}", "bad.ctmpl:2:6: template: function \"secret\" not defined (consul-template's secret is left out: Vault is not supported)"),
+        (consul, "{{ key \"a\" \"b\" }}", "bad.ctmpl:1:4: template: wrong number of args for key: want 1 got 2"),
+        (consul, "{{ range service \"web|ok\" }}{{ end }}", "bad.ctmpl:1:18: template: error calling service: health.service: invalid filter: \"ok\" in \"web|ok\""),
+        (consul, "{{ if key \"a\" }}", "bad.ctmpl:1:4: template: unexpected EOF: {{if}} has no {{end}}"),
+        ("logging: {}", "x{{ service \"web\" }}", "bad.ctmpl:1:5: template: service reads the catalog, but neither consul nor etcd is configured"),
+        (r#"etcd: { endpoints: ["http://127.0.0.1:2379"] }"#, "{{ service \"web\" }}{{ tree \"a\" }}", "bad.ctmpl:1:23: template: tree reads the catalog, but etcd holds only service registrations: only `service` reads it"),
     ] {
         scratch.write("bad.ctmpl", template);
-        let config = scratch.config(r#"{ consul: "localhost:8500", jobs: [{ name: "r", render: { template: "bad.ctmpl", output: "out" } }] }"#);
+        let config = scratch.config(&format!(
+            r#"{{ {backend}, jobs: [{{ name: "r", render: {{ template: "bad.ctmpl", output: "out" }} }}] }}"#
+        ));
         let finished = Autopilot::new(Mode::Subreaper, ["--check", "-config", &config])
             .current_dir(scratch.dir())
             .run();

@@ -121,23 +121,39 @@ fn template_error(text: &str, origin: &Origin, error: template::TemplateError) -
 }
 
 /// Checks the template of every `render` job [beyond] (functions, argument
-/// counts, service queries), so `--check` and startup refuse what would
-/// fail at the first render. A template that cannot be read now is only a
-/// warning: it is read again at each run, and may be written by then.
-fn check_render_templates(
-    jobs: &[model::JobConfig],
-    warnings: &mut Vec<String>,
-) -> Result<(), ConfigError> {
-    for job in jobs {
+/// counts, service queries, and that the configured catalog can answer its
+/// catalog and KV calls), so `--check` and startup refuse what would fail at
+/// the first render. A template that cannot be read at that moment is only
+/// a warning: it is read again at each run, and may be written by then.
+fn check_render_templates(config: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    for job in &config.jobs {
         let Some(render) = &job.render else { continue };
-        match std::fs::read_to_string(&render.template) {
-            Ok(text) => template::check(&text)
-                .map_err(|e| template_error(&text, &Origin::File(render.template.clone()), e))?,
-            Err(error) => warnings.push(format!(
-                "job {:?}: cannot read the render template {} now ({error}); it is read again at each run",
-                job.name,
-                render.template.display()
-            )),
+        let origin = Origin::File(render.template.clone());
+        let text = match std::fs::read_to_string(&render.template) {
+            Ok(text) => text,
+            Err(error) => {
+                warnings.push(format!(
+                    "job {:?}: cannot read the render template {} now ({error}); it is read again at each run",
+                    job.name,
+                    render.template.display()
+                ));
+                continue;
+            }
+        };
+        let calls = template::check(&text).map_err(|e| template_error(&text, &origin, e))?;
+        let unanswerable = |call: &template::DataCall| match (&config.consul, &config.etcd) {
+            (_, Some(_)) => (call.name != "service")
+                .then_some("etcd holds only service registrations: only `service` reads it"),
+            (Some(_), None) => None,
+            (None, None) => Some("neither consul nor etcd is configured"),
+        };
+        if let Some((call, why)) = calls.iter().find_map(|c| Some((c, unanswerable(c)?))) {
+            let message = format!("{} reads the catalog, but {why}", call.name);
+            let error = template::TemplateError {
+                offset: call.offset,
+                message,
+            };
+            return Err(template_error(&text, &origin, error));
         }
     }
     Ok(())
@@ -232,7 +248,7 @@ pub fn load_str(
         control: Some(parts.control),
         telemetry: parts.telemetry,
     };
-    check_render_templates(&config.jobs, &mut warnings)?;
+    check_render_templates(&config, &mut warnings)?;
     Ok(Loaded { config, warnings })
 }
 

@@ -49,7 +49,12 @@ const FUNCTIONS: &[(&str, usize, Option<usize>)] = &[
     ("regexReplaceAll", 3, Some(3)),
     // `loop` checks its own count, with ContainerPilot's message.
     ("loop", 0, None),
-    // consul-template's data functions (render templates only).
+    ("scratch", 0, Some(0)),
+];
+
+/// consul-template's catalog and KV functions (render templates only), as
+/// [`FUNCTIONS`].
+const CATALOG_FUNCTIONS: &[(&str, usize, Option<usize>)] = &[
     ("service", 1, None),
     ("services", 0, Some(1)),
     ("key", 1, Some(1)),
@@ -61,7 +66,6 @@ const FUNCTIONS: &[(&str, usize, Option<usize>)] = &[
     ("tree", 1, Some(1)),
     ("safeTree", 1, Some(1)),
     ("datacenters", 0, Some(1)),
-    ("scratch", 0, Some(0)),
 ];
 
 /// consul-template's functions that autopilot does not provide, and why;
@@ -85,6 +89,11 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("sockaddr", "go-sockaddr templates are not supported"),
 ];
 
+/// Is this one of consul-template's catalog or KV functions?
+pub fn reads_catalog(name: &str) -> bool {
+    CATALOG_FUNCTIONS.iter().any(|(known, ..)| *known == name)
+}
+
 /// Does a function of this name exist?
 pub fn exists(name: &str) -> bool {
     arity(name).is_some()
@@ -94,6 +103,7 @@ pub fn exists(name: &str) -> bool {
 pub fn arity(name: &str) -> Option<(usize, Option<usize>)> {
     FUNCTIONS
         .iter()
+        .chain(CATALOG_FUNCTIONS)
         .chain(helpers::FUNCTIONS)
         .find(|(known, _, _)| *known == name)
         .map(|(_, min, max)| (*min, *max))

@@ -48,6 +48,7 @@ use std::rc::Rc;
 pub use catalog::{
     Catalog, CatalogService, Dependency, Fetched, KeyPair, ServiceInstance, ServiceQuery,
 };
+pub use check::DataCall;
 
 /// The data a template sees: variable name → value.
 pub type Env = BTreeMap<String, String>;
@@ -104,8 +105,9 @@ pub fn render_with_catalog(
 }
 
 /// Parses `source` and checks every call in it (function names, argument
-/// counts, literal service queries) without running it.
-pub fn check(source: &str) -> Result<(), TemplateError> {
+/// counts, literal service queries) without running it; gives the calls
+/// that read the catalog.
+pub fn check(source: &str) -> Result<Vec<DataCall>, TemplateError> {
     check::check(&parse::parse(lex::lex(source)?)?)
 }
 
