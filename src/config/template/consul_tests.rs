@@ -136,7 +136,7 @@ fn err(source: &str) -> String {
         .message
 }
 
-fn checked(source: &str) -> Result<(), String> {
+fn checked(source: &str) -> Result<Vec<DataCall>, String> {
     check(source).map_err(|e| format!("{}@{}", e.message, e.offset))
 }
 
