@@ -296,7 +296,7 @@ async fn etcd_read(
     let Dependency::Service(query) = dependency else {
         return Err(DiscoveryError::Settings {
             setting: "etcd",
-            reason: format!("{dependency:?} cannot be read from etcd: only `service` works there"),
+            reason: format!("{dependency} cannot be read from etcd: only `service` works there"),
         });
     };
     let watch = WatchConfig {

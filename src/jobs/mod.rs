@@ -498,7 +498,8 @@ impl Job {
                 RenderStep::End(ExitStatus::Code(0))
             }
             Ok(render::Outcome::Waiting(missing)) => {
-                tracing::debug!(job = %job, ?missing, "{output}: waiting for the catalog");
+                let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                tracing::debug!(job = %job, "{output}: waiting for the catalog ({})", missing.join(", "));
                 RenderStep::Wait
             }
             Err(error) => {

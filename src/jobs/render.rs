@@ -100,7 +100,7 @@ impl Renderer {
                 if let Some(first) = used.first() {
                     return Err(RenderError::NoCatalog {
                         path: self.config.template.clone(),
-                        first: format!("{first:?}"),
+                        first: first.to_string(),
                     });
                 }
             }

@@ -13,6 +13,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
@@ -31,6 +32,35 @@ pub enum Dependency {
     Prefix(String),
     /// `datacenters`.
     Datacenters,
+}
+
+/// What the template called, as it would call it (for logs and errors).
+impl fmt::Display for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dependency::Service(query) => {
+                let tag = query
+                    .tag
+                    .as_ref()
+                    .map_or(String::new(), |t| format!("{t}."));
+                let dc = query
+                    .dc
+                    .as_ref()
+                    .map_or(String::new(), |dc| format!("@{dc}"));
+                let near = query
+                    .near
+                    .as_ref()
+                    .map_or(String::new(), |n| format!("~{n}"));
+                let filter = query.filter.join(",");
+                write!(f, "service \"{tag}{}{dc}{near}|{filter}\"", query.name)
+            }
+            Dependency::Services { dc: None } => f.write_str("services"),
+            Dependency::Services { dc: Some(dc) } => write!(f, "services \"@{dc}\""),
+            Dependency::Key(key) => write!(f, "key {key:?}"),
+            Dependency::Prefix(prefix) => write!(f, "tree {prefix:?}"),
+            Dependency::Datacenters => f.write_str("datacenters"),
+        }
+    }
 }
 
 /// A parsed `service` query (consul-template's `health.service` syntax).
@@ -407,6 +437,23 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn dependencies_print_as_template_calls() {
+        let query = ServiceQuery::parse("prod.web@east|warning,passing").unwrap();
+        assert_eq!(
+            Dependency::Service(query).to_string(),
+            "service \"prod.web@east|passing,warning\""
+        );
+        assert_eq!(Dependency::Key("a/b".into()).to_string(), "key \"a/b\"");
+        assert_eq!(
+            Dependency::Services {
+                dc: Some("x".into())
+            }
+            .to_string(),
+            "services \"@x\""
+        );
     }
 
     #[test]
