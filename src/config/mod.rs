@@ -129,7 +129,13 @@ fn check_render_templates(config: &Config, warnings: &mut Vec<String>) -> Result
     for job in &config.jobs {
         let Some(render) = &job.render else { continue };
         let origin = Origin::File(render.template.clone());
-        let text = match std::fs::read_to_string(&render.template) {
+        // Only regular files: a path such as /dev/stdin must not hang a check.
+        let regular = std::fs::metadata(&render.template).and_then(|meta| {
+            meta.is_file()
+                .then_some(())
+                .ok_or_else(|| std::io::Error::other("not a regular file"))
+        });
+        let text = match regular.and_then(|()| std::fs::read_to_string(&render.template)) {
             Ok(text) => text,
             Err(error) => {
                 warnings.push(format!(
