@@ -369,6 +369,10 @@ fn parse_json() {
         "x 2 2"
     );
     assert_eq!(r(r#"{{ parseJSON "" | len }}"#), "0");
+    assert_eq!(
+        r(r#"{{ key "json" | parseJSON }} {{ printf "%v" (parseJSON "{\"k\":true}") }}"#),
+        "map[a:x b:[1 2]] map[k:true]"
+    );
 }
 
 #[test]
