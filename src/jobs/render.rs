@@ -19,7 +19,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::model::RenderConfig;
 use crate::config::template::{self, Catalog, Dependency};
@@ -28,12 +28,14 @@ use crate::discovery::Discovery;
 
 pub use follow::Follower;
 
-/// What a render did to the output file.
+/// What a render did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The file now holds new content.
+    /// The text differs from the job's previous render (at its first render:
+    /// from what the file held), or the file did not hold it: the file now
+    /// holds it.
     Changed,
-    /// The file already held exactly this content; it was not touched.
+    /// The same text as the job's previous render, and the file holds it.
     Unchanged,
     /// The template reads data that is not there yet: nothing was written.
     Waiting(BTreeSet<Dependency>),
@@ -62,16 +64,23 @@ pub struct Renderer {
     follower: Option<Follower>,
     /// The last render read catalog data (so it may change).
     follows_data: AtomicBool,
+    /// The text this job rendered last (before its first render: what the
+    /// file held when the job was created). Comparing with it rather than
+    /// with the file lets several jobs render one file: each runs its exec
+    /// when the text changed for it, whoever wrote the file first.
+    last: Mutex<Option<String>>,
 }
 
 impl Renderer {
     /// Must be called inside the runtime: the follower is a task.
     pub fn new(config: RenderConfig, discovery: Option<Arc<Discovery>>) -> Renderer {
         let follower = discovery.map(|discovery| Follower::start(discovery, config.wait));
+        let held = fs::read_to_string(&config.output).ok();
         Renderer {
             config,
             follower,
             follows_data: AtomicBool::new(false),
+            last: Mutex::new(held),
         }
     }
 
@@ -92,7 +101,8 @@ impl Renderer {
             .follower
             .as_ref()
             .map_or_else(|| Arc::new(Catalog::new()), Follower::catalog);
-        let (outcome, used) = render(&self.config, env, &catalog)?;
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let (outcome, used) = render(&self.config, env, &catalog, &mut last)?;
         self.follows_data.store(!used.is_empty(), Ordering::Relaxed);
         match &self.follower {
             Some(follower) => follower.want(used),
@@ -120,12 +130,14 @@ impl Renderer {
 
 /// Renders `config.template` with `env` as data and `catalog` behind
 /// consul-template's data functions, and writes the result to
-/// `config.output` if it differs from what the file holds. Also gives what
-/// the template read.
+/// `config.output` if it differs from what the file holds. `last` is the
+/// text the job had before (`None`: nothing, so any text is new); it becomes
+/// this render's. Also gives what the template read.
 fn render(
     config: &RenderConfig,
     env: &Env,
     catalog: &Catalog,
+    last: &mut Option<String>,
 ) -> Result<(Outcome, BTreeSet<Dependency>), RenderError> {
     let source = fs::read_to_string(&config.template).map_err(|source| RenderError::Read {
         path: config.template.clone(),
@@ -141,13 +153,18 @@ fn render(
     if !rendered.missing.is_empty() {
         return Ok((Outcome::Waiting(rendered.missing), rendered.used));
     }
-    if fs::read(&config.output).is_ok_and(|current| current == rendered.text.as_bytes()) {
+    let current = fs::read(&config.output).ok();
+    let same = last.as_deref() == Some(rendered.text.as_str());
+    if current.as_deref() != Some(rendered.text.as_bytes()) {
+        replace(&config.output, rendered.text.as_bytes()).map_err(|source| RenderError::Write {
+            path: config.output.clone(),
+            source,
+        })?;
+    } else if same {
+        *last = Some(rendered.text);
         return Ok((Outcome::Unchanged, rendered.used));
     }
-    replace(&config.output, rendered.text.as_bytes()).map_err(|source| RenderError::Write {
-        path: config.output.clone(),
-        source,
-    })?;
+    *last = Some(rendered.text);
     Ok((Outcome::Changed, rendered.used))
 }
 
@@ -226,8 +243,12 @@ mod tests {
         Catalog::from([(web(), Fetched::Instances(instances))])
     }
 
+    /// A render by a job created when the output held what it holds now.
     fn outcome(config: &RenderConfig, ports: &[u16]) -> Outcome {
-        render(config, &Env::new(), &catalog(ports)).unwrap().0
+        let mut last = fs::read_to_string(&config.output).ok();
+        render(config, &Env::new(), &catalog(ports), &mut last)
+            .unwrap()
+            .0
     }
 
     const UPSTREAM: &str =
@@ -257,7 +278,7 @@ mod tests {
     #[test]
     fn data_not_fetched_yet_holds_the_render_back() {
         let (_dir, config) = setup(UPSTREAM);
-        let (outcome, used) = render(&config, &Env::new(), &Catalog::new()).unwrap();
+        let (outcome, used) = render(&config, &Env::new(), &Catalog::new(), &mut None).unwrap();
         assert_eq!(outcome, Outcome::Waiting(BTreeSet::from([web()])));
         assert_eq!(used, BTreeSet::from([web()]));
         assert!(!config.output.exists(), "nothing is written while waiting");
@@ -269,6 +290,38 @@ mod tests {
         let renderer = Renderer::new(config, None);
         let text = renderer.render(&Env::new()).unwrap_err().to_string();
         assert!(text.contains("no consul or etcd is configured"), "{text}");
+    }
+
+    #[test]
+    fn each_job_compares_with_its_own_previous_render() {
+        let (_dir, config) = setup(UPSTREAM);
+        let held = |config: &RenderConfig| fs::read_to_string(&config.output).ok();
+        let render_as = |last: &mut Option<String>, ports: &[u16]| {
+            render(&config, &Env::new(), &catalog(ports), last)
+                .unwrap()
+                .0
+        };
+        // Two jobs created before the file exists.
+        let (mut first, mut second) = (None, None);
+        assert_eq!(render_as(&mut first, &[80]), Outcome::Changed);
+        // The file already holds this text, but it is new to the second job.
+        assert_eq!(render_as(&mut second, &[80]), Outcome::Changed);
+        assert_eq!(render_as(&mut second, &[80]), Outcome::Unchanged);
+        assert_eq!(render_as(&mut first, &[80, 81]), Outcome::Changed);
+        assert_eq!(render_as(&mut second, &[80, 81]), Outcome::Changed);
+        // A job created once the file exists starts from what it holds.
+        let mut third = held(&config);
+        assert_eq!(render_as(&mut third, &[80, 81]), Outcome::Unchanged);
+        fs::write(&config.output, "edited by hand").unwrap();
+        assert_eq!(
+            render_as(&mut third, &[80, 81]),
+            Outcome::Changed,
+            "the file is restored"
+        );
+        assert_eq!(
+            held(&config).as_deref(),
+            Some("server 127.0.0.1:80;\nserver 127.0.0.1:81;\n")
+        );
     }
 
     #[test]
@@ -284,7 +337,7 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_the_place() {
         let (_dir, config) = setup("line one\n  {{ service \"db|bogus\" }}");
-        let error = render(&config, &Env::new(), &catalog(&[80])).unwrap_err();
+        let error = render(&config, &Env::new(), &catalog(&[80]), &mut None).unwrap_err();
         let text = error.to_string();
         assert!(
             text.contains("in.ctmpl:2:6:") && text.contains("invalid filter: \"bogus\""),
@@ -295,7 +348,7 @@ mod tests {
             template: config.template.with_file_name("nope.ctmpl"),
             ..config.clone()
         };
-        let text = render(&missing, &Env::new(), &catalog(&[]))
+        let text = render(&missing, &Env::new(), &catalog(&[]), &mut None)
             .unwrap_err()
             .to_string();
         assert!(text.starts_with("cannot read the template"), "{text}");
@@ -304,7 +357,7 @@ mod tests {
             output: config.output.join("sub/out"),
             ..config
         };
-        let text = render(&unwritable, &Env::new(), &catalog(&[80]))
+        let text = render(&unwritable, &Env::new(), &catalog(&[80]), &mut None)
             .unwrap_err()
             .to_string();
         assert!(text.starts_with("cannot write"), "{text}");
