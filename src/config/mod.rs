@@ -129,13 +129,7 @@ fn check_render_templates(config: &Config, warnings: &mut Vec<String>) -> Result
     for job in &config.jobs {
         let Some(render) = &job.render else { continue };
         let origin = Origin::File(render.template.clone());
-        // Only regular files: a path such as /dev/stdin must not hang a check.
-        let regular = std::fs::metadata(&render.template).and_then(|meta| {
-            meta.is_file()
-                .then_some(())
-                .ok_or_else(|| std::io::Error::other("not a regular file"))
-        });
-        let text = match regular.and_then(|()| std::fs::read_to_string(&render.template)) {
+        let text = match read_template(&render.template) {
             Ok(text) => text,
             Err(error) => {
                 warnings.push(format!(
@@ -163,6 +157,24 @@ fn check_render_templates(config: &Config, warnings: &mut Vec<String>) -> Result
         }
     }
     Ok(())
+}
+
+/// A render template's text, for the check. Only a regular file of at most
+/// 16 MiB: a path such as /dev/stdin or /proc/kcore must not hang a check.
+fn read_template(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const LIMIT: u64 = 16 << 20;
+    // Checked before opening: opening a FIFO would block.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(LIMIT + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > LIMIT {
+        return Err(std::io::Error::other("larger than 16 MiB"));
+    }
+    Ok(text)
 }
 
 /// What `-template` prints: the source rendered over the process environment.

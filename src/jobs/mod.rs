@@ -499,7 +499,8 @@ impl Job {
             }
             Ok(render::Outcome::Waiting(missing)) => {
                 let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
-                tracing::debug!(job = %job, "{output}: waiting for the catalog ({})", missing.join(", "));
+                // Visible by default: an absent key can hold a render back for good.
+                tracing::info!(job = %job, "{output}: waiting for {}", missing.join(", "));
                 RenderStep::Wait
             }
             Err(error) => {

@@ -512,6 +512,9 @@ fn check_refuses_unknown_functions_with_the_reason() {
         checked(r#"{{ secret "a" }}"#).unwrap_err(),
         "function \"secret\" not defined (consul-template's secret is left out: Vault is not supported)@3"
     );
+    assert!(checked(r#"{{ sprig_semver "1" }}"#)
+        .unwrap_err()
+        .contains("only the sprig functions listed"));
 }
 
 #[test]

@@ -117,6 +117,10 @@ pub fn unsupported(name: &str) -> Option<&'static str> {
         .chain(helpers::UNSUPPORTED)
         .find(|(known, _)| *known == name)
         .map(|(_, why)| *why)
+        .or_else(|| {
+            name.starts_with("sprig_")
+                .then_some("only the sprig functions listed in docs/configuration.md are included")
+        })
 }
 
 /// The error for `got` arguments to `name`, if that is not a count it takes.
