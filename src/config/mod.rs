@@ -13,6 +13,7 @@
 //!        ─detect→ v3::decode | v2::decode → Config (+ warnings)
 //! ```
 
+pub mod address;
 pub mod decode;
 pub mod duration;
 pub mod error;
@@ -140,14 +141,31 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Loads `source` over the process environment, logging warnings. `app` is
-/// the wrapped APP's argv from the command line, if any; it becomes a job.
+/// Loads `source` over the process environment, logging warnings and the
+/// configuration. `app` is the wrapped APP's argv from the command line, if
+/// any; it becomes a job.
 pub fn load(source: &Source, app: Option<&[String]>) -> Result<Config, ConfigError> {
     let loaded = load_with_env(source, app, &process_env())?;
     for warning in &loaded.warnings {
         tracing::warn!("config: {warning}");
     }
+    log_loaded(&loaded.config);
     Ok(loaded.config)
+}
+
+/// Logs the configuration autopilot runs, at DEBUG, under the words
+/// ContainerPilot used (`loaded config:`, `Loaded config:` for 2.x files):
+/// users and ContainerPilot's own tests look for that line. The model
+/// serializes the Consul token as `<redacted>`.
+pub fn log_loaded(config: &Config) {
+    let prefix = match config.format {
+        Format::V3 => "loaded config",
+        Format::V2 => "Loaded config",
+    };
+    match serde_json::to_string(config) {
+        Ok(json) => tracing::debug!("{prefix}: {json}"),
+        Err(error) => tracing::debug!("{prefix} (cannot be shown: {error})"),
+    }
 }
 
 /// Loads `source` with `env` as the template data.

@@ -276,7 +276,7 @@ impl Supervisor {
         self.status.add(&config.name);
         let name = config.name.clone();
         let spec = JobSpec {
-            dependents: jobs::stopping_dependents(&name, &self.config.jobs),
+            dependents: jobs::stopping_dependents(config.public_name(), &self.config.jobs),
             service: self.services.get(&name).cloned(),
             config,
         };
@@ -577,7 +577,10 @@ fn advertised_services(
             job: job.name.clone(),
             source,
         })?;
-        env.set(&job_variable(&job.name, "IP"), Some(&address.to_string()));
+        env.set(
+            &job_variable(job.public_name(), "IP"),
+            Some(&address.to_string()),
+        );
         if let Some(service) = ServiceRegistration::for_job(job, address, &hostname) {
             services.insert(job.name.clone(), service);
         }
