@@ -14,6 +14,7 @@
 //! ```
 
 pub mod address;
+pub mod advice;
 pub mod decode;
 pub mod duration;
 pub mod error;
@@ -225,6 +226,10 @@ pub fn load_str(
         control: Some(parts.control),
         telemetry: parts.telemetry,
     };
+    warnings.extend(advice::warnings(
+        &config,
+        env.get("PATH").map(String::as_str),
+    ));
     Ok(Loaded { config, warnings })
 }
 
