@@ -818,3 +818,20 @@ fn render_rules() {
     assert!(unknown.contains("unknown key \"command\""), "{unknown}");
     assert!(render("'t'").contains("render: must be an object"));
 }
+
+#[test]
+fn metrics_the_registry_would_refuse_fail_at_load_time() {
+    let metric = |name: &str, help: &str| {
+        format!("{{telemetry: {{metrics: [{{name: '{name}', help: '{help}', type: 'counter'}}]}}}}")
+    };
+    assert!(
+        error(&metric("my_counter", ""))
+            .starts_with("config error: telemetry.metrics: metric my_counter cannot be registered"),
+        "{}",
+        error(&metric("my_counter", ""))
+    );
+    assert!(error(&metric("containerpilot_events", "mine")).starts_with(
+        "config error: telemetry.metrics: metric containerpilot_events cannot be registered"
+    ));
+    load(&metric("my_counter", "help"));
+}

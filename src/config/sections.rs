@@ -285,7 +285,10 @@ fn is_metric_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-/// Metric names must be unique.
+/// Metric names must be unique, and every metric must be one the registry
+/// accepts at run time (a help text, no clash with autopilot's own metrics):
+/// registering them into a throwaway registry here is what makes `--check`
+/// refuse what run time would.
 pub fn check_unique_metrics(metrics: &[MetricConfig], path: &str) -> Result<()> {
     for (i, metric) in metrics.iter().enumerate() {
         if metrics[..i].iter().any(|m| m.full_name == metric.full_name) {
@@ -295,7 +298,9 @@ pub fn check_unique_metrics(metrics: &[MetricConfig], path: &str) -> Result<()> 
             ));
         }
     }
-    Ok(())
+    crate::telemetry::Metrics::new(metrics)
+        .map(drop)
+        .map_err(|error| ConfigError::invalid(path, error.to_string()))
 }
 
 /// `"x" is not one of a, b, c (did you mean "b"?)`.
