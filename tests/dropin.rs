@@ -76,8 +76,7 @@ fn status_on_the_telemetry_port_reports_jobs_services_and_watches() {
         let (code, _) = http::request(address, method, "/status", "").expect("an answer");
         assert_eq!(code, 405, "{method} /status");
     }
-    running.signal(Signal::SIGTERM);
-    assert_eq!(running.finish().code, 0);
+    stop(running);
 }
 
 #[test]
@@ -129,8 +128,7 @@ fn pid_variables_are_named_as_containerpilot_named_them() {
             !own.trim().is_empty() && scratch.read(&format!("seen-{tag}")) == own
         });
     }
-    running.signal(Signal::SIGTERM);
-    assert_eq!(running.finish().code, 0);
+    stop(running);
 }
 
 #[test]
@@ -258,18 +256,30 @@ fn run_2x(text: &str) -> (ConsulDouble, common::Running, Scratch) {
     (consul, running, scratch)
 }
 
-fn check_updates(consul: &ConsulDouble, service_id: &str) -> Vec<(String, String)> {
+/// The outputs of the check updates autopilot sent for `service_id`, all of
+/// which must have been `passing`.
+fn passing_outputs(consul: &ConsulDouble, service_id: &str) -> Vec<String> {
     let path = format!("/v1/agent/check/update/service:{service_id}");
-    consul
+    let updates: Vec<Value> = consul
         .requests()
         .iter()
         .filter(|r: &&RecordedRequest| r.path == path)
-        .filter_map(|r| r.json())
-        .map(|body| {
-            let field = |key: &str| body[key].as_str().unwrap_or_default().to_string();
-            (field("Status"), field("Output"))
-        })
+        .filter_map(RecordedRequest::json)
+        .collect();
+    assert!(
+        updates.iter().all(|body| body["Status"] == "passing"),
+        "{updates:?}"
+    );
+    updates
+        .iter()
+        .map(|body| body["Output"].as_str().unwrap_or_default().to_string())
         .collect()
+}
+
+/// Stops autopilot with SIGTERM; it must exit 0.
+fn stop(running: common::Running) {
+    running.signal(Signal::SIGTERM);
+    assert_eq!(running.finish().code, 0);
 }
 
 #[test]
@@ -283,17 +293,9 @@ fn a_2x_service_without_health_is_heartbeated_as_passing() {
         }"#,
     );
     wait_until("two heartbeats of app", || {
-        check_updates(&consul, "app-h1")
-            .iter()
-            .filter(|(status, _)| status == "passing")
-            .count()
-            >= 2
+        passing_outputs(&consul, "app-h1").len() >= 2
     });
-    assert!(check_updates(&consul, "app-h1")
-        .iter()
-        .all(|(status, _)| status == "passing"));
-    running.signal(Signal::SIGTERM);
-    assert_eq!(running.finish().code, 0);
+    stop(running);
 }
 
 #[test]
@@ -309,17 +311,11 @@ fn a_2x_check_slower_than_poll_is_not_killed() {
         }"#,
     );
     wait_until("the slow check's passing update", || {
-        check_updates(&consul, "db-h1")
+        passing_outputs(&consul, "db-h1")
             .iter()
-            .any(|(status, output)| status == "passing" && output.contains("slow but healthy"))
+            .any(|output| output.contains("slow but healthy"))
     });
-    let updates = check_updates(&consul, "db-h1");
-    assert!(
-        updates.iter().all(|(status, _)| status == "passing"),
-        "{updates:?}"
-    );
-    running.signal(Signal::SIGTERM);
-    assert_eq!(running.finish().code, 0);
+    stop(running);
 }
 
 #[test]
