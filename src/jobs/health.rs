@@ -5,11 +5,10 @@
 //! The first check runs as soon as the job starts (ContainerPilot waited one
 //! interval). An exec check passes when it exits 0 within its timeout (2.x
 //! checks have none unless the file sets one); at the timeout its process
-//! group is SIGKILLed and the check fails. A check without a command only
-//! heartbeats the catalog. Its output is
-//! logged as `check=check.<job>` and its last 4 KiB become the catalog check's
-//! output. `http` and `tcp` checks [beyond] need no helper binary in the
-//! image. This module owns the check loop and the health state; it must not
+//! group is SIGKILLed and the check fails. Its output is logged as
+//! `check=check.<job>` and its last 4 KiB become the catalog check's output.
+//! `http` and `tcp` checks [beyond] need no helper binary in the image. A
+//! check without a command only heartbeats the catalog. This module owns the check loop and the health state; it must not
 //! touch the job's process.
 
 use std::sync::Arc;
