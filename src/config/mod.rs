@@ -156,17 +156,36 @@ pub fn load(source: &Source, app: Option<&[String]>) -> Result<Config, ConfigErr
 
 /// Logs the configuration autopilot runs, at DEBUG, under the words
 /// ContainerPilot used (`loaded config:`, `Loaded config:` for 2.x files):
-/// users and ContainerPilot's own tests look for that line. The model
-/// serializes the Consul token as `<redacted>`.
+/// users and ContainerPilot's own tests look for that line. Secrets stay
+/// out of it: the model serializes the Consul token as `<redacted>`, and
+/// what templates rendered from secret-looking variables is masked.
 pub fn log_loaded(config: &Config) {
     let prefix = match config.format {
         Format::V3 => "loaded config",
         Format::V2 => "Loaded config",
     };
     match serde_json::to_string(config) {
-        Ok(json) => tracing::debug!("{prefix}: {json}"),
+        Ok(json) => tracing::debug!("{prefix}: {}", redact_secrets(json, &process_env())),
         Err(error) => tracing::debug!("{prefix} (cannot be shown: {error})"),
     }
+}
+
+/// Parts of a variable's name that say its value is a secret.
+const SECRET_NAMES: [&str; 6] = ["PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH"];
+
+/// `text` with the value of every variable whose name says it is a secret
+/// (`DB_PASSWORD`, `CONSUL_HTTP_TOKEN`, `API_KEY`...) replaced by
+/// `<redacted>`: a template may have rendered it anywhere in the file.
+/// Values shorter than 4 characters are left alone (they would mask
+/// ordinary words and numbers, and reveal little).
+fn redact_secrets(mut text: String, env: &Env) -> String {
+    for (name, value) in env {
+        let upper = name.to_ascii_uppercase();
+        if value.len() >= 4 && SECRET_NAMES.iter().any(|part| upper.contains(part)) {
+            text = text.replace(value.as_str(), "<redacted>");
+        }
+    }
+    text
 }
 
 /// Loads `source` with `env` as the template data.
@@ -342,6 +361,25 @@ mod tests {
         assert!(
             mixed.contains("(watches) with 2.x keys (telemetry.sensors)"),
             "{mixed}"
+        );
+    }
+
+    #[test]
+    fn secrets_rendered_into_the_config_are_masked_in_the_log() {
+        let env: Env = [
+            ("DB_PASSWORD", "hunter22"),
+            ("API_KEY", "k3y-value"),
+            ("PORT", "8080"),
+            ("SHORT_TOKEN", "abc"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let text =
+            r#"{"exec":["app","--password","hunter22","--key=k3y-value","-p","8080","abc"]}"#;
+        assert_eq!(
+            redact_secrets(text.to_string(), &env),
+            r#"{"exec":["app","--password","<redacted>","--key=<redacted>","-p","8080","abc"]}"#
         );
     }
 
