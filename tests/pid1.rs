@@ -6,30 +6,19 @@
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use autopilot::config::model::DEFAULT_STOP_TIMEOUT as DEFAULT_GRACE;
+use autopilot::config::model::{DEFAULT_STOP_TIMEOUT, WRAP_KILL_TIMEOUT};
 use autopilot::supervisor::SHUTDOWN_SIGNAL_BURST;
-use common::{procfs, send_signal, sh, wait_until, Autopilot, Mode};
-use nix::sys::signal::Signal;
+use common::{procfs, send_signal, sh, wait_until, Autopilot, Mode, Scratch};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 
 /// The tail of a shell APP that reports it is ready, then idles until a
 /// signal ends it. It `wait`s on a background `sleep` because a trapped
 /// signal interrupts `wait` at once (POSIX) and runs its trap, whereas a
 /// foreground `sleep` would delay the trap until the sleep ends.
 const READY_THEN_IDLE: &str = "echo ready; while :; do sleep 1000 & wait; done";
-
-/// The signals autopilot passes on to the APP's process group untouched.
-const FORWARDED: [Signal; 8] = [
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGHUP,
-    Signal::SIGWINCH,
-    Signal::SIGTTIN,
-    Signal::SIGTTOU,
-    Signal::SIGCONT,
-];
 
 fn exit_code_as_pid1(script: &str) -> i32 {
     Autopilot::new(Mode::Pid1, sh(script)).run().code
@@ -98,42 +87,65 @@ fn reaps_two_thousand_orphaned_zombies() {
     );
 }
 
-/// SIGTERM and SIGINT both stop the APP with SIGTERM, and autopilot returns
-/// whatever the APP exits with.
+/// In wrap mode the APP gets the signal that asked autopilot to stop (as
+/// with tini), and autopilot returns whatever the APP exits with.
 #[test]
-fn shutdown_signal_reaches_the_app_as_sigterm_and_its_exit_code_is_returned() {
-    for shutdown in [Signal::SIGTERM, Signal::SIGINT] {
+fn wrapped_app_gets_the_signal_that_asked_for_the_stop() {
+    for (shutdown, code) in [(Signal::SIGTERM, 42), (Signal::SIGINT, 43)] {
         let script = format!("trap 'exit 42' TERM; trap 'exit 43' INT; {READY_THEN_IDLE}");
         let mut autopilot = Autopilot::new(Mode::Pid1, sh(&script)).start();
         autopilot.expect_line("ready");
         autopilot.signal(shutdown);
-        assert_eq!(autopilot.finish().code, 42, "after {shutdown}");
+        assert_eq!(autopilot.finish().code, code, "after {shutdown}");
     }
 }
 
+/// A configuration that only keeps autopilot's log lines off the APP's stdout.
+const QUIET_CONFIG: &str = r#"{logging: {level: "ERROR"}}"#;
+
+/// With a configuration, ContainerPilot's way: SIGINT stops the APP with its
+/// stop signal (SIGTERM).
+#[test]
+fn with_a_configuration_sigint_stops_the_app_with_sigterm() {
+    let script = format!("trap 'exit 42' TERM; trap 'exit 43' INT; {READY_THEN_IDLE}");
+    let args = ["-config", QUIET_CONFIG].into_iter().chain(sh(&script));
+    let mut autopilot = Autopilot::new(Mode::Pid1, args).start();
+    autopilot.expect_line("ready");
+    autopilot.signal(Signal::SIGINT);
+    assert_eq!(autopilot.finish().code, 42);
+}
+
 /// An APP that survives SIGTERM, and says so each time it gets one.
-fn start_app_that_survives_sigterm() -> common::Running {
+fn start_app_that_survives_sigterm(flags: &[&str]) -> common::Running {
     let script = format!("trap 'echo got TERM' TERM; {READY_THEN_IDLE}");
-    let mut autopilot = Autopilot::new(Mode::Pid1, sh(&script)).start();
+    let args = flags.iter().copied().chain(sh(&script));
+    let mut autopilot = Autopilot::new(Mode::Pid1, args).start();
     autopilot.expect_line("ready");
     autopilot
 }
 
+/// Wrap mode's default kill timeout, for real: a `docker stop` (10 s grace)
+/// leaves the APP 8 s, and autopilot kills it and exits itself before Docker would.
 #[test]
-fn app_surviving_sigterm_is_killed_when_the_grace_period_is_over() {
-    let mut autopilot = start_app_that_survives_sigterm();
+fn app_surviving_sigterm_is_killed_when_the_kill_timeout_is_over() {
+    let mut autopilot = start_app_that_survives_sigterm(&[]);
     let asked_to_stop = Instant::now();
     autopilot.signal(Signal::SIGTERM);
     autopilot.expect_line("got TERM");
     assert_eq!(autopilot.finish().code, 137);
-    // The SIGKILL cannot come before the grace period has run out.
-    assert!(asked_to_stop.elapsed() >= DEFAULT_GRACE);
+    // The SIGKILL cannot come before the kill timeout has run out.
+    let waited = asked_to_stop.elapsed();
+    assert!(waited >= WRAP_KILL_TIMEOUT, "killed after {waited:?}");
+    assert!(waited < DOCKER_STOP_GRACE, "killed after {waited:?}");
 }
 
+/// `docker stop`'s default grace period, after which Docker kills PID 1.
+const DOCKER_STOP_GRACE: Duration = Duration::from_secs(10);
+
 #[test]
-fn second_shutdown_signal_kills_without_waiting_for_the_grace_period() {
+fn second_shutdown_signal_with_a_configuration_kills_without_waiting() {
     for second in [Signal::SIGTERM, Signal::SIGINT] {
-        let mut autopilot = start_app_that_survives_sigterm();
+        let mut autopilot = start_app_that_survives_sigterm(&["-config", QUIET_CONFIG]);
         let asked_to_stop = Instant::now();
         autopilot.signal(Signal::SIGTERM);
         autopilot.expect_line("got TERM");
@@ -142,56 +154,366 @@ fn second_shutdown_signal_kills_without_waiting_for_the_grace_period() {
         autopilot.signal(second);
         assert_eq!(autopilot.finish().code, 137, "after SIGTERM then {second}");
         // Without the second signal the SIGKILL could only come after the
-        // whole grace period (see the test above); the APP reported the first
-        // SIGTERM within milliseconds, so anything shorter means it was skipped.
+        // whole kill timeout; the APP reported the first SIGTERM within
+        // milliseconds, so anything shorter means it was skipped.
         assert!(
-            asked_to_stop.elapsed() < DEFAULT_GRACE,
-            "{second} did not cut the grace period short"
+            asked_to_stop.elapsed() < DEFAULT_STOP_TIMEOUT,
+            "{second} did not cut the kill timeout short"
         );
     }
 }
 
-/// Both the APP and a process it forked (same process group) record each
-/// signal named in its arguments. Perl rather than sh: a shell's background job has SIGQUIT ignored
-/// and cannot trap it.
-const RECORD_FORWARDED_SIGNALS: &str = r#"
-$| = 1;
-my $who = fork() ? "app" : "grandchild";
-for my $name (@ARGV) {
-    $SIG{$name} = sub { print "$who got $name\n" };
+/// Ctrl-C at an interactive `docker run -it`, twice: in wrap mode the APP
+/// gets SIGINT each time, as with tini. Signals within the burst window are
+/// one request and reach the APP once.
+#[test]
+fn repeated_sigint_in_wrap_mode_reaches_the_app_once_per_request() {
+    let script =
+        format!("n=0; trap 'n=$((n+1)); echo INT $n; [ $n = 2 ] && exit 5' INT; {READY_THEN_IDLE}");
+    let mut autopilot = Autopilot::new(Mode::Pid1, sh(&script)).start();
+    autopilot.expect_line("ready");
+    autopilot.signal(Signal::SIGINT);
+    autopilot.signal(Signal::SIGINT);
+    autopilot.expect_line("INT 1");
+    // A signal sooner than this would be part of the same burst, the same request.
+    std::thread::sleep(SHUTDOWN_SIGNAL_BURST);
+    autopilot.signal(Signal::SIGINT);
+    let finished = autopilot.finish();
+    assert_eq!(
+        (finished.code, finished.stdout_text().as_str()),
+        (5, "INT 2\n"),
+        "{}",
+        finished.stderr_text()
+    );
 }
-print "$who ready\n";
-sleep 1000 while 1;
+
+/// `-kill-timeout` and `AUTOPILOT_KILL_TIMEOUT` (the flag wins) give an APP
+/// that takes its time to stop what it needs; no flag, no variable: it is
+/// killed after the default.
+#[test]
+fn kill_timeout_flag_and_variable_give_the_app_more_time() {
+    const SLOW_STOP: &str =
+        "trap 'sleep 2; exit 3' TERM; echo ready; while :; do sleep 1000 & wait; done";
+    let cases: [(&[&str], Option<&str>, i32); 3] = [
+        (&["-kill-timeout", "20s"], None, 3),
+        (&[], Some("20"), 3),
+        (&["--kill-timeout=1s"], Some("20s"), 137),
+    ];
+    for (flags, variable, code) in cases {
+        let args = flags.iter().copied().chain(sh(SLOW_STOP));
+        let mut autopilot = Autopilot::new(Mode::Pid1, args);
+        if let Some(value) = variable {
+            autopilot = autopilot.env("AUTOPILOT_KILL_TIMEOUT", value);
+        }
+        let mut autopilot = autopilot.start();
+        autopilot.expect_line("ready");
+        let asked_to_stop = Instant::now();
+        autopilot.signal(Signal::SIGTERM);
+        let finished = autopilot.finish();
+        assert_eq!(
+            finished.code,
+            code,
+            "{flags:?} {variable:?}: {}",
+            finished.stderr_text()
+        );
+        if code == 3 {
+            assert!(asked_to_stop.elapsed() >= Duration::from_secs(2));
+        }
+    }
+}
+
+/// `-stop-signal` and `AUTOPILOT_STOP_SIGNAL` choose what the APP gets,
+/// whatever asked autopilot to stop.
+#[test]
+fn stop_signal_flag_and_variable_choose_the_apps_signal() {
+    let script =
+        format!("trap 'exit 40' TERM; trap 'exit 41' QUIT; trap 'exit 42' USR1; {READY_THEN_IDLE}");
+    let cases: [(&[&str], Option<&str>, i32); 3] = [
+        (&["-stop-signal", "SIGQUIT"], None, 41),
+        (&[], Some("usr1"), 42),
+        (&["-stop-signal=3"], Some("USR1"), 41),
+    ];
+    for (flags, variable, code) in cases {
+        let args = flags.iter().copied().chain(sh(&script));
+        let mut autopilot = Autopilot::new(Mode::Pid1, args);
+        if let Some(value) = variable {
+            autopilot = autopilot.env("AUTOPILOT_STOP_SIGNAL", value);
+        }
+        let mut autopilot = autopilot.start();
+        autopilot.expect_line("ready");
+        autopilot.signal(Signal::SIGINT);
+        assert_eq!(autopilot.finish().code, code, "{flags:?} {variable:?}");
+    }
+}
+
+/// A bad value is refused before the APP runs, naming the flag or variable.
+#[test]
+fn bad_stop_flags_and_variables_are_refused_before_anything_runs() {
+    let scratch = Scratch::new();
+    let marker = scratch.path("ran");
+    let touch = format!("touch {}", marker.display());
+    let cases: [(&[&str], Option<(&str, &str)>, &str); 4] = [
+        (
+            &["-kill-timeout", "soon"],
+            None,
+            "-kill-timeout: time: invalid duration \"soon\"",
+        ),
+        (
+            &[],
+            Some(("AUTOPILOT_KILL_TIMEOUT", "-5")),
+            "environment variable AUTOPILOT_KILL_TIMEOUT",
+        ),
+        (
+            &["-stop-signal", "SIGNOPE"],
+            None,
+            "-stop-signal: \"SIGNOPE\" is not a signal",
+        ),
+        (
+            &[],
+            Some(("AUTOPILOT_STOP_SIGNAL", "99")),
+            "environment variable AUTOPILOT_STOP_SIGNAL: \"99\"",
+        ),
+    ];
+    for (flags, variable, message) in cases {
+        let args = flags.iter().copied().chain(sh(&touch));
+        let mut autopilot = Autopilot::new(Mode::Subreaper, args);
+        if let Some((name, value)) = variable {
+            autopilot = autopilot.env(name, value);
+        }
+        let finished = autopilot.run();
+        assert_eq!(finished.code, 2, "{flags:?} {variable:?}");
+        assert!(
+            finished.stderr_text().contains(message),
+            "{}",
+            finished.stderr_text()
+        );
+        assert!(
+            !marker.exists(),
+            "the APP ran despite {flags:?} {variable:?}"
+        );
+    }
+}
+
+/// The signals autopilot passes on to the APP's process group untouched: every
+/// catchable signal but SIGTERM/SIGINT (a stop) and those an init keeps
+/// (faults, SIGTTIN/SIGTTOU, SIGCHLD). SIGCONT follows SIGTSTP, which stops
+/// the recording APP.
+const FORWARDED: [Signal; 17] = [
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGPIPE,
+    Signal::SIGALRM,
+    Signal::SIGSTKFLT,
+    Signal::SIGTSTP,
+    Signal::SIGCONT,
+    Signal::SIGURG,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGWINCH,
+    Signal::SIGIO,
+    Signal::SIGPWR,
+];
+
+/// The APP of the signal tests: it and a process it forks (same process
+/// group) append `app NAME` / `grandchild NAME` to the file named by its
+/// first argument for each signal named in the others, then act as the
+/// default action would for SIGTSTP (stop, from the main loop: Perl blocks
+/// a signal while its handler runs) and SIGINT/SIGTERM (exit 128 + N).
+/// Perl rather than sh: a shell's background job has SIGQUIT ignored and
+/// cannot trap it.
+const RECORD_SIGNALS: &str = r#"
+use POSIX ();
+my $file = shift @ARGV;
+my $who = fork() ? "app" : "grandchild";
+my $stop = 0;
+sub record { open my $out, ">>", $file or die "$file: $!"; print $out "$who $_[0]\n"; close $out }
+for my $name (@ARGV) {
+    $SIG{$name} = sub {
+        record($name);
+        $stop = 1 if $name eq "TSTP";
+        POSIX::_exit(128 + POSIX->can("SIG$name")->()) if $name eq "INT" || $name eq "TERM";
+    };
+}
+record("ready");
+while (1) {
+    select undef, undef, undef, 0.05;
+    if ($stop) { $stop = 0; local $SIG{TSTP} = "DEFAULT"; kill "TSTP", $$ }
+}
 "#;
 
-/// Reads `count` stdout lines, in whatever order the processes wrote them.
-fn next_lines_sorted(autopilot: &mut common::Running, count: usize) -> Vec<String> {
-    let mut lines: Vec<String> = (0..count).map(|_| autopilot.next_line()).collect();
-    lines.sort();
-    lines
+fn signal_name(signal: Signal) -> &'static str {
+    &signal.as_str()["SIG".len()..]
+}
+
+/// The recording APP's command line: the lines go to `record`.
+fn recording_app<'a>(record: &'a str, signals: &'a [Signal]) -> Vec<&'a str> {
+    ["perl", "-e", RECORD_SIGNALS, record]
+        .into_iter()
+        .chain(signals.iter().map(|signal| signal_name(*signal)))
+        .collect()
+}
+
+/// Waits until both the APP and its grandchild recorded `what`.
+fn wait_until_recorded(scratch: &Scratch, what: &str) {
+    wait_until_recorded_by(scratch, &["app", "grandchild"], what);
+}
+
+fn wait_until_recorded_by(scratch: &Scratch, recorders: &[&str], what: &str) {
+    wait_until(&format!("{recorders:?} to record {what}"), || {
+        let lines = scratch.read("signals");
+        recorders
+            .iter()
+            .all(|who| lines.lines().any(|line| line == format!("{who} {what}")))
+    });
+}
+
+/// Sends each of [`FORWARDED`] through `send` and checks the APP's whole
+/// group recorded it; `init` is autopilot's (or the control init's) pid.
+fn assert_every_signal_reaches_the_group(scratch: &Scratch, init: i32, stops_with_the_app: bool) {
+    wait_until_recorded(scratch, "ready");
+    for signal in FORWARDED {
+        send_signal(init, signal);
+        wait_until_recorded(scratch, signal_name(signal));
+        if signal == Signal::SIGTSTP {
+            let expected = if stops_with_the_app { 'T' } else { 'S' };
+            wait_until("the init's state after the APP stopped", || {
+                procfs::state(init) == Some(expected)
+            });
+        }
+    }
 }
 
 #[test]
-fn other_signals_are_forwarded_to_the_apps_process_group() {
-    let names = FORWARDED.map(|signal| &signal.as_str()["SIG".len()..]);
-    let app = ["perl", "-e", RECORD_FORWARDED_SIGNALS, "--"]
-        .into_iter()
-        .chain(names);
-    let mut autopilot = Autopilot::new(Mode::Pid1, app).start();
-    assert_eq!(
-        next_lines_sorted(&mut autopilot, 2),
-        ["app ready", "grandchild ready"]
-    );
-    for (signal, name) in FORWARDED.into_iter().zip(names) {
-        autopilot.signal(signal);
+fn every_catchable_signal_reaches_the_apps_process_group() {
+    for mode in [Mode::Pid1, Mode::Subreaper] {
+        let scratch = Scratch::new();
+        let record = scratch.path("signals");
+        let record = record.to_str().unwrap();
+        let autopilot = Autopilot::new(mode, recording_app(record, &FORWARDED)).start();
+        // As PID 1 autopilot cannot be stopped; otherwise it stops with the APP.
+        let stops = mode == Mode::Subreaper;
+        assert_every_signal_reaches_the_group(&scratch, autopilot.autopilot_pid(), stops);
+        autopilot.signal(Signal::SIGTERM);
         assert_eq!(
-            next_lines_sorted(&mut autopilot, 2),
-            [format!("app got {name}"), format!("grandchild got {name}")],
-            "{signal} was not forwarded to the whole group"
+            autopilot.finish().code,
+            128 + Signal::SIGTERM as i32,
+            "{mode:?}"
         );
     }
+}
+
+/// The control: tini (`-g`: to the APP's group, as autopilot does) passes on
+/// the same signals; it does not stop with the APP.
+#[test]
+fn tini_passes_on_the_same_signals() {
+    let scratch = Scratch::new();
+    let record = scratch.path("signals");
+    let mut tini = std::process::Command::new("tini");
+    tini.args(["-s", "-g", "--"])
+        .args(recording_app(record.to_str().unwrap(), &FORWARDED));
+    let tini = Init::start(tini);
+    assert_every_signal_reaches_the_group(&scratch, tini.pid(), false);
+}
+
+/// A control init (or autopilot) started directly; dropping it kills it and
+/// its APP's process group, so that a failing test leaves nothing behind.
+struct Init(std::process::Child);
+
+impl Init {
+    fn start(mut command: std::process::Command) -> Init {
+        let child = command
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("{command:?}: {error} (is it installed?)"));
+        Init(child)
+    }
+
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    fn exit_code(mut self) -> Option<i32> {
+        self.0.wait().expect("wait for the init").code()
+    }
+}
+
+impl Drop for Init {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return;
+        }
+        for group in procfs::children(self.pid()) {
+            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `kill -TSTP` to autopilot (not PID 1) stops the APP, then autopilot
+/// itself, as dumb-init does; SIGCONT resumes both. The control (dumb-init)
+/// behaves the same. As PID 1 only the APP stops, and autopilot goes on
+/// forwarding.
+#[test]
+fn sigtstp_stops_the_app_then_autopilot_and_sigcont_resumes_both() {
+    let signals = [Signal::SIGTSTP, Signal::SIGCONT];
+    for init in ["autopilot", "dumb-init"] {
+        let scratch = Scratch::new();
+        let record = scratch.path("signals");
+        let app = recording_app(record.to_str().unwrap(), &signals);
+        let mut command = match init {
+            "autopilot" => std::process::Command::new(common::binary()),
+            _ => {
+                let mut command = std::process::Command::new("dumb-init");
+                command.arg("--single-child");
+                command
+            }
+        };
+        command.args(app);
+        let child = Init::start(command);
+        let pid = child.pid();
+        wait_until_recorded(&scratch, "ready");
+        let app_pid = procfs::children(pid)[0];
+        send_signal(pid, Signal::SIGTSTP);
+        wait_until(&format!("{init} and the APP to stop"), || {
+            procfs::state(pid) == Some('T') && procfs::state(app_pid) == Some('T')
+        });
+        send_signal(pid, Signal::SIGCONT);
+        wait_until_recorded_by(&scratch, &["app"], "CONT");
+        wait_until(&format!("{init} and the APP to run again"), || {
+            procfs::state(pid) != Some('T') && procfs::state(app_pid) != Some('T')
+        });
+        send_signal(pid, Signal::SIGTERM);
+        assert_eq!(child.exit_code(), Some(143), "{init}");
+    }
+}
+
+#[test]
+fn sigtstp_as_pid1_stops_only_the_app() {
+    let scratch = Scratch::new();
+    let record = scratch.path("signals");
+    let signals = [Signal::SIGTSTP, Signal::SIGCONT, Signal::SIGUSR1];
+    let autopilot = Autopilot::new(
+        Mode::Pid1,
+        recording_app(record.to_str().unwrap(), &signals),
+    )
+    .start();
+    wait_until_recorded(&scratch, "ready");
+    let pid = autopilot.autopilot_pid();
+    let app_pid = procfs::children(pid)[0];
+    autopilot.signal(Signal::SIGTSTP);
+    wait_until("the APP to stop", || procfs::state(app_pid) == Some('T'));
+    // autopilot still runs: it forwards the next signals.
+    assert_ne!(procfs::state(pid), Some('T'));
+    autopilot.signal(Signal::SIGCONT);
+    autopilot.signal(Signal::SIGUSR1);
+    wait_until_recorded(&scratch, "USR1");
     autopilot.signal(Signal::SIGTERM);
-    assert_eq!(autopilot.finish().code, 128 + Signal::SIGTERM as i32);
+    assert_eq!(autopilot.finish().code, 143);
 }
 
 /// Deterministic bytes that cover every value and are not periodic
