@@ -709,3 +709,108 @@ fn config_flag_in_go_and_gnu_spelling() {
         assert_eq!(finished.code, 7, "{flags:?}: {}", finished.stderr_text());
     }
 }
+
+/// Ignores SIGHUP, SIGINT, SIGQUIT, SIGTTOU and SIGPIPE, blocks SIGTERM and
+/// SIGTTIN, then execs its arguments: what `nohup`, a script's background
+/// job or a careful parent hands down.
+const WITH_INHERITED_SIGNAL_STATE: &str = r#"
+use POSIX;
+sigprocmask(SIG_BLOCK, POSIX::SigSet->new(SIGTERM, SIGTTIN)) or die;
+$SIG{$_} = "IGNORE" for qw(HUP INT QUIT TTOU PIPE);
+exec @ARGV or die "$ARGV[0]: $!";
+"#;
+
+/// The `SigBlk`/`SigIgn` lines a program started by `init` (nothing, tini
+/// or autopilot) sees, under [`WITH_INHERITED_SIGNAL_STATE`].
+fn inherited_signal_state(mode: Mode, init: &[&str]) -> String {
+    let mut command = match mode {
+        Mode::Pid1 => {
+            let mut unshare = std::process::Command::new("unshare");
+            unshare.args(["--pid", "--fork", "--mount-proc", "perl"]);
+            unshare
+        }
+        Mode::Subreaper => std::process::Command::new("perl"),
+    };
+    let output = command
+        .args(["-e", WITH_INHERITED_SIGNAL_STATE, "--"])
+        .args(init)
+        .args(["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("{init:?}: {error}"));
+    assert!(output.status.success(), "{init:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The APP inherits the ignored signals and the mask autopilot inherited,
+/// exactly as with tini or with no init at all.
+#[test]
+fn app_inherits_the_signal_dispositions_and_mask_autopilot_inherited() {
+    let autopilot = common::binary().to_str().unwrap();
+    for mode in [Mode::Pid1, Mode::Subreaper] {
+        let without_init = inherited_signal_state(mode, &[]);
+        let mask = |name: &str| {
+            let line = without_init
+                .lines()
+                .find_map(|line| line.strip_prefix(name));
+            u64::from_str_radix(line.expect(name).trim(), 16).unwrap()
+        };
+        // The wrapper's own state (the test harness may hand down more).
+        assert_eq!(mask("SigBlk:") & 0x104000, 0x104000, "{without_init}");
+        assert_eq!(mask("SigIgn:") & 0x201007, 0x201007, "{without_init}");
+        let tini = if mode == Mode::Pid1 {
+            &["tini", "--"][..]
+        } else {
+            &["tini", "-s", "--"]
+        };
+        assert_eq!(
+            inherited_signal_state(mode, tini),
+            without_init,
+            "tini {mode:?}"
+        );
+        assert_eq!(
+            inherited_signal_state(mode, &[autopilot, "--"]),
+            without_init,
+            "autopilot {mode:?}"
+        );
+    }
+}
+
+/// A signal autopilot inherited as ignored (SIGINT for a script's
+/// background job) is ignored by autopilot too, as by tini: it neither stops
+/// the APP nor reaches it.
+#[test]
+fn a_signal_ignored_when_autopilot_started_stays_ignored() {
+    let scratch = Scratch::new();
+    let record = scratch.path("signals");
+    let mut command = std::process::Command::new("perl");
+    command
+        .args([
+            "-e",
+            WITH_INHERITED_SIGNAL_STATE,
+            "--",
+            common::binary().to_str().unwrap(),
+            "-kill-timeout=1s",
+        ])
+        .args(recording_app(
+            record.to_str().unwrap(),
+            &[Signal::SIGINT, Signal::SIGUSR1],
+        ));
+    let autopilot = Init::start(command);
+    wait_until_recorded(&scratch, "ready");
+    send_signal(autopilot.pid(), Signal::SIGINT);
+    // Signals are handled in order: once USR1 arrived, the SIGINT was dropped.
+    send_signal(autopilot.pid(), Signal::SIGUSR1);
+    wait_until_recorded(&scratch, "USR1");
+    assert!(
+        !scratch.read("signals").contains("INT"),
+        "{}",
+        scratch.read("signals")
+    );
+    // SIGTERM is blocked, not ignored: autopilot still receives it.
+    send_signal(autopilot.pid(), Signal::SIGTERM);
+    // The APP inherited SIGTERM blocked, so the kill timeout ends it.
+    let waited = Instant::now();
+    assert_eq!(autopilot.exit_code(), Some(137));
+    assert!(waited.elapsed() >= Duration::from_millis(900));
+}
