@@ -814,3 +814,237 @@ fn a_signal_ignored_when_autopilot_started_stays_ignored() {
     assert_eq!(autopilot.exit_code(), Some(137));
     assert!(waited.elapsed() >= Duration::from_millis(900));
 }
+
+/// An interactive bash on a real pseudo-terminal, as a user at a terminal
+/// has it: job control on, the terminal its controlling terminal.
+struct InteractiveShell {
+    master: std::fs::File,
+    bash: std::process::Child,
+    output: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// Output received and not yet matched by [`InteractiveShell::expect`].
+    unread: String,
+}
+
+impl InteractiveShell {
+    fn start() -> InteractiveShell {
+        use std::os::unix::process::CommandExt;
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let slave = std::fs::File::from(pty.slave);
+        let mut bash = std::process::Command::new("bash");
+        bash.args(["--norc", "--noprofile", "-i"])
+            .env("PS1", "$ ")
+            .env("TERM", "dumb")
+            .stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        // SAFETY: two system calls between fork and exec, no allocation.
+        unsafe {
+            bash.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let bash = bash.spawn().expect("bash");
+        let master = std::fs::File::from(pty.master);
+        let mut reader = master.try_clone().unwrap();
+        let (sender, output) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buffer = [0; 4096];
+            // Ends with EIO once bash and everything on the terminal are gone.
+            while let Ok(count @ 1..) = reader.read(&mut buffer) {
+                if sender.send(buffer[..count].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut shell = InteractiveShell {
+            master,
+            bash,
+            output,
+            unread: String::new(),
+        };
+        shell.expect("$ ");
+        shell
+    }
+
+    fn pid(&self) -> i32 {
+        self.bash.id() as i32
+    }
+
+    /// Types `bytes` at the terminal.
+    fn type_in(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(bytes).expect("write to the terminal");
+    }
+
+    /// Waits until the terminal shows `text`, and consumes the output up to it.
+    fn expect(&mut self, text: &str) {
+        let deadline = Instant::now() + common::DEADLINE;
+        loop {
+            if let Some(at) = self.unread.find(text) {
+                self.unread.drain(..at + text.len());
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.output.recv_timeout(left) {
+                Ok(chunk) => self.unread.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(_) => panic!(
+                    "the terminal never showed {text:?}; it shows {:?}",
+                    self.unread
+                ),
+            }
+        }
+    }
+
+    /// Checks the shell still reads and runs commands:
+    /// the output of `$((…))` appears only if the shell evaluated it.
+    fn assert_reads_commands(&mut self) {
+        self.type_in(b"echo alive-$((40+2))\n");
+        self.expect("alive-42");
+        self.expect("$ ");
+    }
+
+    /// Checks what `$?` is: the exit code of the last foreground command.
+    fn expect_exit_status(&mut self, status: i32) {
+        // The echoed command line shows `$?`, not the number.
+        self.type_in(b"echo status=$?.\n");
+        self.expect(&format!("status={status}."));
+    }
+}
+
+impl Drop for InteractiveShell {
+    fn drop(&mut self) {
+        // bash's session: bash, autopilot and the APP's group all go.
+        for pid in procfs_session_members(self.pid()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = self.bash.kill();
+        let _ = self.bash.wait();
+    }
+}
+
+/// Fields of /proc/PID/stat after the command name: 0 state, 2 process
+/// group, 3 session, 5 the terminal's foreground process group.
+fn stat_field(pid: i32, index: usize) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    fields.get(index)?.parse().ok()
+}
+
+fn process_group(pid: i32) -> Option<i32> {
+    stat_field(pid, 2)
+}
+
+/// The process group the terminal of `pid` delivers Ctrl-C and Ctrl-Z to.
+fn terminal_foreground_group(pid: i32) -> Option<i32> {
+    stat_field(pid, 5)
+}
+
+fn procfs_session_members(session: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|&pid| pid != session && stat_field(pid, 3) == Some(session))
+        .collect()
+}
+
+/// The only child of `parent` once it has one.
+fn only_child(parent: i32, what: &str) -> i32 {
+    let mut child = None;
+    wait_until(what, || {
+        child = procfs::children(parent).first().copied();
+        child.is_some()
+    });
+    child.unwrap()
+}
+
+/// Writes the recording APP to a file, so that a command typed at the shell
+/// can run it.
+fn recording_app_command(scratch: &Scratch, signals: &[Signal]) -> String {
+    scratch.write("record.pl", RECORD_SIGNALS);
+    let names: Vec<&str> = signals.iter().map(|signal| signal_name(*signal)).collect();
+    format!(
+        "{} perl {} {} {}",
+        common::binary().display(),
+        scratch.path("record.pl").display(),
+        scratch.path("signals").display(),
+        names.join(" ")
+    )
+}
+
+/// Ctrl-Z in an interactive shell stops the APP, then autopilot, and the
+/// shell gets its terminal back; `fg` resumes both and gives the terminal
+/// to the APP again; Ctrl-C then reaches the APP, whose exit code the shell sees.
+#[test]
+fn ctrl_z_stops_the_job_and_fg_resumes_it_at_an_interactive_shell() {
+    let scratch = Scratch::new();
+    let mut shell = InteractiveShell::start();
+    let command = recording_app_command(
+        &scratch,
+        &[Signal::SIGTSTP, Signal::SIGCONT, Signal::SIGINT],
+    );
+    shell.type_in(format!("{command}\n").as_bytes());
+    let autopilot = only_child(shell.pid(), "the shell to start autopilot");
+    let app = only_child(autopilot, "autopilot to start the APP");
+    wait_until_recorded(&scratch, "ready");
+    wait_until("the APP to own the terminal", || {
+        terminal_foreground_group(app) == process_group(app)
+    });
+
+    shell.type_in(b"\x1a");
+    wait_until_recorded(&scratch, "TSTP");
+    wait_until("the APP and autopilot to stop", || {
+        procfs::state(app) == Some('T') && procfs::state(autopilot) == Some('T')
+    });
+    shell.expect("Stopped");
+    shell.expect("$ ");
+    assert_eq!(
+        terminal_foreground_group(shell.pid()),
+        process_group(shell.pid())
+    );
+    shell.assert_reads_commands();
+
+    shell.type_in(b"fg\n");
+    wait_until_recorded(&scratch, "CONT");
+    wait_until(
+        "the APP and autopilot to run again, the APP owning the terminal",
+        || {
+            procfs::state(app) != Some('T')
+                && procfs::state(autopilot) != Some('T')
+                && terminal_foreground_group(app) == process_group(app)
+        },
+    );
+
+    shell.type_in(b"\x03");
+    // Not the grandchild: the APP's exit may kill it first.
+    wait_until_recorded_by(&scratch, &["app"], "INT");
+    shell.expect("$ ");
+    shell.expect_exit_status(130);
+    shell.assert_reads_commands();
+}
+
+/// Started with `&`, autopilot leaves the terminal to the shell, which goes
+/// on reading commands; `kill %1` stops it like any job.
+#[test]
+fn started_in_the_background_it_leaves_the_terminal_to_the_shell() {
+    let scratch = Scratch::new();
+    let mut shell = InteractiveShell::start();
+    let command = recording_app_command(&scratch, &[Signal::SIGTERM]);
+    shell.type_in(format!("{command} &\n").as_bytes());
+    wait_until_recorded(&scratch, "ready");
+    shell.assert_reads_commands();
+    assert_eq!(
+        terminal_foreground_group(shell.pid()),
+        process_group(shell.pid())
+    );
+    shell.type_in(b"kill %1; wait %1\n");
+    // Not the grandchild: the APP's exit may kill it first.
+    wait_until_recorded_by(&scratch, &["app"], "TERM");
+    shell.expect("$ ");
+    shell.expect_exit_status(143);
+}
