@@ -598,4 +598,63 @@ mod tests {
         .unwrap();
         assert_eq!(cli.app, ["-weird"]);
     }
+
+    #[test]
+    fn stop_flags_win_over_their_variables() {
+        let stop = AppStop::parse(
+            (Some("QUIT"), Some("USR1".into())),
+            (None, Some("30".into())),
+        )
+        .unwrap();
+        assert_eq!(
+            stop,
+            AppStop {
+                signal: Some(Setting {
+                    value: Signal::SIGQUIT,
+                    from_flag: true
+                }),
+                kill_timeout: Some(Setting {
+                    value: Duration::from_secs(30),
+                    from_flag: false
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn wrap_mode_passes_requests_on_unless_a_stop_signal_is_set() {
+        let app = || Config::app_only(vec!["app".to_string()]);
+        let mut config = app();
+        let requests = AppStop::default().apply(&mut config, true).unwrap();
+        assert_eq!(requests, StopRequests::Passed { signal: None });
+        assert_eq!(
+            config.jobs[0].kill_timeout,
+            config::model::WRAP_KILL_TIMEOUT
+        );
+        let mut config = app();
+        let stop = AppStop::parse((Some("HUP"), None), (Some("1m"), None)).unwrap();
+        let requests = stop.apply(&mut config, true).unwrap();
+        let hup = Some(Signal::SIGHUP);
+        assert_eq!(requests, StopRequests::Passed { signal: hup });
+        assert_eq!(config.jobs[0].stop_signal, libc::SIGHUP);
+        assert_eq!(config.jobs[0].kill_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn stop_flags_without_an_app_are_refused_but_variables_ignored() {
+        let mut config = Config::app_only(vec!["app".to_string()]);
+        config.jobs.clear();
+        let flag = AppStop::parse((None, None), (Some("1s"), None)).unwrap();
+        assert!(matches!(
+            flag.apply(&mut config, false),
+            Err(StopFlagError::NoApp {
+                flag: "kill-timeout"
+            })
+        ));
+        let variable = AppStop::parse((None, Some("TERM".into())), (None, None)).unwrap();
+        assert_eq!(
+            variable.apply(&mut config, false).unwrap(),
+            StopRequests::Graceful
+        );
+    }
 }

@@ -187,37 +187,68 @@ fn repeated_sigint_in_wrap_mode_reaches_the_app_once_per_request() {
     );
 }
 
+/// One run of the wrapped `script` with stop `flags` and an environment
+/// `variable` (name, value), and what is expected of it.
+struct StopCase<'a, T> {
+    flags: &'a [&'a str],
+    variable: Option<(&'a str, &'a str)>,
+    expected: T,
+}
+
+impl<T> StopCase<'_, T> {
+    fn autopilot(&self, mode: Mode, script: &str) -> Autopilot {
+        let args = self.flags.iter().copied().chain(sh(script));
+        let autopilot = Autopilot::new(mode, args);
+        match self.variable {
+            Some((name, value)) => autopilot.env(name, value),
+            None => autopilot,
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{:?} {:?}", self.flags, self.variable)
+    }
+}
+
+const fn case<'a, T>(
+    flags: &'a [&'a str],
+    variable: Option<(&'a str, &'a str)>,
+    expected: T,
+) -> StopCase<'a, T> {
+    StopCase {
+        flags,
+        variable,
+        expected,
+    }
+}
+
 /// `-kill-timeout` and `AUTOPILOT_KILL_TIMEOUT` (the flag wins) give an APP
-/// that takes its time to stop what it needs; no flag, no variable: it is
-/// killed after the default.
+/// that takes its time to stop what it needs.
 #[test]
 fn kill_timeout_flag_and_variable_give_the_app_more_time() {
     const SLOW_STOP: &str =
         "trap 'sleep 2; exit 3' TERM; echo ready; while :; do sleep 1000 & wait; done";
-    let cases: [(&[&str], Option<&str>, i32); 3] = [
-        (&["-kill-timeout", "20s"], None, 3),
-        (&[], Some("20"), 3),
-        (&["--kill-timeout=1s"], Some("20s"), 137),
+    const VARIABLE: &str = "AUTOPILOT_KILL_TIMEOUT";
+    let cases = [
+        case(&["-kill-timeout", "20s"], None, 3),
+        case(&[], Some((VARIABLE, "20")), 3),
+        case(&["--kill-timeout=1s"], Some((VARIABLE, "20s")), 137),
     ];
-    for (flags, variable, code) in cases {
-        let args = flags.iter().copied().chain(sh(SLOW_STOP));
-        let mut autopilot = Autopilot::new(Mode::Pid1, args);
-        if let Some(value) = variable {
-            autopilot = autopilot.env("AUTOPILOT_KILL_TIMEOUT", value);
-        }
-        let mut autopilot = autopilot.start();
+    for case in cases {
+        let mut autopilot = case.autopilot(Mode::Pid1, SLOW_STOP).start();
         autopilot.expect_line("ready");
         let asked_to_stop = Instant::now();
         autopilot.signal(Signal::SIGTERM);
         let finished = autopilot.finish();
+        let what = case.describe();
         assert_eq!(
             finished.code,
-            code,
-            "{flags:?} {variable:?}: {}",
+            case.expected,
+            "{what}: {}",
             finished.stderr_text()
         );
-        if code == 3 {
-            assert!(asked_to_stop.elapsed() >= Duration::from_secs(2));
+        if case.expected == 3 {
+            assert!(asked_to_stop.elapsed() >= Duration::from_secs(2), "{what}");
         }
     }
 }
@@ -228,21 +259,22 @@ fn kill_timeout_flag_and_variable_give_the_app_more_time() {
 fn stop_signal_flag_and_variable_choose_the_apps_signal() {
     let script =
         format!("trap 'exit 40' TERM; trap 'exit 41' QUIT; trap 'exit 42' USR1; {READY_THEN_IDLE}");
-    let cases: [(&[&str], Option<&str>, i32); 3] = [
-        (&["-stop-signal", "SIGQUIT"], None, 41),
-        (&[], Some("usr1"), 42),
-        (&["-stop-signal=3"], Some("USR1"), 41),
+    const VARIABLE: &str = "AUTOPILOT_STOP_SIGNAL";
+    let cases = [
+        case(&["-stop-signal", "SIGQUIT"], None, 41),
+        case(&[], Some((VARIABLE, "usr1")), 42),
+        case(&["-stop-signal=3"], Some((VARIABLE, "USR1")), 41),
     ];
-    for (flags, variable, code) in cases {
-        let args = flags.iter().copied().chain(sh(&script));
-        let mut autopilot = Autopilot::new(Mode::Pid1, args);
-        if let Some(value) = variable {
-            autopilot = autopilot.env("AUTOPILOT_STOP_SIGNAL", value);
-        }
-        let mut autopilot = autopilot.start();
+    for case in cases {
+        let mut autopilot = case.autopilot(Mode::Pid1, &script).start();
         autopilot.expect_line("ready");
         autopilot.signal(Signal::SIGINT);
-        assert_eq!(autopilot.finish().code, code, "{flags:?} {variable:?}");
+        assert_eq!(
+            autopilot.finish().code,
+            case.expected,
+            "{}",
+            case.describe()
+        );
     }
 }
 
@@ -252,45 +284,38 @@ fn bad_stop_flags_and_variables_are_refused_before_anything_runs() {
     let scratch = Scratch::new();
     let marker = scratch.path("ran");
     let touch = format!("touch {}", marker.display());
-    let cases: [(&[&str], Option<(&str, &str)>, &str); 4] = [
-        (
+    let cases = [
+        case(
             &["-kill-timeout", "soon"],
             None,
             "-kill-timeout: time: invalid duration \"soon\"",
         ),
-        (
+        case(
             &[],
             Some(("AUTOPILOT_KILL_TIMEOUT", "-5")),
             "environment variable AUTOPILOT_KILL_TIMEOUT",
         ),
-        (
+        case(
             &["-stop-signal", "SIGNOPE"],
             None,
             "-stop-signal: \"SIGNOPE\" is not a signal",
         ),
-        (
+        case(
             &[],
             Some(("AUTOPILOT_STOP_SIGNAL", "99")),
             "environment variable AUTOPILOT_STOP_SIGNAL: \"99\"",
         ),
     ];
-    for (flags, variable, message) in cases {
-        let args = flags.iter().copied().chain(sh(&touch));
-        let mut autopilot = Autopilot::new(Mode::Subreaper, args);
-        if let Some((name, value)) = variable {
-            autopilot = autopilot.env(name, value);
-        }
-        let finished = autopilot.run();
-        assert_eq!(finished.code, 2, "{flags:?} {variable:?}");
+    for case in cases {
+        let finished = case.autopilot(Mode::Subreaper, &touch).run();
+        let what = case.describe();
+        assert_eq!(finished.code, 2, "{what}");
         assert!(
-            finished.stderr_text().contains(message),
-            "{}",
+            finished.stderr_text().contains(case.expected),
+            "{what}: {}",
             finished.stderr_text()
         );
-        assert!(
-            !marker.exists(),
-            "the APP ran despite {flags:?} {variable:?}"
-        );
+        assert!(!marker.exists(), "the APP ran despite {what}");
     }
 }
 
