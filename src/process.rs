@@ -14,7 +14,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
@@ -212,8 +212,18 @@ impl Drop for Process {
 /// Sends `signal` to the process group led by `pgid`, ignoring a group that
 /// no longer exists.
 pub fn signal_group(pgid: Pid, signal: Signal) {
-    match killpg(pgid, signal) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-        Err(error) => tracing::warn!("cannot send {signal} to process group {pgid}: {error}"),
+    signal_group_by_number(pgid, signal as i32);
+}
+
+/// [`signal_group`] for any signal number, real-time signals included
+/// (which `Signal` cannot name).
+pub fn signal_group_by_number(pgid: Pid, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group.
+    if unsafe { libc::kill(-pgid.as_raw(), signal) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::ESRCH) {
+            let name = Signal::try_from(signal).map_or(signal.to_string(), |s| s.to_string());
+            tracing::warn!("cannot send {name} to process group {pgid}: {error}");
+        }
     }
 }

@@ -30,9 +30,9 @@ use tokio::sync::mpsc;
 use crate::job_control;
 use crate::reaper::Reaper;
 
-/// The signals autopilot receives and passes to the supervisor: every
-/// catchable standard signal except [`KEPT`] (as tini and dumb-init do).
-/// Real-time signals are not received (see docs/signals-and-exit-codes.md).
+/// The standard signals autopilot receives and passes to the supervisor:
+/// every catchable one except [`KEPT`] (as tini and dumb-init do). The
+/// real-time signals are received too ([`real_time`]).
 pub const RECEIVED: [i32; 19] = [
     SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGCONT,
     SIGTSTP, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR,
@@ -51,6 +51,23 @@ pub const KEPT: [i32; 12] = [
 /// The highest standard (non-real-time) signal number on Linux.
 const LAST_STANDARD_SIGNAL: i32 = 31;
 
+/// The highest signal number on Linux.
+const LAST_SIGNAL: i32 = 64;
+
+/// The real-time signals applications may use (the C library keeps the
+/// first few for itself).
+fn real_time() -> std::ops::RangeInclusive<i32> {
+    libc::SIGRTMIN()..=libc::SIGRTMAX()
+}
+
+/// A signal for the supervisor. Real-time signals have no meaning for
+/// autopilot and are only ever forwarded (the `Signal` type cannot name them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    Standard(Signal),
+    RealTime(i32),
+}
+
 /// Bit `n - 1` set: signal `n` was ignored when autopilot started.
 static INHERITED_IGNORED: AtomicU64 = AtomicU64::new(0);
 /// Bit `n - 1` set: signal `n` was blocked when autopilot started.
@@ -64,7 +81,7 @@ static INHERITED_RECORDED: AtomicBool = AtomicBool::new(false);
 /// touches no allocator.
 pub extern "C" fn record_inherited() {
     let mut ignored = 0u64;
-    for signal in 1..=LAST_STANDARD_SIGNAL {
+    for signal in 1..=LAST_SIGNAL {
         // SAFETY: a query (null new action) into a zeroed sigaction we own.
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
         let queried = unsafe { libc::sigaction(signal, std::ptr::null(), &mut action) };
@@ -76,7 +93,7 @@ pub extern "C" fn record_inherited() {
     // SAFETY: a query (null new set) into a zeroed sigset_t we own.
     let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
     if unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) } == 0 {
-        for signal in 1..=64 {
+        for signal in 1..=LAST_SIGNAL {
             if unsafe { libc::sigismember(&mask, signal) } == 1 {
                 blocked |= bit(signal);
             }
@@ -122,7 +139,7 @@ pub fn restore_inherited() {
     unsafe {
         let mut mask: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut mask);
-        for signal in 1..=64 {
+        for signal in 1..=LAST_SIGNAL {
             if blocked & bit(signal) != 0 {
                 libc::sigaddset(&mut mask, signal);
             }
@@ -164,10 +181,11 @@ fn received_set() -> SigSet {
 /// Starts listening. Must be called from inside the Tokio runtime, before any
 /// child is spawned, so that no SIGCHLD is missed. Returns the stream of
 /// non-SIGCHLD signals; signals held back by [`hold`] arrive on it now.
-pub fn listen(reaper: Reaper) -> std::io::Result<mpsc::UnboundedReceiver<Signal>> {
+pub fn listen(reaper: Reaper) -> std::io::Result<mpsc::UnboundedReceiver<Received>> {
     let wanted = RECEIVED
         .iter()
         .copied()
+        .chain(real_time())
         .filter(|signal| !inherited_ignored(*signal));
     let mut signals = SignalsInfo::<WithOrigin>::new(wanted.chain([SIGCHLD]))?;
     job_control::ignore_terminal_stops();
@@ -188,13 +206,14 @@ pub fn listen(reaper: Reaper) -> std::io::Result<mpsc::UnboundedReceiver<Signal>
             if origin.process.is_some_and(|sender| sender.pid == own_pid) {
                 continue;
             }
-            let Ok(signal) = Signal::try_from(origin.signal) else {
-                continue;
+            let received = match Signal::try_from(origin.signal) {
+                Ok(signal) => Received::Standard(signal),
+                Err(_) => Received::RealTime(origin.signal),
             };
-            if signal == Signal::SIGCONT {
+            if received == Received::Standard(Signal::SIGCONT) {
                 job_control::on_continued();
             }
-            if sender.send(signal).is_err() {
+            if sender.send(received).is_err() {
                 break;
             }
         }

@@ -431,6 +431,29 @@ fn every_catchable_signal_reaches_the_apps_process_group() {
     }
 }
 
+/// Real-time signals (the first, one in the middle, the last) reach the
+/// APP's group too, as with tini and dumb-init; autopilot survives them.
+#[test]
+fn real_time_signals_reach_the_apps_process_group() {
+    const REAL_TIME: [(i32, &str); 3] = [(34, "RTMIN"), (40, "NUM40"), (64, "RTMAX")];
+    for mode in [Mode::Pid1, Mode::Subreaper] {
+        let scratch = Scratch::new();
+        let record = scratch.path("signals");
+        let app = ["perl", "-e", RECORD_SIGNALS, record.to_str().unwrap()]
+            .into_iter()
+            .chain(REAL_TIME.map(|(_, name)| name));
+        let autopilot = Autopilot::new(mode, app).start();
+        wait_until_recorded(&scratch, "ready");
+        for (number, name) in REAL_TIME {
+            // SAFETY: kill(2) with plain integers.
+            assert_eq!(unsafe { libc::kill(autopilot.autopilot_pid(), number) }, 0);
+            wait_until_recorded(&scratch, name);
+        }
+        autopilot.signal(Signal::SIGTERM);
+        assert_eq!(autopilot.finish().code, 143, "{mode:?}");
+    }
+}
+
 /// The control: tini (`-g`: to the APP's group, as autopilot does) passes on
 /// the same signals; it does not stop with the APP.
 #[test]

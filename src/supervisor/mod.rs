@@ -162,7 +162,7 @@ struct Supervisor {
     maintenance_switch: watch::Sender<bool>,
     /// What each watch saw last; jobs read it to render templates.
     watched: watches::LatestInstances,
-    signals: mpsc::UnboundedReceiver<Signal>,
+    signals: mpsc::UnboundedReceiver<signals::Received>,
     reports: mpsc::UnboundedReceiver<Report>,
     events: mpsc::UnboundedReceiver<Event>,
     requests: mpsc::UnboundedReceiver<Request>,
@@ -326,7 +326,11 @@ impl Supervisor {
 
     // ---- signals ------------------------------------------------------
 
-    fn on_signal(&mut self, signal: Signal) {
+    fn on_signal(&mut self, received: signals::Received) {
+        let signal = match received {
+            signals::Received::Standard(signal) => signal,
+            signals::Received::RealTime(number) => return self.forward(number),
+        };
         match signal {
             Signal::SIGTERM | Signal::SIGINT => self.on_shutdown_signal(signal),
             Signal::SIGHUP if self.config.format == Format::V2 => {
@@ -349,7 +353,7 @@ impl Supervisor {
                     .bus
                     .publish(Event::new(EventCode::Signal, signal.as_str()));
             }
-            _ => self.forward(signal),
+            _ => self.forward(signal as i32),
         }
     }
 
@@ -372,7 +376,7 @@ impl Supervisor {
             self.begin_shutdown();
         } else if let Some(passed_as) = passed_as {
             tracing::info!("{signal} again: passing it on to the APP as {passed_as}");
-            self.forward(passed_as);
+            self.forward(passed_as as i32);
         } else {
             tracing::info!("{signal} again: skipping the remaining waits");
             self.shutdown.send_modify(|state| state.hurry = true);
@@ -394,10 +398,10 @@ impl Supervisor {
     }
 
     /// Passes a signal with no meaning of its own to the APP's process group.
-    fn forward(&self, signal: Signal) {
+    fn forward(&self, signal: i32) {
         match self.app_pgid {
-            Some(pgid) => process::signal_group(pgid, signal),
-            None => tracing::debug!("{signal} ignored: no APP to forward it to"),
+            Some(pgid) => process::signal_group_by_number(pgid, signal),
+            None => tracing::debug!("signal {signal} ignored: no APP to forward it to"),
         }
     }
 
