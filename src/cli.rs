@@ -157,12 +157,9 @@ fn run(cli: Cli) -> i32 {
             }
         };
     }
-    let stop = match AppStop::from_cli(&cli) {
+    let stop = match stop_settings(&cli) {
         Ok(stop) => stop,
-        Err(error) => {
-            crate::complain!("autopilot: {error}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let (mut config, warnings) = match (&source, app) {
         (Some(source), app) => {
@@ -265,12 +262,9 @@ fn check_config(source: Option<&Source>, app: Option<&[String]>, cli: &Cli) -> i
         crate::complain!("autopilot: --check needs a configuration (-config or CONTAINERPILOT)");
         return 2;
     };
-    let stop = match AppStop::from_cli(cli) {
+    let stop = match stop_settings(cli) {
         Ok(stop) => stop,
-        Err(error) => {
-            crate::complain!("autopilot: {error}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let loaded =
         config::load_with_env(source, app, &config::process_env()).and_then(|mut loaded| {
@@ -299,6 +293,14 @@ fn check_config(source: Option<&Source>, app: Option<&[String]>, cli: &Cli) -> i
             2
         }
     }
+}
+
+/// The APP's stop settings, or the exit code once a bad one was reported.
+fn stop_settings(cli: &Cli) -> Result<AppStop, i32> {
+    AppStop::from_cli(cli).map_err(|error| {
+        crate::complain!("autopilot: {error}");
+        2
+    })
 }
 
 /// A bad `-kill-timeout`/`-stop-signal` or environment variable.
