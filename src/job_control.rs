@@ -26,8 +26,6 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use nix::sys::signal::{raise, Signal};
 use nix::unistd::{getpgrp, isatty, tcgetpgrp, tcsetpgrp, Pid};
 
-use crate::reaper::Reaped;
-
 /// The process group autopilot gave the terminal to (0: none).
 static TERMINAL_GROUP: AtomicI32 = AtomicI32::new(0);
 
@@ -68,13 +66,12 @@ pub fn on_continued() {
 /// After reaping: when a child was stopped by a terminal stop signal,
 /// autopilot stops too (not as PID 1), so that the shell that started it
 /// sees the job stopped.
-pub fn on_children_stopped(reaped: &Reaped) {
-    let by_terminal = reaped
-        .stopped_by
+pub fn on_children_stopped(stopped_by: &[Signal]) {
+    let by_terminal = stopped_by
         .iter()
         .any(|signal| matches!(signal, Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU));
     if by_terminal && std::process::id() != 1 {
-        tracing::debug!("the APP was stopped by the terminal: stopping autopilot too");
+        tracing::debug!("a child was stopped by the terminal: stopping autopilot too");
         if let Err(error) = raise(Signal::SIGSTOP) {
             tracing::warn!("cannot stop autopilot with the APP: {error}");
         }

@@ -48,16 +48,6 @@ impl ExitStatus {
     }
 }
 
-/// What one [`Reaper::reap`] collected.
-#[derive(Debug, Default)]
-pub struct Reaped {
-    /// How many processes ended.
-    pub ended: usize,
-    /// The signals that stopped children autopilot spawned (job control
-    /// acts on them; stops are reported, never reaped).
-    pub stopped_by: Vec<Signal>,
-}
-
 /// A handle to the reaper; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Reaper {
@@ -90,12 +80,13 @@ impl Reaper {
         Ok((child, receiver))
     }
 
-    /// Collects every child that has ended, without blocking, and notes
-    /// which of our children were stopped. Called whenever SIGCHLD arrives
-    /// (signals coalesce, so one call drains them all).
-    pub fn reap(&self) -> Reaped {
+    /// Collects every child that has ended, without blocking. Called whenever
+    /// SIGCHLD arrives (signals coalesce, so one call drains them all).
+    /// Returns the signals that stopped children autopilot spawned (for job
+    /// control; a stopped child is reported, not reaped).
+    pub fn reap(&self) -> Vec<Signal> {
         let mut waiting = self.lock();
-        let mut reaped = Reaped::default();
+        let mut stopped_by = Vec::new();
         loop {
             let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED;
             let (pid, status) = match waitpid(None, Some(flags)) {
@@ -103,10 +94,10 @@ impl Reaper {
                 Ok(WaitStatus::Signaled(pid, signal, _core)) => {
                     (pid, ExitStatus::Signal(signal as i32))
                 }
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return reaped,
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return stopped_by,
                 Ok(WaitStatus::Stopped(pid, signal)) => {
                     if waiting.contains_key(&pid) {
-                        reaped.stopped_by.push(signal);
+                        stopped_by.push(signal);
                     }
                     continue;
                 }
@@ -116,10 +107,9 @@ impl Reaper {
                 Ok(_) => continue,
                 Err(error) => {
                     tracing::error!("waitpid failed: {error}");
-                    return reaped;
+                    return stopped_by;
                 }
             };
-            reaped.ended += 1;
             if let Some(sender) = waiting.remove(&pid) {
                 // The receiver may be gone if nobody cares any more; that is fine.
                 let _ = sender.send(status);
