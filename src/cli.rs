@@ -10,14 +10,19 @@
 
 use clap::{ArgAction, CommandFactory, Parser};
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::config::model::{Config, ControlConfig};
-use crate::config::{self, Source};
+use nix::sys::signal::Signal;
+
+use crate::config::duration::{self, DurationError};
+use crate::config::model::{Config, ControlConfig, JobRole};
+use crate::config::{self, ConfigError, Source};
 use crate::control::client::{self, Command as ClientCommand};
 use crate::logging;
 use crate::signals;
-use crate::supervisor::{self, Reloader};
+use crate::supervisor::{self, Reloader, StopRequests};
 
 /// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
 #[derive(Debug, Parser)]
@@ -83,6 +88,16 @@ pub struct Cli {
     #[arg(long, value_name = "JOB=SIGNAL", help_heading = "Control commands")]
     pub signal: Option<String>,
 
+    /// How long the APP has to exit after its stop signal before it is
+    /// killed (default 8s without a configuration; env AUTOPILOT_KILL_TIMEOUT).
+    #[arg(long, value_name = "DURATION", help_heading = "Stopping the APP")]
+    pub kill_timeout: Option<String>,
+
+    /// The signal that asks the APP to stop (default: the SIGTERM or SIGINT
+    /// autopilot got, without a configuration; env AUTOPILOT_STOP_SIGNAL).
+    #[arg(long, value_name = "SIGNAL", help_heading = "Stopping the APP")]
+    pub stop_signal: Option<String>,
+
     /// The APP to wrap, with its arguments.
     #[arg(
         trailing_var_arg = true,
@@ -129,7 +144,7 @@ fn run(cli: Cli) -> i32 {
         return render_config(source.as_ref(), &cli.out);
     }
     if cli.check {
-        return check_config(source.as_ref(), app.as_deref());
+        return check_config(source.as_ref(), app.as_deref(), &cli);
     }
     if let Some(command) = control_command(&cli) {
         // A client command must stay interruptible with Ctrl-C.
@@ -142,7 +157,11 @@ fn run(cli: Cli) -> i32 {
             }
         };
     }
-    let (config, warnings) = match (&source, app) {
+    let stop = match stop_settings(&cli) {
+        Ok(stop) => stop,
+        Err(code) => return code,
+    };
+    let (mut config, warnings) = match (&source, app) {
         (Some(source), app) => {
             match config::load_with_env(source, app.as_deref(), &config::process_env()) {
                 Ok(loaded) => (loaded.config, loaded.warnings),
@@ -159,6 +178,13 @@ fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
+    let requests = match stop.apply(&mut config, source.is_none()) {
+        Ok(requests) => requests,
+        Err(error) => {
+            crate::complain!("autopilot: {error}");
+            return 2;
+        }
+    };
     if let Some(value) = &cli.config {
         export_config_source(value);
     }
@@ -168,7 +194,7 @@ fn run(cli: Cli) -> i32 {
                 tracing::warn!("config: {warning}");
             }
             config::log_loaded(&config);
-            supervisor::run(config, source.map(|s| reloader(s, cli.app)), log)
+            supervisor::run(config, source.map(|s| reloader(s, cli.app)), log, requests)
         }
         Err(error) => {
             crate::complain!("autopilot: {error}");
@@ -231,12 +257,22 @@ fn render_config(source: Option<&Source>, out: &str) -> i32 {
 
 /// `--check`: validates and prints the normalized configuration as JSON;
 /// warnings go to stderr. Exits 0 when valid, 2 when not.
-fn check_config(source: Option<&Source>, app: Option<&[String]>) -> i32 {
+fn check_config(source: Option<&Source>, app: Option<&[String]>, cli: &Cli) -> i32 {
     let Some(source) = source else {
         crate::complain!("autopilot: --check needs a configuration (-config or CONTAINERPILOT)");
         return 2;
     };
-    match config::load_with_env(source, app, &config::process_env()) {
+    let stop = match stop_settings(cli) {
+        Ok(stop) => stop,
+        Err(code) => return code,
+    };
+    let loaded =
+        config::load_with_env(source, app, &config::process_env()).and_then(|mut loaded| {
+            stop.apply(&mut loaded.config, false)
+                .map_err(|error| ConfigError::invalid("command line", error.to_string()))?;
+            Ok(loaded)
+        });
+    match loaded {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 crate::complain!("autopilot: warning: {warning}");
@@ -257,6 +293,169 @@ fn check_config(source: Option<&Source>, app: Option<&[String]>) -> i32 {
             2
         }
     }
+}
+
+/// The APP's stop settings, or the exit code once a bad one was reported.
+fn stop_settings(cli: &Cli) -> Result<AppStop, i32> {
+    AppStop::from_cli(cli).map_err(|error| {
+        crate::complain!("autopilot: {error}");
+        2
+    })
+}
+
+/// A bad `-kill-timeout`/`-stop-signal` or environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum StopFlagError {
+    #[error("{origin}: {source}")]
+    Duration {
+        origin: String,
+        source: DurationError,
+    },
+    #[error("{origin}: {value:?} is not a signal (for example SIGTERM, QUIT or 3)")]
+    Signal { origin: String, value: String },
+    #[error("{origin}: the value is not UTF-8")]
+    NotUnicode { origin: String },
+    #[error("-{flag} sets how the APP given on the command line stops, and there is none")]
+    NoApp { flag: &'static str },
+}
+
+/// How the APP given on the command line stops, from `-stop-signal` and
+/// `-kill-timeout` or, without the flag, `AUTOPILOT_STOP_SIGNAL` and
+/// `AUTOPILOT_KILL_TIMEOUT` (the flag wins).
+#[derive(Debug, Default, PartialEq)]
+pub struct AppStop {
+    pub signal: Option<Setting<Signal>>,
+    pub kill_timeout: Option<Setting<Duration>>,
+}
+
+/// A value and whether it came from a flag (which is an error without an
+/// APP; a variable is then ignored, as it may be set for a whole image).
+#[derive(Debug, PartialEq)]
+pub struct Setting<T> {
+    pub value: T,
+    pub from_flag: bool,
+}
+
+const STOP_SIGNAL_VARIABLE: &str = "AUTOPILOT_STOP_SIGNAL";
+const KILL_TIMEOUT_VARIABLE: &str = "AUTOPILOT_KILL_TIMEOUT";
+
+impl AppStop {
+    pub fn from_cli(cli: &Cli) -> Result<AppStop, StopFlagError> {
+        AppStop::parse(
+            (
+                cli.stop_signal.as_deref(),
+                std::env::var_os(STOP_SIGNAL_VARIABLE),
+            ),
+            (
+                cli.kill_timeout.as_deref(),
+                std::env::var_os(KILL_TIMEOUT_VARIABLE),
+            ),
+        )
+    }
+
+    /// Each pair is the flag's value and the variable's.
+    fn parse(
+        signal: (Option<&str>, Option<OsString>),
+        kill_timeout: (Option<&str>, Option<OsString>),
+    ) -> Result<AppStop, StopFlagError> {
+        let signal = setting(
+            signal,
+            "stop-signal",
+            STOP_SIGNAL_VARIABLE,
+            |origin, text| {
+                config::jobs::parse_signal(text).ok_or_else(|| StopFlagError::Signal {
+                    origin,
+                    value: text.to_string(),
+                })
+            },
+        )?;
+        let kill_timeout = setting(
+            kill_timeout,
+            "kill-timeout",
+            KILL_TIMEOUT_VARIABLE,
+            |origin, text| {
+                duration::parse_timeout(text)
+                    .map_err(|source| StopFlagError::Duration { origin, source })
+            },
+        )?;
+        Ok(AppStop {
+            signal,
+            kill_timeout,
+        })
+    }
+
+    /// Applies the settings to the APP's job and says how stop requests
+    /// reach it: passed on as they came in wrap mode (no configuration)
+    /// unless a stop signal is set, ContainerPilot's way with a configuration.
+    pub fn apply(
+        self,
+        config: &mut Config,
+        wrap_mode: bool,
+    ) -> Result<StopRequests, StopFlagError> {
+        let requests = match (wrap_mode, &self.signal) {
+            (true, signal) => StopRequests::Passed {
+                signal: signal.as_ref().map(|signal| signal.value),
+            },
+            (false, _) => StopRequests::Graceful,
+        };
+        let Some(app) = config.jobs.iter_mut().find(|job| job.role == JobRole::App) else {
+            return match (&self.signal, &self.kill_timeout) {
+                (
+                    Some(Setting {
+                        from_flag: true, ..
+                    }),
+                    _,
+                ) => Err(StopFlagError::NoApp {
+                    flag: "stop-signal",
+                }),
+                (
+                    _,
+                    Some(Setting {
+                        from_flag: true, ..
+                    }),
+                ) => Err(StopFlagError::NoApp {
+                    flag: "kill-timeout",
+                }),
+                _ => Ok(requests),
+            };
+        };
+        if let Some(signal) = self.signal {
+            app.stop_signal = signal.value as i32;
+        }
+        if let Some(kill_timeout) = self.kill_timeout {
+            app.kill_timeout = kill_timeout.value;
+        }
+        Ok(requests)
+    }
+}
+
+/// The flag's value if given, else the variable's, parsed by `parse` (which
+/// gets the origin to name in its error).
+fn setting<T>(
+    (flag_value, variable_value): (Option<&str>, Option<OsString>),
+    flag: &str,
+    variable: &str,
+    parse: impl Fn(String, &str) -> Result<T, StopFlagError>,
+) -> Result<Option<Setting<T>>, StopFlagError> {
+    if let Some(text) = flag_value {
+        let value = parse(format!("-{flag}"), text)?;
+        return Ok(Some(Setting {
+            value,
+            from_flag: true,
+        }));
+    }
+    let Some(raw) = variable_value else {
+        return Ok(None);
+    };
+    let origin = format!("environment variable {variable}");
+    let text = raw.into_string().map_err(|_| StopFlagError::NotUnicode {
+        origin: origin.clone(),
+    })?;
+    let value = parse(origin, &text)?;
+    Ok(Some(Setting {
+        value,
+        from_flag: false,
+    }))
 }
 
 /// The control-plane client command the flags ask for, if any.
@@ -420,5 +619,64 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cli.app, ["-weird"]);
+    }
+
+    #[test]
+    fn stop_flags_win_over_their_variables() {
+        let stop = AppStop::parse(
+            (Some("QUIT"), Some("USR1".into())),
+            (None, Some("30".into())),
+        )
+        .unwrap();
+        assert_eq!(
+            stop,
+            AppStop {
+                signal: Some(Setting {
+                    value: Signal::SIGQUIT,
+                    from_flag: true
+                }),
+                kill_timeout: Some(Setting {
+                    value: Duration::from_secs(30),
+                    from_flag: false
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn wrap_mode_passes_requests_on_unless_a_stop_signal_is_set() {
+        let app = || Config::app_only(vec!["app".to_string()]);
+        let mut config = app();
+        let requests = AppStop::default().apply(&mut config, true).unwrap();
+        assert_eq!(requests, StopRequests::Passed { signal: None });
+        assert_eq!(
+            config.jobs[0].kill_timeout,
+            config::model::WRAP_KILL_TIMEOUT
+        );
+        let mut config = app();
+        let stop = AppStop::parse((Some("HUP"), None), (Some("1m"), None)).unwrap();
+        let requests = stop.apply(&mut config, true).unwrap();
+        let hup = Some(Signal::SIGHUP);
+        assert_eq!(requests, StopRequests::Passed { signal: hup });
+        assert_eq!(config.jobs[0].stop_signal, libc::SIGHUP);
+        assert_eq!(config.jobs[0].kill_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn stop_flags_without_an_app_are_refused_but_variables_ignored() {
+        let mut config = Config::app_only(vec!["app".to_string()]);
+        config.jobs.clear();
+        let flag = AppStop::parse((None, None), (Some("1s"), None)).unwrap();
+        assert!(matches!(
+            flag.apply(&mut config, false),
+            Err(StopFlagError::NoApp {
+                flag: "kill-timeout"
+            })
+        ));
+        let variable = AppStop::parse((None, Some("TERM".into())), (None, None)).unwrap();
+        assert_eq!(
+            variable.apply(&mut config, false).unwrap(),
+            StopRequests::Graceful
+        );
     }
 }

@@ -13,7 +13,9 @@
 //!   statuses to whoever spawned them and silently reaps orphans.
 //! - [`process`]: spawning processes in their own process group, signalling
 //!   and stopping groups.
-//! - [`signals`]: turning POSIX signals into a stream the supervisor consumes.
+//! - [`signals`]: turning POSIX signals into a stream the supervisor consumes,
+//!   and handing the APP the signal dispositions and mask autopilot inherited.
+//! - [`job_control`]: the terminal and Ctrl-Z/`fg` when run from a shell.
 //! - [`supervisor`]: the top-level run loop: start jobs, give signals their
 //!   meaning, answer the control plane, shut down, compute the exit code.
 //! - [`console`]: printing to stdout/stderr without ever panicking.
@@ -37,6 +39,7 @@ pub mod discovery;
 pub mod environment;
 pub mod events;
 pub mod http_server;
+pub mod job_control;
 pub mod jobs;
 pub mod logging;
 pub mod process;

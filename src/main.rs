@@ -3,3 +3,9 @@
 fn main() {
     std::process::exit(autopilot::cli::main());
 }
+
+/// Records the signal state autopilot inherited before the Rust runtime
+/// starts (it ignores SIGPIPE first thing), so that the APP gets it back.
+#[used]
+#[link_section = ".init_array"]
+static RECORD_INHERITED_SIGNALS: extern "C" fn() = autopilot::signals::record_inherited;

@@ -3,6 +3,8 @@
 //! Every process autopilot starts gets a process group of its own, so that
 //! stopping it also stops whatever it forked (no leaked grandchildren), and is
 //! registered with the [`Reaper`] so that its exit status comes back here.
+//! Every child starts with the signal dispositions and mask autopilot
+//! inherited ([`signals::restore_inherited`]).
 //! This module owns how a process is started and stopped; it must not decide
 //! when (that is the supervisor's and the jobs' business) and it must never
 //! call `wait` itself.
@@ -12,11 +14,12 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
 use crate::reaper::{ExitStatus, Reaper};
+use crate::{job_control, signals};
 
 /// Why a process could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +51,8 @@ pub struct SpawnSpec {
     /// The child's whole environment; `None` inherits autopilot's.
     pub env: Option<std::collections::BTreeMap<String, String>>,
     /// Give the child our stdin and make its group the terminal's foreground
-    /// group when stdin is a terminal (the APP, like tini does). Otherwise the
-    /// child gets no stdin.
+    /// group when stdin is a terminal and autopilot's group had it (the APP,
+    /// like tini does). Otherwise the child gets no stdin.
     pub foreground: bool,
     /// Capture stdout/stderr through pipes instead of inheriting them.
     pub piped_output: bool,
@@ -86,17 +89,23 @@ pub fn spawn(reaper: &Reaper, spec: SpawnSpec) -> Result<Process, SpawnError> {
     if spec.piped_output {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
-    let take_terminal = spec.foreground && nix::unistd::isatty(0).unwrap_or(false);
+    // Started in the background (`autopilot -- app &`), autopilot must leave
+    // the terminal to the shell.
+    let take_terminal = spec.foreground && job_control::terminal_is_ours();
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (signal, setpgid, tcsetpgrp).
+    // async-signal-safe system calls (setpgid, tcsetpgrp, signal, sigprocmask).
     unsafe {
-        command.pre_exec(move || enter_own_process_group(take_terminal));
+        command.pre_exec(move || prepare_child(take_terminal));
     }
     let (mut child, exit) = reaper
         .spawn(&mut command)
         .map_err(|source| classify_spawn_error(program, source))?;
+    let pid = Pid::from_raw(child.id() as i32);
+    if take_terminal {
+        job_control::gave_terminal_to(pid);
+    }
     Ok(Process {
-        pid: Pid::from_raw(child.id() as i32),
+        pid,
         exit,
         status: None,
         stdout: child.stdout.take(),
@@ -104,20 +113,22 @@ pub fn spawn(reaper: &Reaper, spec: SpawnSpec) -> Result<Process, SpawnError> {
     })
 }
 
-/// In the child: lead a new process group, and take the terminal if asked.
-fn enter_own_process_group(take_terminal: bool) -> io::Result<()> {
+/// In the child: lead a new process group, take the terminal if asked, and
+/// get back the signal dispositions and mask autopilot inherited.
+fn prepare_child(take_terminal: bool) -> io::Result<()> {
     // SAFETY: plain system calls on our own pid/fds, as tini does before exec.
     unsafe {
         if libc::setpgid(0, 0) != 0 {
             return Err(io::Error::last_os_error());
         }
         if take_terminal {
-            // A background group calling tcsetpgrp gets SIGTTOU unless it ignores it.
+            // A background group calling tcsetpgrp gets SIGTTOU unless it
+            // ignores it (restored just below).
             libc::signal(libc::SIGTTOU, libc::SIG_IGN);
             libc::tcsetpgrp(0, libc::getpid());
-            libc::signal(libc::SIGTTOU, libc::SIG_DFL);
         }
     }
+    signals::restore_inherited();
     Ok(())
 }
 
@@ -201,8 +212,18 @@ impl Drop for Process {
 /// Sends `signal` to the process group led by `pgid`, ignoring a group that
 /// no longer exists.
 pub fn signal_group(pgid: Pid, signal: Signal) {
-    match killpg(pgid, signal) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-        Err(error) => tracing::warn!("cannot send {signal} to process group {pgid}: {error}"),
+    signal_group_by_number(pgid, signal as i32);
+}
+
+/// [`signal_group`] for any signal number, real-time signals included
+/// (which `Signal` cannot name).
+pub fn signal_group_by_number(pgid: Pid, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group.
+    if unsafe { libc::kill(-pgid.as_raw(), signal) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::ESRCH) {
+            let name = Signal::try_from(signal).map_or(signal.to_string(), |s| s.to_string());
+            tracing::warn!("cannot send {name} to process group {pgid}: {error}");
+        }
     }
 }

@@ -9,6 +9,8 @@
 //! channel when the reaper collects it. Statuses of processes nobody
 //! registered (orphans) are dropped.
 //!
+//! Stops of our children are reported too (for [`crate::job_control`]).
+//!
 //! This module owns the pid registry and `waitpid`; it must not send signals
 //! or decide anything about what an exit means.
 
@@ -18,6 +20,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
+use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
@@ -79,26 +82,34 @@ impl Reaper {
 
     /// Collects every child that has ended, without blocking. Called whenever
     /// SIGCHLD arrives (signals coalesce, so one call drains them all).
-    /// Returns how many processes were reaped.
-    pub fn reap(&self) -> usize {
+    /// Returns the signals that stopped children autopilot spawned (for job
+    /// control; a stopped child is reported, not reaped).
+    pub fn reap(&self) -> Vec<Signal> {
         let mut waiting = self.lock();
-        let mut reaped = 0;
+        let mut stopped_by = Vec::new();
         loop {
-            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED;
+            let (pid, status) = match waitpid(None, Some(flags)) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Code(code)),
                 Ok(WaitStatus::Signaled(pid, signal, _core)) => {
                     (pid, ExitStatus::Signal(signal as i32))
                 }
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return reaped,
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return stopped_by,
+                Ok(WaitStatus::Stopped(pid, signal)) => {
+                    if waiting.contains_key(&pid) {
+                        stopped_by.push(signal);
+                    }
+                    continue;
+                }
                 Err(Errno::EINTR) => continue,
-                // Stopped/continued are not reported without WUNTRACED/WCONTINUED.
+                // Continued is not reported without WCONTINUED; ptrace events
+                // go to the tracer.
                 Ok(_) => continue,
                 Err(error) => {
                     tracing::error!("waitpid failed: {error}");
-                    return reaped;
+                    return stopped_by;
                 }
             };
-            reaped += 1;
             if let Some(sender) = waiting.remove(&pid) {
                 // The receiver may be gone if nobody cares any more; that is fine.
                 let _ = sender.send(status);

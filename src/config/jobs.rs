@@ -221,7 +221,18 @@ pub fn check_status(text: &str, path: &str) -> Result<CheckStatus> {
 /// A signal by name (`"SIGQUIT"`, `"QUIT"`) or number.
 pub fn signal_number(value: &Value, path: &str) -> Result<i32> {
     let text = decode::string(value, path)?;
-    let signal = match text.parse::<i32>() {
+    parse_signal(&text).map(|s| s as i32).ok_or_else(|| {
+        ConfigError::invalid(
+            path,
+            format!("{text:?} is not a signal (for example \"SIGTERM\" or \"SIGQUIT\")"),
+        )
+    })
+}
+
+/// A signal by name, with or without `SIG`, any case (`"SIGQUIT"`,
+/// `"quit"`), or by number.
+pub fn parse_signal(text: &str) -> Option<Signal> {
+    match text.parse::<i32>() {
         Ok(number) => Signal::try_from(number).ok(),
         Err(_) => {
             let upper = text.to_ascii_uppercase();
@@ -232,13 +243,7 @@ pub fn signal_number(value: &Value, path: &str) -> Result<i32> {
             };
             name.parse::<Signal>().ok()
         }
-    };
-    signal.map(|s| s as i32).ok_or_else(|| {
-        ConfigError::invalid(
-            path,
-            format!("{text:?} is not a signal (for example \"SIGTERM\" or \"SIGQUIT\")"),
-        )
-    })
+    }
 }
 
 /// The APP's stop: top-level `stopTimeout` in seconds (default 5; `0`

@@ -399,6 +399,12 @@ pub struct TelemetryConfig {
 /// ContainerPilot's default for `stopTimeout`, and ours for `killTimeout`.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The wrapped APP's kill timeout when there is no configuration: as much of
+/// Docker's 10 s `docker stop` grace as possible, while leaving autopilot
+/// 2 s to kill the APP and exit with its code before Docker kills
+/// autopilot (see docs/signals-and-exit-codes.md).
+pub const WRAP_KILL_TIMEOUT: Duration = Duration::from_secs(8);
+
 impl JobConfig {
     /// A job with every field at its default: starts once on `startup`, no
     /// exec, never restarts, SIGTERM then SIGKILL after 5 s.
@@ -463,7 +469,10 @@ impl Config {
                 format: LogFormat::Default,
                 output: LogOutput::Stderr,
             },
-            jobs: vec![JobConfig::app(argv)],
+            jobs: vec![JobConfig {
+                kill_timeout: WRAP_KILL_TIMEOUT,
+                ..JobConfig::app(argv)
+            }],
             watches: Vec::new(),
             control: None,
             telemetry: None,

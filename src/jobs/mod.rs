@@ -76,6 +76,9 @@ pub struct ShutdownState {
     /// Every job that is not a shutdown hook has finished: hooks still
     /// waiting for their trigger give up.
     pub drained: bool,
+    /// The signal the APP gets in place of its `stopSignal` (wrap mode: the
+    /// signal that asked autopilot to stop).
+    pub app_signal: Option<Signal>,
 }
 
 /// What every job task shares.
@@ -655,7 +658,7 @@ impl Job {
         self.stop_health_checks();
         self.deregister().await;
         if let Some(mut process) = self.process.take() {
-            let signal = Signal::try_from(self.config.stop_signal).unwrap_or(Signal::SIGTERM);
+            let signal = self.stop_signal();
             let status = process
                 .stop(
                     signal,
@@ -666,6 +669,14 @@ impl Job {
             self.on_exit(status);
         }
         self.finished = true;
+    }
+
+    fn stop_signal(&self) -> Signal {
+        let instead = self.shared.shutdown.borrow().app_signal;
+        match instead {
+            Some(signal) if self.config.role == JobRole::App => signal,
+            _ => Signal::try_from(self.config.stop_signal).unwrap_or(Signal::SIGTERM),
+        }
     }
 
     /// The APP is signalled (and its preStop run) only once every service has

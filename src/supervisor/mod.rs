@@ -43,12 +43,28 @@ use status::StatusBoard;
 /// previous one is a second request, which skips the remaining waits.
 pub const SHUTDOWN_SIGNAL_BURST: Duration = Duration::from_secs(1);
 
+/// How requests to stop (SIGTERM, SIGINT) reach the APP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopRequests {
+    /// With a configuration, ContainerPilot's way: the APP gets its stop
+    /// signal, and a later request skips the remaining waits.
+    Graceful,
+    /// Wrap mode, tini's way: each request reaches the APP as `signal`, or
+    /// as itself when no stop signal is set; the kill timeout still applies.
+    Passed { signal: Option<Signal> },
+}
+
 /// Re-reads and validates the configuration (for reload); the error is the
 /// message to show the user.
 pub type Reloader = Box<dyn Fn() -> Result<Config, String>>;
 
 /// Runs `config` to completion and returns autopilot's exit code.
-pub fn run(config: Config, reloader: Option<Reloader>, log: LogHandle) -> i32 {
+pub fn run(
+    config: Config,
+    reloader: Option<Reloader>,
+    log: LogHandle,
+    requests: StopRequests,
+) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -61,7 +77,7 @@ pub fn run(config: Config, reloader: Option<Reloader>, log: LogHandle) -> i32 {
         }
     };
     runtime.block_on(async {
-        match Supervisor::start(config, reloader, log) {
+        match Supervisor::start(config, reloader, log, requests) {
             Ok(supervisor) => supervisor.run().await,
             Err(error) => {
                 crate::complain!("autopilot: {error}");
@@ -146,7 +162,7 @@ struct Supervisor {
     maintenance_switch: watch::Sender<bool>,
     /// What each watch saw last; jobs read it to render templates.
     watched: watches::LatestInstances,
-    signals: mpsc::UnboundedReceiver<Signal>,
+    signals: mpsc::UnboundedReceiver<signals::Received>,
     reports: mpsc::UnboundedReceiver<Report>,
     events: mpsc::UnboundedReceiver<Event>,
     requests: mpsc::UnboundedReceiver<Request>,
@@ -163,6 +179,7 @@ struct Supervisor {
     shutting_down: bool,
     /// When the last SIGTERM or SIGINT arrived (see [`SHUTDOWN_SIGNAL_BURST`]).
     last_shutdown_signal: Option<Instant>,
+    stop_requests: StopRequests,
 }
 
 impl Supervisor {
@@ -172,6 +189,7 @@ impl Supervisor {
         config: Config,
         reloader: Option<Reloader>,
         log: LogHandle,
+        stop_requests: StopRequests,
     ) -> Result<Supervisor, StartError> {
         let env = Environment::from_process();
         let services = advertised_services(&config, &env)?;
@@ -240,6 +258,7 @@ impl Supervisor {
             maintenance: false,
             shutting_down: false,
             last_shutdown_signal: None,
+            stop_requests,
         };
         for job in supervisor.config.jobs.clone() {
             supervisor.start_job(job, false);
@@ -308,7 +327,11 @@ impl Supervisor {
 
     // ---- signals ------------------------------------------------------
 
-    fn on_signal(&mut self, signal: Signal) {
+    fn on_signal(&mut self, received: signals::Received) {
+        let signal = match received {
+            signals::Received::Standard(signal) => signal,
+            signals::Received::RealTime(number) => return self.forward(number),
+        };
         match signal {
             Signal::SIGTERM | Signal::SIGINT => self.on_shutdown_signal(signal),
             Signal::SIGHUP if self.config.format == Format::V2 => {
@@ -331,23 +354,33 @@ impl Supervisor {
                     .bus
                     .publish(Event::new(EventCode::Signal, signal.as_str()));
             }
-            _ => self.forward(signal),
+            _ => self.forward(signal as i32),
         }
     }
 
     /// The first SIGTERM/SIGINT starts the graceful shutdown; a later one
-    /// (not part of the same burst) skips the remaining waits.
+    /// (not part of the same burst) skips the remaining waits, or in wrap
+    /// mode is passed on to the APP.
     fn on_shutdown_signal(&mut self, signal: Signal) {
         let now = Instant::now();
         let previous = self.last_shutdown_signal.replace(now);
+        let passed_as = match self.stop_requests {
+            StopRequests::Graceful => None,
+            StopRequests::Passed { signal: stop } => Some(stop.unwrap_or(signal)),
+        };
         if previous.is_some_and(|previous| now - previous < SHUTDOWN_SIGNAL_BURST) {
             tracing::debug!("{signal} again within {SHUTDOWN_SIGNAL_BURST:?}: the same request");
-        } else if self.shutting_down {
+        } else if !self.shutting_down {
+            tracing::info!("{signal} received: shutting down");
+            self.shutdown
+                .send_modify(|state| state.app_signal = passed_as);
+            self.begin_shutdown();
+        } else if let Some(passed_as) = passed_as {
+            tracing::info!("{signal} again: passing it on to the APP as {passed_as}");
+            self.forward(passed_as as i32);
+        } else {
             tracing::info!("{signal} again: skipping the remaining waits");
             self.shutdown.send_modify(|state| state.hurry = true);
-        } else {
-            tracing::info!("{signal} received: shutting down");
-            self.begin_shutdown();
         }
     }
 
@@ -366,10 +399,10 @@ impl Supervisor {
     }
 
     /// Passes a signal with no meaning of its own to the APP's process group.
-    fn forward(&self, signal: Signal) {
+    fn forward(&self, signal: i32) {
         match self.app_pgid {
-            Some(pgid) => process::signal_group(pgid, signal),
-            None => tracing::debug!("{signal} ignored: no APP to forward it to"),
+            Some(pgid) => process::signal_group_by_number(pgid, signal),
+            None => tracing::debug!("signal {signal} ignored: no APP to forward it to"),
         }
     }
 
