@@ -234,12 +234,27 @@ impl BuildContext {
 
     /// `docker build -t TAG ARGS` of this context.
     fn build_with(&self, tag: &str, args: &[&str]) {
+        remove_stale_images();
         let context = self.dir.path().to_str().expect("a UTF-8 temporary path");
-        let mut command = vec!["build", "--quiet", "--tag", tag];
+        let mut command = vec!["build", "--quiet", "--label", IMAGE_LABEL, "--tag", tag];
         command.extend_from_slice(args);
         command.push(context);
         docker_ok(&command);
     }
+}
+
+/// The label of every image these tests build.
+const IMAGE_LABEL: &str = "autopilot-test";
+
+/// Removes, once per test run, the images earlier runs built that no tag
+/// names any more (each run's binaries replace the last run's): the disk
+/// would otherwise fill up run after run.
+fn remove_stale_images() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let label = format!("label={IMAGE_LABEL}");
+        docker_ok(&["image", "prune", "--force", "--filter", &label]);
+    });
 }
 
 fn image_exists(tag: &str) -> bool {
@@ -465,23 +480,19 @@ fn debian_image() -> &'static str {
                 .arg(&mirror),
             "debootstrap (apt-get install debootstrap)",
         );
-        let tar = Command::new("tar")
-            .arg("-C")
-            .arg(root.path())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run tar");
-        let imported = Command::new("docker")
-            .args(["import", "-", DEBIAN_IMAGE])
-            .stdin(tar.stdout.expect("tar's output"))
-            .output()
-            .expect("run docker import");
-        assert!(
-            imported.status.success(),
-            "docker import failed: {}",
-            String::from_utf8_lossy(&imported.stderr)
+        let archive = tempfile::NamedTempFile::new().expect("a file for the archive");
+        common::run_to_success(
+            Command::new("tar")
+                .arg("--directory")
+                .arg(root.path())
+                .arg("--create")
+                .arg("--file")
+                .arg(archive.path())
+                .arg("."),
+            "tar of the debootstrapped tree",
         );
+        let archive = archive.path().to_str().expect("a UTF-8 temporary path");
+        docker_ok(&["import", archive, DEBIAN_IMAGE]);
         println!(
             "{DEBIAN_IMAGE}: made with debootstrap in {:.0?}",
             started.elapsed()
