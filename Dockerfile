@@ -1,4 +1,6 @@
 # autopilot's image: one statically linked binary, and nothing else.
+# (No `# syntax=` line: BuildKit would fetch that frontend from a registry;
+# this file needs none, and Docker's classic builder reads it too.)
 #
 #   docker build -t autopilot .
 #
