@@ -621,10 +621,11 @@ impl Container {
         container
     }
 
-    /// Adopts a container something else (compose) started.
-    fn adopt(id: &str) -> Container {
+    /// The container named `name` (or with that ID), which something else
+    /// starts (compose, an attached `docker run`).
+    fn adopt(name: &str) -> Container {
         Container {
-            name: id.to_string(),
+            name: name.to_string(),
         }
     }
 
@@ -879,7 +880,7 @@ fn docker_kill_reaches_the_apps_process_group() {
 }
 
 #[test]
-fn docker_run_tty_gives_the_terminal_to_the_app_and_int_acts_as_ctrl_c() {
+fn docker_run_tty_gives_the_terminal_to_the_app() {
     let container = run_wrapped(&["--tty"], &["sh", "/test/terminal.sh"]);
     container.wait_for_output("app: ready");
     let logs = container.logs();
@@ -897,7 +898,14 @@ fn docker_run_tty_gives_the_terminal_to_the_app_and_int_acts_as_ctrl_c() {
         words.last().copied().unwrap_or_default(),
         "the APP's process group is the terminal's foreground group: {report}"
     );
-    // Ctrl-C: the terminal sends SIGINT to its foreground group, the APP's.
+}
+
+#[test]
+fn docker_kill_int_under_a_tty_acts_as_ctrl_c() {
+    let container = run_wrapped(&["--tty"], &["sh", "/test/terminal.sh"]);
+    container.wait_for_output("app: ready");
+    // What Ctrl-C would do: SIGINT to the APP, which decides what it means
+    // (a shell, a REPL or a dev server may well go on running).
     container.kill("INT");
     assert_eq!(
         container.exit_code(),
@@ -906,6 +914,99 @@ fn docker_run_tty_gives_the_terminal_to_the_app_and_int_acts_as_ctrl_c() {
         container.logs_text()
     );
     assert!(container.logs().contains(&"app: got INT".to_string()));
+}
+
+/// A terminal of the test's own, as a user's: what `docker run -it` attached
+/// to it prints, and the keys typed into it.
+struct Terminal {
+    keyboard: std::fs::File,
+    screen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Terminal {
+    /// Runs `command` with the terminal as its stdin, stdout and stderr.
+    fn attach(command: &mut Command) -> (Terminal, std::process::Child) {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let side = |fd: &std::os::fd::OwnedFd| Stdio::from(fd.try_clone().expect("dup the pty"));
+        let child = command
+            .stdin(side(&pty.slave))
+            .stdout(side(&pty.slave))
+            .stderr(side(&pty.slave))
+            .spawn()
+            .expect("run the attached command");
+        drop(pty.slave);
+        let keyboard = std::fs::File::from(pty.master);
+        let mut display = keyboard.try_clone().expect("dup the pty");
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let written = screen.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            // Ends with EIO once the last process holding the terminal is gone.
+            while let Ok(read @ 1..) = std::io::Read::read(&mut display, &mut buffer) {
+                let text = String::from_utf8_lossy(&buffer[..read]);
+                written.lock().expect("the screen").push_str(&text);
+            }
+        });
+        (Terminal { keyboard, screen }, child)
+    }
+
+    fn screen(&self) -> String {
+        self.screen.lock().expect("the screen").clone()
+    }
+
+    fn wait_for(&self, text: &str) {
+        let start = Instant::now();
+        while !self.screen().contains(text) {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the terminal never showed {text:?}; it shows:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        std::io::Write::write_all(&mut self.keyboard, keys).expect("type on the terminal");
+    }
+}
+
+/// Waits, at most [`DEADLINE`], for `child` to exit, and returns its code.
+fn exit_code_of(child: &mut std::process::Child) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for docker") {
+            return status.code();
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("docker run -it did not end within {DEADLINE:?}");
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+#[test]
+fn ctrl_c_on_docker_run_it_reaches_the_app_through_its_terminal() {
+    let name = unique_name("container");
+    let _container = Container::adopt(&name);
+    let (mut terminal, mut docker_run) = Terminal::attach(
+        Command::new("docker")
+            .args(["run", "--interactive", "--tty", "--name", &name])
+            .args([wrap_image(), "sh", "/test/terminal.sh"]),
+    );
+    terminal.wait_for("app: ready");
+    // The container's terminal turns Ctrl-C into SIGINT for its foreground
+    // process group: the APP's, not autopilot's.
+    terminal.type_keys(b"\x03");
+    let code = exit_code_of(&mut docker_run);
+    assert_eq!(
+        code,
+        Some(130),
+        "the APP ended on Ctrl-C; the terminal shows:\n{}",
+        terminal.screen()
+    );
+    assert!(terminal.screen().contains("app: got INT"));
 }
 
 #[test]
