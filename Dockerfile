@@ -46,20 +46,23 @@ RUN if [ -n "$AUTOPILOT_BINARY" ]; then \
  && /autopilot -version
 
 # ---- the Autopilot Pattern demo (docker-compose.yml) ---------------------
-FROM debian:bookworm-slim AS demo-base
+# The packages come first, so that a new autopilot binary or demo file
+# reuses the cached apt-get layer.
+FROM debian:bookworm-slim AS demo-backend
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /autopilot /usr/local/bin/autopilot
 COPY examples/demo /opt/demo
 ENTRYPOINT ["autopilot"]
 
-FROM demo-base AS demo-backend
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 \
- && rm -rf /var/lib/apt/lists/*
-
-FROM demo-base AS demo-nginx
+FROM debian:bookworm-slim AS demo-nginx
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nginx \
  && rm -rf /var/lib/apt/lists/*
+COPY --from=build /autopilot /usr/local/bin/autopilot
+COPY examples/demo /opt/demo
+ENTRYPOINT ["autopilot"]
 
 # ---- the image: only the binary (the default target) ----------------------
 FROM scratch AS autopilot

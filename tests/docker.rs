@@ -207,15 +207,20 @@ impl BuildContext {
     }
 
     fn write(&self, name: &str, contents: &str) -> &Self {
+        self.make_parent(name);
+        std::fs::write(self.dir.path().join(name), contents).expect("write into the build context");
+        self
+    }
+
+    fn make_parent(&self, name: &str) {
         let path = self.dir.path().join(name);
         std::fs::create_dir_all(path.parent().expect("a file in the context"))
             .expect("a directory in the build context");
-        std::fs::write(path, contents).expect("write into the build context");
-        self
     }
 
     /// Copies `source` (a file, or a directory and everything in it) to `name`.
     fn copy(&self, source: &Path, name: &str) -> &Self {
+        self.make_parent(name);
         common::run_to_success(
             Command::new("cp")
                 .arg("-a")
@@ -296,8 +301,9 @@ fn busybox_image() -> &'static str {
     })
 }
 
-/// An image made by `build` on top of `base`, once per test run; rebuilt
-/// each run because it holds this run's binaries.
+/// Runs `build` once per test run: the image holds this run's binaries, so
+/// it is built again every run (Docker's layer cache makes that cheap when
+/// they did not change).
 fn image_once(
     tag: &'static str,
     built: &'static OnceLock<()>,
@@ -572,7 +578,6 @@ fn demo_images() -> [&'static str; 2] {
         let context = BuildContext::new();
         context
             .copy(&static_binaries().autopilot, "autopilot")
-            .write("examples/.keep", "")
             .copy(&repository.join("examples/demo"), "examples/demo");
         let dockerfile = repository.join("Dockerfile");
         let build_image = format!("BUILD_IMAGE={base}");
@@ -1179,21 +1184,26 @@ fn compose_command() -> Command {
     }
 }
 
-/// The repository's docker-compose.yml with the Consul double standing in
-/// for Consul (no registry holds Consul's image here) and the demo images
-/// built beforehand; the user's file keeps Consul's image.
-const COMPOSE_OVERRIDE: &str = "\
-services:
+/// An override of the repository's docker-compose.yml: the Consul double
+/// stands in for Consul (no registry holds Consul's image here) and the demo
+/// images are the ones built beforehand; the user's file keeps Consul's image.
+fn compose_override() -> String {
+    let [backend, nginx] = demo_images();
+    format!(
+        r#"services:
   consul:
-    image: autopilot-test/consul-double
-    command: [\"--listen\", \"0.0.0.0:8500\"]
+    image: {consul}
+    command: ["--listen", "0.0.0.0:8500"]
   customers:
-    image: autopilot-test/demo-backend
+    image: {backend}
   sales:
-    image: autopilot-test/demo-backend
+    image: {backend}
   nginx:
-    image: autopilot-test/demo-nginx
-";
+    image: {nginx}
+"#,
+        consul = consul_double_image(),
+    )
+}
 
 /// The demo brought up by compose; `down` when dropped.
 struct ComposeProject {
@@ -1207,7 +1217,7 @@ impl ComposeProject {
             .suffix(".yml")
             .tempfile()
             .expect("a temporary compose override");
-        std::fs::write(override_file.path(), COMPOSE_OVERRIDE).expect("write the override");
+        std::fs::write(override_file.path(), compose_override()).expect("write the override");
         ComposeProject {
             name: unique_name("demo"),
             override_file,
@@ -1273,8 +1283,6 @@ fn upstream(ip: IpAddr) -> String {
 
 #[test]
 fn the_compose_demo_scales_routes_and_deregisters() {
-    demo_images();
-    consul_double_image();
     let project = ComposeProject::new();
     let started = Instant::now();
     project.run(&["up", "--detach", "--no-build", "--scale", "customers=3"]);
