@@ -18,6 +18,9 @@ const BUSYBOX_IMAGE: &str = "autopilot-test/busybox";
 const CONSUL_DOUBLE_IMAGE: &str = "autopilot-test/consul-double";
 const DEMO_BACKEND_IMAGE: &str = "autopilot-test/demo-backend";
 const DEMO_NGINX_IMAGE: &str = "autopilot-test/demo-nginx";
+/// The Dockerfile's build stage: tagged and labelled like the images above,
+/// so that once a later run replaces it, it is removed as they are.
+const DEMO_BUILD_STAGE_IMAGE: &str = "autopilot-test/demo-build-stage";
 
 // ---- the binaries copied into images ----------------------------------------
 
@@ -239,6 +242,7 @@ pub(crate) fn demo_images() -> [&'static str; 2] {
         let dockerfile = repository.join("Dockerfile");
         let build_image = format!("BUILD_IMAGE={base}");
         for (target, tag) in [
+            ("build", DEMO_BUILD_STAGE_IMAGE),
             ("demo-backend", DEMO_BACKEND_IMAGE),
             ("demo-nginx", DEMO_NGINX_IMAGE),
         ] {
