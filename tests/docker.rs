@@ -331,6 +331,24 @@ fn orphans_made_inside_are_reaped() {
 }
 
 #[test]
+fn the_apps_exit_code_drives_dockers_restart_policy() {
+    let container = run_wrapped(
+        &["--restart", "on-failure:2"],
+        &["sh", "-c", "echo 'app: run'; exit 3"],
+    );
+    wait_for("Docker to restart it twice, then give up", || {
+        container.inspect("{{.RestartCount}} {{.State.Status}}") == "2 exited"
+    });
+    assert_eq!(container.exit_code(), 3);
+    let runs = container
+        .logs()
+        .iter()
+        .filter(|line| *line == "app: run")
+        .count();
+    assert_eq!(runs, 3, "output:\n{}", container.logs_text());
+}
+
+#[test]
 fn runs_as_a_user_on_a_read_only_root() {
     let container = run_wrapped(
         &["--user", "1000:1000", "--read-only"],
@@ -437,6 +455,20 @@ fn a_2x_configuration_runs_its_hooks_in_order_within_docker_stop() {
             "-c",
             CONFIGURED_APP,
         ],
+    );
+}
+
+#[test]
+fn consul_named_in_etc_hosts_is_found() {
+    // On Docker's default bridge a name reaches a container only through its
+    // /etc/hosts (`--add-host`, or the legacy `--link`): autopilot must read it.
+    let consul = Consul::start_on_default_bridge();
+    let host = format!("consul:{}", consul.ip());
+    let container = Container::run(&["--add-host", &host, configured_image()]);
+    let service_id = format!("web-{}", container.hostname());
+    wait_for(
+        "the service to register with consul from /etc/hosts",
+        || passing(&consul.state(), "web").contains(&service_id),
     );
 }
 

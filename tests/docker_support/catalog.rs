@@ -1,7 +1,7 @@
 //! The Consul double in a container, and what its `/_double/state` says.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 
@@ -48,7 +48,7 @@ pub(crate) fn registered(state: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// The Consul double in a container, known as `consul` on `network`.
+/// The Consul double in a container.
 pub(crate) struct Consul {
     /// Held to remove the container with the catalog.
     _container: Container,
@@ -56,14 +56,21 @@ pub(crate) struct Consul {
 }
 
 impl Consul {
+    /// The double known as `consul` on `network`, through Docker's name server.
     pub(crate) fn start(network: &Network) -> Consul {
-        let container = Container::run(&[
-            "--network",
-            &network.name,
-            "--network-alias",
-            "consul",
-            consul_double_image(),
-        ]);
+        Consul::start_with(&["--network", &network.name, "--network-alias", "consul"])
+    }
+
+    /// The double on Docker's default bridge, where containers have no name
+    /// server of Docker's: others find it only by address.
+    pub(crate) fn start_on_default_bridge() -> Consul {
+        Consul::start_with(&[])
+    }
+
+    fn start_with(options: &[&str]) -> Consul {
+        let mut run = options.to_vec();
+        run.push(consul_double_image());
+        let container = Container::run(&run);
         let address = SocketAddr::new(container.ip(), 8500);
         wait_for("the Consul double to answer", || {
             !catalog_state(address).is_null()
@@ -72,6 +79,10 @@ impl Consul {
             _container: container,
             address,
         }
+    }
+
+    pub(crate) fn ip(&self) -> IpAddr {
+        self.address.ip()
     }
 
     pub(crate) fn state(&self) -> Value {
