@@ -150,7 +150,7 @@ mod tests {
         let debug = target_filter(LogLevel::Debug);
         assert!(debug.would_enable("autopilot::jobs", &Level::DEBUG));
         assert!(debug.would_enable(OUTPUT_TARGET, &Level::DEBUG));
-        assert!(!debug.would_enable("hickory_proto::udp", &Level::DEBUG));
+        assert!(!debug.would_enable("hyper_util::client", &Level::DEBUG));
         assert!(debug.would_enable("hyper", &Level::WARN));
         let error = target_filter(LogLevel::Error);
         assert!(!error.would_enable("hyper", &Level::WARN));

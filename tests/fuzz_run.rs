@@ -40,7 +40,10 @@ fn build_targets() -> PathBuf {
         "building the fuzz targets",
     );
     // .cargo/config.toml builds for the host's tuple by name, so binaries land below it.
-    target_dir.join(format!("{}-unknown-linux-gnu/release", std::env::consts::ARCH))
+    target_dir.join(format!(
+        "{}-unknown-linux-gnu/release",
+        std::env::consts::ARCH
+    ))
 }
 
 /// Runs one target for its time budget from the committed corpus.
