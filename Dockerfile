@@ -17,15 +17,15 @@
 # The demo images of docker-compose.yml are the `demo-backend` and
 # `demo-nginx` targets below; the default target is the last stage.
 
-# ---- build: the static x86_64 binary ------------------------------------
-# .cargo/config.toml names the x86_64-unknown-linux-gnu target with
-# +crt-static, so this builds the same static binary as `cargo build --release`
-# on a developer's machine.
+# ---- build: the static binary, for the build host's architecture ---------
+# .cargo/config.toml builds for the host's own target (`host-tuple`) with
+# +crt-static, so this is the same static binary as `cargo build --release`
+# on a developer's machine, on x86_64 and aarch64 alike.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin autopilot \
- && cp target/x86_64-unknown-linux-gnu/release/autopilot /autopilot \
+ && cp "target/$(uname -m)-unknown-linux-gnu/release/autopilot" /autopilot \
  && /autopilot -version
 
 # ---- the Autopilot Pattern demo (docker-compose.yml) ---------------------
