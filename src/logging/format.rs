@@ -1,5 +1,5 @@
-//! The three line formats of SPEC §11, as a `tracing-subscriber` event
-//! formatter whose format can be switched while the logger runs.
+//! The three line formats of SPEC §11, applied to `tracing` events; the
+//! format can be switched while the logger runs.
 //!
 //! - `default` — ContainerPilot 3's own format: `<RFC3339 UTC time, ns> <message>`.
 //!   Structured fields of autopilot's own messages follow as ` key=value`
@@ -29,10 +29,7 @@ use std::time::SystemTime;
 use humantime::{format_rfc3339_nanos, format_rfc3339_seconds};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing::{Event, Level};
 
 use super::relay::{LINES_FIELD, OUTPUT_TARGET};
 use crate::config::model::LogFormat;
@@ -51,7 +48,7 @@ impl SharedFormat {
         self.0.store(encode(format), Ordering::Relaxed);
     }
 
-    fn get(&self) -> LogFormat {
+    pub(super) fn get(&self) -> LogFormat {
         match self.0.load(Ordering::Relaxed) {
             0 => LogFormat::Default,
             1 => LogFormat::Text,
@@ -68,46 +65,26 @@ fn encode(format: LogFormat) -> u8 {
     }
 }
 
-/// The event formatter installed in the fmt layer.
-pub(super) struct EventFormat {
-    format: SharedFormat,
-}
-
-impl EventFormat {
-    pub(super) fn new(format: SharedFormat) -> EventFormat {
-        EventFormat { format }
+/// Formats `event` as one log line (or, for a batch of job output, one line
+/// per output line) in `format`, appended to `out`. Spans are not rendered:
+/// autopilot logs events only.
+pub(super) fn format_event(format: LogFormat, event: &Event<'_>, out: &mut String) -> fmt::Result {
+    let metadata = event.metadata();
+    let time = SystemTime::now();
+    let level = *metadata.level();
+    if metadata.target() == OUTPUT_TARGET {
+        let mut batch = OutputBatch::new(format, time, level, out);
+        event.record(&mut batch);
+        return batch.result;
     }
-}
-
-impl<S, N> FormatEvent<S, N> for EventFormat
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    /// Spans are not rendered: autopilot logs events only.
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let metadata = event.metadata();
-        let time = SystemTime::now();
-        let level = *metadata.level();
-        if metadata.target() == OUTPUT_TARGET {
-            let mut batch = OutputBatch::new(self.format.get(), time, level, &mut writer);
-            event.record(&mut batch);
-            return batch.result;
-        }
-        let mut fields = EventFields::default();
-        event.record(&mut fields);
-        let line = Line {
-            time,
-            level,
-            fields: &fields,
-        };
-        line.write(self.format.get(), &mut writer)
-    }
+    let mut fields = EventFields::default();
+    event.record(&mut fields);
+    let line = Line {
+        time,
+        level,
+        fields: &fields,
+    };
+    line.write(format, out)
 }
 
 /// A field value, kept typed so JSON gets numbers and booleans.
@@ -337,22 +314,22 @@ fn for_each_lossy_piece(bytes: &[u8], mut write: impl FnMut(&str) -> fmt::Result
 /// without the field), but the time, the level and the label are formatted
 /// once per batch, and a line is decoded and escaped straight into the output
 /// instead of through a message `String`.
-struct OutputBatch<'w, 'o> {
+struct OutputBatch<'w> {
     format: LogFormat,
     time: SystemTime,
     level: Level,
     label: Option<(&'static str, String)>,
-    out: &'w mut Writer<'o>,
+    out: &'w mut String,
     result: fmt::Result,
 }
 
-impl<'w, 'o> OutputBatch<'w, 'o> {
+impl<'w> OutputBatch<'w> {
     fn new(
         format: LogFormat,
         time: SystemTime,
         level: Level,
-        out: &'w mut Writer<'o>,
-    ) -> OutputBatch<'w, 'o> {
+        out: &'w mut String,
+    ) -> OutputBatch<'w> {
         OutputBatch {
             format,
             time,
@@ -364,7 +341,7 @@ impl<'w, 'o> OutputBatch<'w, 'o> {
     }
 }
 
-impl Visit for OutputBatch<'_, '_> {
+impl Visit for OutputBatch<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.label = Some((field.name(), value.to_owned()));
     }
