@@ -208,18 +208,13 @@ fn checks_resolve_names_from_the_hosts_file_and_dns_in_an_empty_root() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    assert!(
-        healthy
-            .iter()
-            .any(|line| line.ends_with("event: by-hosts-file.healthy")),
-        "{healthy:?}"
-    );
-    assert!(
-        healthy
-            .iter()
-            .any(|line| line.ends_with("event: by-dns.healthy")),
-        "{healthy:?}"
-    );
+    for job in ["by-hosts-file", "by-dns"] {
+        let event = format!("event: {job}.healthy");
+        assert!(
+            healthy.iter().any(|line| line.ends_with(&event)),
+            "{healthy:?}"
+        );
+    }
     assert!(accepted.load(Ordering::SeqCst) >= 1);
     assert_eq!(
         connections.load(Ordering::SeqCst),
