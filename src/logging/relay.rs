@@ -41,7 +41,7 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// How much output an [`OutputTail`] keeps.
 pub const TAIL_BYTES: usize = 4 * 1024;
 /// Bytes read from the pipe at once (a stack buffer, see `pump`).
-const READ_CHUNK_BYTES: usize = 8 * 1024;
+const READ_CHUNK_BYTES: usize = 32 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LabelField {

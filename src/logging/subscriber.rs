@@ -20,7 +20,7 @@ use crate::config::model::LogLevel;
 
 /// What a thread keeps of its formatting buffer between events: a burst of
 /// short output lines may grow it far beyond, but not for good.
-const KEPT_BUFFER_BYTES: usize = 16 * 1024;
+const KEPT_BUFFER_BYTES: usize = 64 * 1024;
 
 thread_local! {
     static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
