@@ -543,7 +543,7 @@ mod tests {
         let mut out = String::new();
         let layout = OutputLayout::new(format, UNIX_EPOCH + TIME, level, key, value);
         let mut write_batch = |batch: &[u8]| layout.write_lines(&mut out, batch).unwrap();
-        // Batches as reads would cut them: 8 KiB at a time.
+        // Batches as reads cut them, whatever their size.
         for chunk in output.chunks(8 * 1024) {
             let mut batch = Vec::new();
             splitter.feed(chunk, &mut |line| add_line(&mut batch, line));
