@@ -25,13 +25,13 @@
 #     --build-arg BUILD_IMAGE=debian:bookworm-slim \
 #     --build-arg AUTOPILOT_BINARY=path/in/the/context/autopilot ...
 
-# ---- build: the static x86_64 binary ------------------------------------
-# .cargo/config.toml names the x86_64-unknown-linux-gnu target with
-# +crt-static, so this builds the same static binary as `cargo build --release`
-# on a developer's machine. The base image is an argument because Docker's
-# classic builder (the one docker-compose v1 uses) builds every stage before
-# the target, used or not: only with another base does a prebuilt binary need
-# no Rust image.
+# ---- build: the static binary, for the build host's architecture ---------
+# .cargo/config.toml builds for the host's own target (`host-tuple`) with
+# +crt-static, so this is the same static binary as `cargo build --release`
+# on a developer's machine, on x86_64 and aarch64 alike. The base image is an
+# argument because Docker's classic builder (the one docker-compose v1 uses)
+# builds every stage before the target, used or not: only with another base
+# does a prebuilt binary (AUTOPILOT_BINARY) need no Rust image.
 ARG BUILD_IMAGE=rust:1-bookworm
 FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
@@ -41,7 +41,7 @@ RUN if [ -n "$AUTOPILOT_BINARY" ]; then \
       cp "$AUTOPILOT_BINARY" /autopilot; \
     else \
       cargo build --release --locked --bin autopilot \
-      && cp target/x86_64-unknown-linux-gnu/release/autopilot /autopilot; \
+      && cp "target/$(uname -m)-unknown-linux-gnu/release/autopilot" /autopilot; \
     fi \
  && /autopilot -version
 

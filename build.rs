@@ -1,6 +1,4 @@
-//! Records the git commit the binary is built from, for `autopilot -version`,
-//! and makes a new code layout (tools/link/) relink the binary: cargo does not
-//! know the linker driver reads that list.
+//! Records the git commit the binary is built from, for `autopilot -version`.
 use std::process::Command;
 
 fn main() {
@@ -15,6 +13,4 @@ fn main() {
     println!("cargo:rustc-env=AUTOPILOT_GIT_HASH={hash}");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
-    println!("cargo:rerun-if-changed=tools/link/hot-symbols.txt");
-    println!("cargo:rerun-if-changed=tools/link/hot-first-cc");
 }

@@ -12,6 +12,8 @@
  *                      "READY"; on a line on stdin, release the grandchildren
  *                      (they exit at once and become the init's zombies);
  *                      exit when stdin reaches EOF (reaping).
+ *   app lines LEN MIB  write MIB MiB of LEN-byte lines ("xxx...x\n") in
+ *                      64 KiB writes, then exit 0 (logged-output throughput).
  *
  * Everything written is a single write(2) on stdout, so the harness reading
  * the pipe sees whole lines.
@@ -124,6 +126,39 @@ static int run_orphans(int count) {
     return 0;
 }
 
+static int run_lines(long length, long mib) {
+    static char buffer[65536];
+    long total = mib * 1048576, lines_per_buffer;
+    if (length < 1 || length > (long)sizeof buffer) {
+        fprintf(stderr, "app: a line is 1 to %zu bytes\n", sizeof buffer);
+        return 2;
+    }
+    lines_per_buffer = (long)sizeof buffer / length;
+    memset(buffer, 'x', sizeof buffer);
+    for (long i = 1; i <= lines_per_buffer; i++)
+        buffer[i * length - 1] = '\n';
+    /* Whole lines only: the last write is cut to what is left, in lines. */
+    while (total > 0) {
+        long chunk = lines_per_buffer * length;
+        if (chunk > total)
+            chunk = total / length * length;
+        if (chunk == 0)
+            break;
+        for (long done = 0; done < chunk;) {
+            ssize_t n = write(STDOUT_FILENO, buffer + done, (size_t)(chunk - done));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                perror("app: write");
+                return 1;
+            }
+            done += n;
+        }
+        total -= chunk;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     long long started = now_ns();
     if (argc >= 2 && strcmp(argv[1], "stamp") == 0) {
@@ -134,6 +169,8 @@ int main(int argc, char **argv) {
         return run_sigterm();
     if (argc >= 3 && strcmp(argv[1], "orphans") == 0)
         return run_orphans(atoi(argv[2]));
-    fprintf(stderr, "usage: app stamp | app sigterm | app orphans N\n");
+    if (argc >= 4 && strcmp(argv[1], "lines") == 0)
+        return run_lines(atol(argv[2]), atol(argv[3]));
+    fprintf(stderr, "usage: app stamp | app sigterm | app orphans N | app lines LEN MIB\n");
     return 2;
 }

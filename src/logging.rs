@@ -31,18 +31,18 @@
 mod format;
 mod relay;
 mod sink;
+mod subscriber;
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::{Arc, Weak};
 
 use tracing::Dispatch;
-use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::{reload, Registry};
 
-use crate::config::model::{LogLevel, LoggingConfig};
-use format::{EventFormat, SharedFormat};
+use crate::config::model::LoggingConfig;
+use format::SharedFormat;
 use sink::SharedSink;
+use subscriber::{LogSubscriber, SharedLevel};
 
 pub use relay::{OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, OUTPUT_TARGET, TAIL_BYTES};
 
@@ -64,7 +64,7 @@ pub enum LoggingError {
 /// or task.
 #[derive(Clone)]
 pub struct LogHandle {
-    level: reload::Handle<Targets, Registry>,
+    level: Weak<SharedLevel>,
     format: SharedFormat,
     sink: SharedSink,
 }
@@ -73,11 +73,11 @@ impl LogHandle {
     /// Applies a new logging configuration. The new output is opened first:
     /// if that fails, nothing changes and the error is returned.
     pub fn reconfigure(&self, config: &LoggingConfig) -> Result<(), LoggingError> {
+        let level = self.level.upgrade().ok_or(LoggingError::LoggerGone)?;
         self.sink.replace(&config.output)?;
         self.format.set(config.format);
-        self.level
-            .reload(target_filter(config.level))
-            .map_err(|_| LoggingError::LoggerGone)
+        level.set(config.level);
+        Ok(())
     }
 
     /// Reopens the log file at its configured path (logrotate's `postrotate`
@@ -101,59 +101,15 @@ pub fn init(config: &LoggingConfig) -> Result<LogHandle, LoggingError> {
 /// globally, tests install it for one thread with
 /// `tracing::dispatcher::set_default`.
 pub fn build_dispatch(config: &LoggingConfig) -> Result<(Dispatch, LogHandle), LoggingError> {
-    let sink = SharedSink::open(&config.output)?;
-    let format = SharedFormat::new(config.format);
-    let (level_layer, level) = reload::Layer::new(target_filter(config.level));
-    let fmt_layer = tracing_subscriber::fmt::layer()
-        .event_format(EventFormat::new(format.clone()))
-        .with_writer(sink.clone())
-        .with_ansi(false)
-        // The default reports write errors with `eprintln!`, which panics
-        // when stderr is gone; a PID 1 must not die because a pipe closed.
-        .log_internal_errors(false);
-    let subscriber = Registry::default().with(level_layer).with(fmt_layer);
+    let subscriber = LogSubscriber {
+        level: Arc::new(SharedLevel::new(config.level)),
+        format: SharedFormat::new(config.format),
+        sink: SharedSink::open(&config.output)?,
+    };
     let handle = LogHandle {
-        level,
-        format,
-        sink,
+        level: Arc::downgrade(&subscriber.level),
+        format: subscriber.format.clone(),
+        sink: subscriber.sink.clone(),
     };
     Ok((Dispatch::new(subscriber), handle))
-}
-
-/// The configured level applies to autopilot's own lines (and job output);
-/// the libraries underneath (HTTP, DNS, TLS) speak only at WARN and above,
-/// so `level: "DEBUG"` shows autopilot's events, not every DNS packet.
-fn target_filter(level: LogLevel) -> Targets {
-    let ours = level_filter(level);
-    Targets::new()
-        .with_target(env!("CARGO_CRATE_NAME"), ours)
-        .with_default(ours.min(LevelFilter::WARN))
-}
-
-/// Maps a configured level onto `tracing`'s filter (`FATAL`/`PANIC` → ERROR).
-fn level_filter(level: LogLevel) -> LevelFilter {
-    match level {
-        LogLevel::Debug => LevelFilter::DEBUG,
-        LogLevel::Info => LevelFilter::INFO,
-        LogLevel::Warn => LevelFilter::WARN,
-        LogLevel::Error | LogLevel::Fatal | LogLevel::Panic => LevelFilter::ERROR,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tracing::Level;
-
-    #[test]
-    fn libraries_underneath_speak_only_at_warn() {
-        let debug = target_filter(LogLevel::Debug);
-        assert!(debug.would_enable("autopilot::jobs", &Level::DEBUG));
-        assert!(debug.would_enable(OUTPUT_TARGET, &Level::DEBUG));
-        assert!(!debug.would_enable("hickory_proto::udp", &Level::DEBUG));
-        assert!(debug.would_enable("hyper", &Level::WARN));
-        let error = target_filter(LogLevel::Error);
-        assert!(!error.would_enable("hyper", &Level::WARN));
-        assert!(!error.would_enable("autopilot::jobs", &Level::WARN));
-    }
 }

@@ -39,8 +39,11 @@ fn build_targets() -> PathBuf {
             .env("RUSTFLAGS", COVERAGE_FLAGS),
         "building the fuzz targets",
     );
-    // .cargo/config.toml names the target triple, so binaries land below it.
-    target_dir.join("x86_64-unknown-linux-gnu/release")
+    // .cargo/config.toml builds for the host's tuple by name, so binaries land below it.
+    target_dir.join(format!(
+        "{}-unknown-linux-gnu/release",
+        std::env::consts::ARCH
+    ))
 }
 
 /// Runs one target for its time budget from the committed corpus.

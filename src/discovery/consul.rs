@@ -6,9 +6,8 @@
 //! The ACL token lives only in a sensitive header and in [`Secret`]; it is never formatted.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -584,19 +583,18 @@ fn verify_as(
     let resolver = ServerNameResolver {
         server_name: server_name.to_ascii_lowercase(),
         target: target.trim_matches(['[', ']']).to_string(),
-        dns: Arc::default(),
     };
     Ok(builder.dns_resolver(Arc::new(resolver)))
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Resolves `server_name` as `target` and everything else normally, through hickory (the
-/// resolver reqwest uses; getaddrinfo cannot load NSS modules in a static binary).
+/// Resolves `server_name` as `target` and everything else normally, through
+/// getaddrinfo like every other name autopilot resolves (see
+/// `docs/configuration.md`, "Name resolution").
 struct ServerNameResolver {
     server_name: String,
     target: String,
-    dns: Arc<OnceLock<hickory_resolver::TokioResolver>>,
 }
 
 impl Resolve for ServerNameResolver {
@@ -606,28 +604,9 @@ impl Resolve for ServerNameResolver {
         } else {
             name.as_str().to_string()
         };
-        let dns = Arc::clone(&self.dns);
         Box::pin(async move {
-            if let Ok(ip) = host.parse::<IpAddr>() {
-                let addrs: Addrs = Box::new(std::iter::once(SocketAddr::new(ip, 0)));
-                return Ok::<_, BoxError>(addrs);
-            }
-            let resolver = match dns.get() {
-                Some(resolver) => resolver.clone(),
-                None => {
-                    let resolver = hickory_resolver::TokioResolver::builder_tokio()?.build();
-                    dns.get_or_init(|| resolver).clone()
-                }
-            };
-            let lookup = resolver.lookup_ip(host).await?;
-            let addrs: Addrs = Box::new(
-                lookup
-                    .into_iter()
-                    .map(|ip| SocketAddr::new(ip, 0))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            );
-            Ok(addrs)
+            let addrs: Addrs = Box::new(tokio::net::lookup_host((host, 0)).await?);
+            Ok::<_, BoxError>(addrs)
         })
     }
 }

@@ -7,9 +7,12 @@
 //! checks have none unless the file sets one); at the timeout its process
 //! group is SIGKILLed and the check fails. Its output is logged as
 //! `check=check.<job>` and its last 4 KiB become the catalog check's output.
-//! `http` and `tcp` checks [beyond] need no helper binary in the image. A
-//! check without a command only heartbeats the catalog. This module owns the check loop and the health state; it must not
-//! touch the job's process.
+//! `http` and `tcp` checks [beyond] need no helper binary in the image; they
+//! resolve host names with getaddrinfo like the rest of autopilot, and an
+//! `http` check keeps one client (and its idle connection) from one check to
+//! the next. A check without a command only heartbeats the catalog. This
+//! module owns the check loop and the health state; it must not touch the
+//! job's process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,9 +52,10 @@ pub fn spawn(
         let mut healthy: Option<bool> = None;
         let mut ticker = tokio::time::interval(config.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut http = None;
         loop {
             ticker.tick().await;
-            let outcome = check(&job, &config, &shared).await;
+            let outcome = check(&job, &config, &shared, &mut http).await;
             let passed = matches!(outcome, Outcome::Passed(_));
             match (&outcome, &registration) {
                 (Outcome::Passed(output), Some(registration)) => registration.passing(output),
@@ -89,7 +93,22 @@ pub fn spawn_heartbeat(registration: Arc<Registration>) -> JoinHandle<()> {
     })
 }
 
-async fn check(job: &str, config: &HealthConfig, shared: &Shared) -> Outcome {
+/// The client of a job's `http` checks (built at its first check), or why
+/// there is none.
+type HttpClient = Result<reqwest::Client, String>;
+
+fn http_client() -> HttpClient {
+    reqwest::Client::builder()
+        .build()
+        .map_err(|error| format!("cannot build the HTTP client: {error}"))
+}
+
+async fn check(
+    job: &str,
+    config: &HealthConfig,
+    shared: &Shared,
+    http: &mut Option<HttpClient>,
+) -> Outcome {
     // Only 2.x checks, which are all exec checks, go without a timeout.
     let limit = config.timeout.unwrap_or(config.interval);
     match &config.check {
@@ -97,7 +116,9 @@ async fn check(job: &str, config: &HealthConfig, shared: &Shared) -> Outcome {
             check_exec(job, argv, config.logging_raw, config.timeout, shared).await
         }
         HealthCheck::Tcp(address) => check_tcp(address, limit).await,
-        HealthCheck::Http(url) => check_http(url, limit).await,
+        HealthCheck::Http(url) => {
+            check_http(http.get_or_insert_with(http_client), url, limit).await
+        }
         HealthCheck::Heartbeat => Outcome::Passed("ok".to_string()),
     }
 }
@@ -157,12 +178,12 @@ async fn check_tcp(address: &str, limit: Duration) -> Outcome {
     }
 }
 
-async fn check_http(url: &str, limit: Duration) -> Outcome {
-    let client = match reqwest::Client::builder().timeout(limit).build() {
+async fn check_http(client: &HttpClient, url: &str, limit: Duration) -> Outcome {
+    let client = match client {
         Ok(client) => client,
         Err(error) => return Outcome::Failed(format!("GET {url}: {error}")),
     };
-    match client.get(url).send().await {
+    match client.get(url).timeout(limit).send().await {
         Ok(response) if response.status().is_success() => {
             Outcome::Passed(format!("GET {url}: {}", response.status()))
         }

@@ -1,5 +1,5 @@
-//! The three line formats of SPEC §11, as a `tracing-subscriber` event
-//! formatter whose format can be switched while the logger runs.
+//! The three line formats of SPEC §11, applied to `tracing` events; the
+//! format can be switched while the logger runs.
 //!
 //! - `default` — ContainerPilot 3's own format: `<RFC3339 UTC time, ns> <message>`.
 //!   Structured fields of autopilot's own messages follow as ` key=value`
@@ -29,12 +29,9 @@ use std::time::SystemTime;
 use humantime::{format_rfc3339_nanos, format_rfc3339_seconds};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing::{Event, Level};
 
-use super::relay::OUTPUT_TARGET;
+use super::relay::{LINES_FIELD, OUTPUT_TARGET};
 use crate::config::model::LogFormat;
 
 /// The current format, shared between the formatter and the
@@ -51,7 +48,7 @@ impl SharedFormat {
         self.0.store(encode(format), Ordering::Relaxed);
     }
 
-    fn get(&self) -> LogFormat {
+    pub(super) fn get(&self) -> LogFormat {
         match self.0.load(Ordering::Relaxed) {
             0 => LogFormat::Default,
             1 => LogFormat::Text,
@@ -68,40 +65,26 @@ fn encode(format: LogFormat) -> u8 {
     }
 }
 
-/// The event formatter installed in the fmt layer.
-pub(super) struct EventFormat {
-    format: SharedFormat,
-}
-
-impl EventFormat {
-    pub(super) fn new(format: SharedFormat) -> EventFormat {
-        EventFormat { format }
+/// Formats `event` as one log line (or, for a batch of job output, one line
+/// per output line) in `format`, appended to `out`. Spans are not rendered:
+/// autopilot logs events only.
+pub(super) fn format_event(format: LogFormat, event: &Event<'_>, out: &mut String) -> fmt::Result {
+    let metadata = event.metadata();
+    let time = SystemTime::now();
+    let level = *metadata.level();
+    if metadata.target() == OUTPUT_TARGET {
+        let mut batch = OutputBatch::new(format, time, level, out);
+        event.record(&mut batch);
+        return batch.result;
     }
-}
-
-impl<S, N> FormatEvent<S, N> for EventFormat
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    /// Spans are not rendered: autopilot logs events only.
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let mut fields = EventFields::default();
-        event.record(&mut fields);
-        let metadata = event.metadata();
-        let line = Line {
-            time: SystemTime::now(),
-            level: *metadata.level(),
-            is_job_output: metadata.target() == OUTPUT_TARGET,
-            fields: &fields,
-        };
-        line.write(self.format.get(), &mut writer)
-    }
+    let mut fields = EventFields::default();
+    event.record(&mut fields);
+    let line = Line {
+        time,
+        level,
+        fields: &fields,
+    };
+    line.write(format, out)
 }
 
 /// A field value, kept typed so JSON gets numbers and booleans.
@@ -166,11 +149,10 @@ impl Visit for EventFields {
     }
 }
 
-/// Everything one log line is made of.
+/// Everything one of autopilot's own log lines is made of.
 struct Line<'a> {
     time: SystemTime,
     level: Level,
-    is_job_output: bool,
     fields: &'a EventFields,
 }
 
@@ -190,11 +172,9 @@ impl Line<'_> {
             format_rfc3339_nanos(self.time),
             self.fields.message
         )?;
-        if !self.is_job_output {
-            for (key, value) in &self.fields.fields {
-                write!(out, " {key}=")?;
-                write_logfmt_value(out, value)?;
-            }
+        for (key, value) in &self.fields.fields {
+            write!(out, " {key}=")?;
+            write_logfmt_value(out, value)?;
         }
         out.write_char('\n')
     }
@@ -271,35 +251,260 @@ fn write_logfmt_value(out: &mut impl Write, value: &FieldValue) -> fmt::Result {
 /// Writes `text` as a logfmt value. Hand-written: logfmt has no maintained
 /// Rust encoder, and the rule is a dozen lines.
 fn write_logfmt_str(out: &mut impl Write, text: &str) -> fmt::Result {
-    if !needs_quoting(text) {
+    if !needs_quoting(text.as_bytes()) {
         return out.write_str(text);
     }
     out.write_char('"')?;
-    for character in text.chars() {
-        match character {
-            '"' => out.write_str("\\\"")?,
-            '\\' => out.write_str("\\\\")?,
-            '\n' => out.write_str("\\n")?,
-            '\r' => out.write_str("\\r")?,
-            '\t' => out.write_str("\\t")?,
-            control if control.is_control() => write!(out, "\\u{:04x}", u32::from(control))?,
-            other => out.write_char(other)?,
-        }
-    }
+    write_logfmt_escaped(out, text)?;
     out.write_char('"')
 }
 
-fn needs_quoting(text: &str) -> bool {
+/// Writes `text` escaped for the inside of a quoted logfmt value, in runs
+/// between the characters that need an escape.
+fn write_logfmt_escaped(out: &mut impl Write, text: &str) -> fmt::Result {
+    let mut run_start = 0;
+    for (index, character) in text.char_indices() {
+        let escape = match character {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            control if control.is_control() => "",
+            _ => continue,
+        };
+        out.write_str(&text[run_start..index])?;
+        if escape.is_empty() {
+            write!(out, "\\u{:04x}", u32::from(character))?;
+        } else {
+            out.write_str(escape)?;
+        }
+        run_start = index + character.len_utf8();
+    }
+    out.write_str(&text[run_start..])
+}
+
+/// logrus' rule: quote unless every byte is one of `A-Za-z0-9-._/@^+`. Bytes
+/// that are not UTF-8 (shown as U+FFFD) are outside that set, so the answer is
+/// the same for raw bytes and for their lossy decoding.
+fn needs_quoting(text: &[u8]) -> bool {
     text.is_empty()
         || !text
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || b"-._/@^+".contains(&byte))
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-._/@^+".contains(byte))
+}
+
+/// Calls `write` with each valid UTF-8 run of `bytes` and with U+FFFD for each
+/// invalid sequence between them, as `String::from_utf8_lossy` decodes them,
+/// without building the decoded string.
+fn for_each_lossy_piece(bytes: &[u8], mut write: impl FnMut(&str) -> fmt::Result) -> fmt::Result {
+    for chunk in bytes.utf8_chunks() {
+        write(chunk.valid())?;
+        if !chunk.invalid().is_empty() {
+            write("\u{FFFD}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Relayed job output, one batch per read of the pipe (see `relay.rs`): the
+/// event carries the label field (`job` or `check`) and then [`LINES_FIELD`],
+/// every line of the batch followed by `\n`. Each line is written exactly as
+/// [`Line`] writes a message with the label as its only field (in `default`,
+/// without the field), but the time, the level and the label are formatted
+/// once per batch, and a line is decoded and escaped straight into the output
+/// instead of through a message `String`.
+struct OutputBatch<'w> {
+    format: LogFormat,
+    time: SystemTime,
+    level: Level,
+    label: Option<(&'static str, String)>,
+    out: &'w mut String,
+    result: fmt::Result,
+}
+
+impl<'w> OutputBatch<'w> {
+    fn new(
+        format: LogFormat,
+        time: SystemTime,
+        level: Level,
+        out: &'w mut String,
+    ) -> OutputBatch<'w> {
+        OutputBatch {
+            format,
+            time,
+            level,
+            label: None,
+            out,
+            result: Ok(()),
+        }
+    }
+}
+
+impl Visit for OutputBatch<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.label = Some((field.name(), value.to_owned()));
+    }
+
+    fn record_bytes(&mut self, field: &Field, lines: &[u8]) {
+        if field.name() != LINES_FIELD {
+            return;
+        }
+        let (key, value) = self
+            .label
+            .as_ref()
+            .map_or(("", ""), |(key, value)| (*key, value.as_str()));
+        let layout = OutputLayout::new(self.format, self.time, self.level, key, value);
+        self.result = self
+            .result
+            .and_then(|()| layout.write_lines(self.out, lines));
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
+}
+
+/// What surrounds each line of a batch, formatted once per batch.
+struct OutputLayout {
+    prefix: String,
+    encoding: Encoding,
+    suffix: String,
+}
+
+/// How a line's own bytes are written.
+#[derive(Clone, Copy)]
+enum Encoding {
+    /// As they are (`default`).
+    Plain,
+    /// As a logfmt value (`text`).
+    Logfmt,
+    /// As a JSON string (`json`).
+    Json,
+}
+
+impl OutputLayout {
+    fn new(
+        format: LogFormat,
+        time: SystemTime,
+        level: Level,
+        key: &str,
+        value: &str,
+    ) -> OutputLayout {
+        let mut layout = OutputLayout {
+            prefix: String::new(),
+            encoding: Encoding::Plain,
+            suffix: String::new(),
+        };
+        // Writing into a String cannot fail.
+        let _ = layout.fill(format, time, level, key, value);
+        layout
+    }
+
+    fn fill(
+        &mut self,
+        format: LogFormat,
+        time: SystemTime,
+        level: Level,
+        key: &str,
+        value: &str,
+    ) -> fmt::Result {
+        let level = level_name(level);
+        match format {
+            LogFormat::Default => {
+                write!(self.prefix, "{} ", format_rfc3339_nanos(time))?;
+            }
+            LogFormat::Text => {
+                self.encoding = Encoding::Logfmt;
+                let time = format_rfc3339_seconds(time);
+                write!(self.prefix, "time=\"{time}\" level={level} msg=")?;
+                write!(self.suffix, " {}=", unshadowed_key(key))?;
+                write_logfmt_str(&mut self.suffix, value)?;
+            }
+            LogFormat::Json => {
+                self.encoding = Encoding::Json;
+                let time = format_rfc3339_seconds(time);
+                write!(
+                    self.prefix,
+                    "{{\"time\":\"{time}\",\"level\":\"{level}\",\"msg\":"
+                )?;
+                self.suffix.push(',');
+                write_json_str(&mut self.suffix, &unshadowed_key(key))?;
+                self.suffix.push(':');
+                write_json_str(&mut self.suffix, value)?;
+                self.suffix.push('}');
+            }
+        }
+        self.suffix.push('\n');
+        Ok(())
+    }
+
+    fn write_lines(&self, out: &mut impl Write, lines: &[u8]) -> fmt::Result {
+        let Some(lines) = lines.strip_suffix(b"\n") else {
+            return Ok(());
+        };
+        for line in lines.split(|&byte| byte == b'\n') {
+            out.write_str(&self.prefix)?;
+            match self.encoding {
+                Encoding::Plain => for_each_lossy_piece(line, |piece| out.write_str(piece))?,
+                Encoding::Logfmt if !needs_quoting(line) => {
+                    for_each_lossy_piece(line, |piece| out.write_str(piece))?
+                }
+                Encoding::Logfmt => {
+                    out.write_char('"')?;
+                    for_each_lossy_piece(line, |piece| write_logfmt_escaped(out, piece))?;
+                    out.write_char('"')?;
+                }
+                Encoding::Json => {
+                    out.write_char('"')?;
+                    for_each_lossy_piece(line, |piece| write_json_escaped(out, piece))?;
+                    out.write_char('"')?;
+                }
+            }
+            out.write_str(&self.suffix)?;
+        }
+        Ok(())
+    }
+}
+
+fn write_json_str(out: &mut impl Write, text: &str) -> fmt::Result {
+    out.write_char('"')?;
+    write_json_escaped(out, text)?;
+    out.write_char('"')
+}
+
+/// Writes `text` escaped for the inside of a JSON string exactly as
+/// serde_json escapes it (`"`, `\\`, and the C0 controls: short escapes where
+/// JSON has them, `\u00xx` otherwise). Hand-written because serde_json
+/// writes only to `io::Write`, and the log line is built in a `fmt::Write`.
+fn write_json_escaped(out: &mut impl Write, text: &str) -> fmt::Result {
+    let mut run_start = 0;
+    for (index, byte) in text.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.write_str(&text[run_start..index])?;
+        if escape.is_empty() {
+            write!(out, "\\u{byte:04x}")?;
+        } else {
+            out.write_str(escape)?;
+        }
+        run_start = index + 1;
+    }
+    out.write_str(&text[run_start..])
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
+    use super::super::relay::{add_line, LineSplitter};
     use super::*;
 
     fn fields(message: &str, fields: Vec<(&'static str, FieldValue)>) -> EventFields {
@@ -309,16 +514,12 @@ mod tests {
         }
     }
 
-    fn render(
-        format: LogFormat,
-        level: Level,
-        is_job_output: bool,
-        fields: &EventFields,
-    ) -> String {
+    const TIME: Duration = Duration::new(1_700_000_000, 123_456_789);
+
+    fn render(format: LogFormat, level: Level, fields: &EventFields) -> String {
         let line = Line {
-            time: UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),
+            time: UNIX_EPOCH + TIME,
             level,
-            is_job_output,
             fields,
         };
         let mut out = String::new();
@@ -330,9 +531,111 @@ mod tests {
         fields("hello world", vec![("job", FieldValue::Text("web".into()))])
     }
 
+    /// Job output as the relay's batches format it.
+    fn render_output(
+        format: LogFormat,
+        level: Level,
+        key: &str,
+        value: &str,
+        output: &[u8],
+    ) -> String {
+        let mut splitter = LineSplitter::default();
+        let mut out = String::new();
+        let layout = OutputLayout::new(format, UNIX_EPOCH + TIME, level, key, value);
+        let mut write_batch = |batch: &[u8]| layout.write_lines(&mut out, batch).unwrap();
+        // Batches as reads cut them, whatever their size.
+        for chunk in output.chunks(8 * 1024) {
+            let mut batch = Vec::new();
+            splitter.feed(chunk, &mut |line| add_line(&mut batch, line));
+            write_batch(&batch);
+        }
+        let mut batch = Vec::new();
+        splitter.finish(&mut |line| add_line(&mut batch, line));
+        write_batch(&batch);
+        out
+    }
+
+    /// Job output as it was logged before batching: one event per line, its
+    /// message decoded lossily, the label its only field (not shown in
+    /// `default`), formatted like every other message.
+    fn render_output_line_by_line(
+        format: LogFormat,
+        level: Level,
+        key: &'static str,
+        value: &str,
+        output: &[u8],
+    ) -> String {
+        let mut lines = Vec::new();
+        let mut splitter = LineSplitter::default();
+        splitter.feed(output, &mut |line| lines.push(line.to_vec()));
+        splitter.finish(&mut |line| lines.push(line.to_vec()));
+        let label = match format {
+            LogFormat::Default => vec![],
+            LogFormat::Text | LogFormat::Json => vec![(key, FieldValue::Text(value.into()))],
+        };
+        lines
+            .iter()
+            .map(|line| {
+                let event = fields(&String::from_utf8_lossy(line), label.clone());
+                render(format, level, &event)
+            })
+            .collect()
+    }
+
+    fn hostile_output() -> Vec<u8> {
+        let mut output = Vec::new();
+        output.extend_from_slice(b"plain\nsay \"hi\" back\\slash\n\n");
+        output.extend((0u8..0x20).chain([0x7f, b'\n']));
+        output.extend_from_slice("caf\u{e9} \u{85}next \u{2028} \u{1F600}\r\n".as_bytes());
+        output.extend_from_slice(b"bad \xff\xfe utf8 \xe2\x82 cut\r\n\r\n");
+        output.extend_from_slice(b"plain-value_1.2/x@y^z+w\n\xc3\n");
+        let pattern = b"ab \"\\\t\xc3\xa9\xff";
+        let mut long: Vec<u8> = pattern.iter().copied().cycle().take(200_000).collect();
+        long.push(b'\n');
+        output.extend_from_slice(&long);
+        output.extend_from_slice(b"no final newline \x1b[31m");
+        output
+    }
+
+    #[test]
+    fn batches_format_exactly_as_lines_did() {
+        let output = hostile_output();
+        for format in [LogFormat::Default, LogFormat::Text, LogFormat::Json] {
+            for (level, key, value) in [
+                (Level::INFO, "job", "web"),
+                (Level::DEBUG, "check", "check.my job"),
+            ] {
+                let batched = render_output(format, level, key, value, &output);
+                let expected = render_output_line_by_line(format, level, key, value, &output);
+                assert!(batched.lines().count() > 10, "{format:?}");
+                assert!(
+                    batched == expected,
+                    "{format:?} {key}: batched output differs"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        let all: String = (0u32..0x800)
+            .filter_map(char::from_u32)
+            .chain(['\u{2028}', '\u{FFFD}'])
+            .collect();
+        let mut out = String::new();
+        write_json_str(&mut out, &all).unwrap();
+        assert_eq!(out, serde_json::to_string(&all).unwrap());
+    }
+
     #[test]
     fn default_format_is_time_then_message() {
-        let line = render(LogFormat::Default, Level::INFO, true, &job_line());
+        let line = render_output(
+            LogFormat::Default,
+            Level::INFO,
+            "job",
+            "web",
+            b"hello world\n",
+        );
         assert_eq!(line, "2023-11-14T22:13:20.123456789Z hello world\n");
     }
 
@@ -346,7 +649,7 @@ mod tests {
                 ("error", FieldValue::Text("no such file".into())),
             ],
         );
-        let line = render(LogFormat::Default, Level::WARN, false, &event);
+        let line = render(LogFormat::Default, Level::WARN, &event);
         assert_eq!(
             line,
             "2023-11-14T22:13:20.123456789Z job exited job=web code=-1 error=\"no such file\"\n"
@@ -355,7 +658,7 @@ mod tests {
 
     #[test]
     fn text_format_is_logfmt() {
-        let line = render(LogFormat::Text, Level::INFO, true, &job_line());
+        let line = render(LogFormat::Text, Level::INFO, &job_line());
         assert_eq!(
             line,
             "time=\"2023-11-14T22:13:20Z\" level=info msg=\"hello world\" job=web\n"
@@ -367,7 +670,7 @@ mod tests {
         let event = fields("x", vec![]);
         let names: Vec<String> = [Level::DEBUG, Level::INFO, Level::WARN, Level::ERROR]
             .into_iter()
-            .map(|level| render(LogFormat::Text, level, false, &event))
+            .map(|level| render(LogFormat::Text, level, &event))
             .collect();
         let expected = ["debug", "info", "warning", "error"]
             .map(|name| format!("time=\"2023-11-14T22:13:20Z\" level={name} msg=x\n"));
@@ -405,7 +708,7 @@ mod tests {
                 ("b", FieldValue::Bool(true)),
             ],
         );
-        let line = render(LogFormat::Text, Level::INFO, false, &event);
+        let line = render(LogFormat::Text, Level::INFO, &event);
         assert!(line.ends_with(" msg=m n=-3 u=7 f=1.5 b=true\n"), "{line}");
     }
 
@@ -420,7 +723,7 @@ mod tests {
                 ("ratio", FieldValue::Float(f64::NAN)),
             ],
         );
-        let line = render(LogFormat::Json, Level::ERROR, true, &event);
+        let line = render(LogFormat::Json, Level::ERROR, &event);
         assert_eq!(line.matches('\n').count(), 1);
         assert!(line.ends_with('\n'));
         let parsed: Value = serde_json::from_str(&line).unwrap();
@@ -446,11 +749,11 @@ mod tests {
     #[test]
     fn fields_cannot_shadow_the_fixed_keys() {
         let event = fields("m", vec![("msg", FieldValue::Text("other".into()))]);
-        let json = render(LogFormat::Json, Level::INFO, false, &event);
+        let json = render(LogFormat::Json, Level::INFO, &event);
         let parsed: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed["msg"], "m");
         assert_eq!(parsed["fields.msg"], "other");
-        let text = render(LogFormat::Text, Level::INFO, false, &event);
+        let text = render(LogFormat::Text, Level::INFO, &event);
         assert!(text.ends_with(" msg=m fields.msg=other\n"), "{text}");
     }
 

@@ -2,6 +2,10 @@
 //! pipe and logs it line by line, labelled `job=<name>` or
 //! `check=check.<name>`.
 //!
+//! Throughput: all whole lines of one read of the pipe go into one `tracing`
+//! event (the level is checked once per read), which the formatter turns into
+//! one buffer of log lines written with one `write()` (see `format.rs`).
+//!
 //! Guarantees: every byte read is logged, in order. A final line without a
 //! newline is logged at end of file; a trailing `\r` is dropped (as
 //! ContainerPilot's line scanner did); a line longer than
@@ -29,12 +33,15 @@ use super::LoggingError;
 /// The `tracing` target of relayed output lines; the `default` format prints
 /// them without fields.
 pub const OUTPUT_TARGET: &str = "autopilot::output";
+/// The field of an output event that holds its batch of lines, each followed
+/// by `\n`.
+pub(super) const LINES_FIELD: &str = "lines";
 /// The longest piece of a line logged as one log line.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// How much output an [`OutputTail`] keeps.
 pub const TAIL_BYTES: usize = 4 * 1024;
 /// Bytes read from the pipe at once (a stack buffer, see `pump`).
-const READ_CHUNK_BYTES: usize = 8 * 1024;
+const READ_CHUNK_BYTES: usize = 32 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LabelField {
@@ -154,7 +161,9 @@ impl OutputRelay {
             pipe::Receiver::from_owned_fd(pipe.into()).map_err(LoggingError::ReadOutput)?;
         let mut splitter = LineSplitter::default();
         let result = self.pump(&mut receiver, &mut splitter).await;
-        splitter.finish(&mut |line| self.log(line));
+        let mut batch = Vec::new();
+        splitter.finish(&mut |line| add_line(&mut batch, line));
+        self.log(&batch);
         result.map_err(LoggingError::ReadOutput)
     }
 
@@ -182,30 +191,42 @@ impl OutputRelay {
                 }
                 Err(error) => return Err(error),
             };
+            let chunk = &chunk[..read];
             if let Some(tail) = &self.tail {
-                tail.push(&chunk[..read]);
+                tail.push(chunk);
             }
-            splitter.feed(&chunk[..read], &mut |line| self.log(line));
+            let mut batch = Vec::with_capacity(splitter.pending.len() + chunk.len());
+            splitter.feed(chunk, &mut |line| add_line(&mut batch, line));
+            self.log(&batch);
         }
     }
 
-    fn log(&self, line: &[u8]) {
-        log_line(self.level, &self.label, &String::from_utf8_lossy(line));
+    fn log(&self, batch: &[u8]) {
+        if !batch.is_empty() {
+            log_lines(self.level, &self.label, batch);
+        }
     }
 }
 
-/// Emits one output line. `tracing` needs the level and field names at
-/// compile time, hence one call site per level and field.
-fn log_line(level: Level, label: &OutputLabel, line: &str) {
+pub(super) fn add_line(batch: &mut Vec<u8>, line: &[u8]) {
+    batch.extend_from_slice(line);
+    batch.push(b'\n');
+}
+
+/// Emits one event for a batch of output lines, each followed by `\n`.
+/// `tracing` needs the level and field names at compile time, hence one call
+/// site per level and field. The label comes first: the formatter reads it
+/// before the lines.
+fn log_lines(level: Level, label: &OutputLabel, batch: &[u8]) {
     let value = label.value.as_str();
     macro_rules! at_level {
         ($level:expr) => {
             match label.field {
                 LabelField::Job => {
-                    tracing::event!(target: OUTPUT_TARGET, $level, job = value, message = line)
+                    tracing::event!(target: OUTPUT_TARGET, $level, job = value, lines = batch)
                 }
                 LabelField::Check => {
-                    tracing::event!(target: OUTPUT_TARGET, $level, check = value, message = line)
+                    tracing::event!(target: OUTPUT_TARGET, $level, check = value, lines = batch)
                 }
             }
         };
@@ -223,13 +244,13 @@ fn log_line(level: Level, label: &OutputLabel, line: &str) {
 /// Splits a byte stream into lines of at most [`MAX_LINE_BYTES`], whatever
 /// the chunk boundaries. Holds at most that many bytes of an unfinished line.
 #[derive(Debug, Default)]
-struct LineSplitter {
+pub(super) struct LineSplitter {
     pending: Vec<u8>,
 }
 
 impl LineSplitter {
     /// Emits every line (or full-size piece of a line) `chunk` completes.
-    fn feed(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(&[u8])) {
+    pub(super) fn feed(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(&[u8])) {
         while !chunk.is_empty() {
             let room = MAX_LINE_BYTES - self.pending.len();
             // One byte past the room: a newline right after a full piece
@@ -250,7 +271,7 @@ impl LineSplitter {
     }
 
     /// Emits what is left of an unfinished last line, if anything.
-    fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
+    pub(super) fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
         if !self.pending.is_empty() {
             emit(without_carriage_return(&self.pending));
             self.pending.clear();

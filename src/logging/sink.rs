@@ -9,8 +9,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tracing_subscriber::fmt::MakeWriter;
-
 use super::LoggingError;
 use crate::config::model::LogOutput;
 
@@ -70,7 +68,7 @@ fn open_for_append(path: &Path) -> Result<File, LoggingError> {
         })
 }
 
-/// The logger's output, shared between the formatting layer and the
+/// The logger's output, shared between the subscriber and the
 /// [`LogHandle`](super::LogHandle).
 #[derive(Clone)]
 pub(super) struct SharedSink(Arc<Mutex<Sink>>);
@@ -103,29 +101,15 @@ impl SharedSink {
         Ok(())
     }
 
+    /// Writes one formatted event (a line, or a batch of job output lines)
+    /// whole. A failed write is dropped: a PID 1 must not die, nor log about
+    /// it, because its output went away.
+    pub(super) fn write_all(&self, bytes: &[u8]) {
+        let _ = self.lock().write_all(bytes);
+    }
+
     fn lock(&self) -> MutexGuard<'_, Sink> {
         // A panic while writing cannot leave a `Sink` inconsistent.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl<'a> MakeWriter<'a> for SharedSink {
-    type Writer = SinkGuard<'a>;
-
-    fn make_writer(&'a self) -> SinkGuard<'a> {
-        SinkGuard(self.lock())
-    }
-}
-
-/// Exclusive access to the sink for writing one formatted line.
-pub(super) struct SinkGuard<'a>(MutexGuard<'a, Sink>);
-
-impl Write for SinkGuard<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
     }
 }

@@ -207,7 +207,7 @@ impl Metrics {
     pub fn control_request(&self, code: u16, path: &str) {
         self.inner
             .control_requests
-            .with_label_values(&[&code.to_string(), path])
+            .with_label_values(&[code.to_string().as_str(), path])
             .inc();
     }
 

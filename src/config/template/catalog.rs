@@ -81,9 +81,9 @@ const STATUSES: [&str; 5] = ["any", "passing", "warning", "critical", "maintenan
 impl ServiceQuery {
     /// Parses `[tag.]name[@dc][~near][|filter,...]` as consul-template does.
     pub fn parse(text: &str) -> Result<ServiceQuery, String> {
-        static QUERY: OnceLock<regex::Regex> = OnceLock::new();
+        static QUERY: OnceLock<regex_lite::Regex> = OnceLock::new();
         let pattern = QUERY.get_or_init(|| {
-            regex::Regex::new(
+            regex_lite::Regex::new(
                 r"\A((?P<tag>[[:word:]=:.\-]+)\.)?(?P<name>[[:word:]\-]+)(@(?P<dc>[[:word:].\-]+))?(~(?P<near>[[:word:].\-]+))?(\|(?P<filter>[[:word:],]+))?\z",
             )
             .expect("the service query pattern is valid")

@@ -400,7 +400,7 @@ fn scratch_set_get_key_setx_and_maps() {
 #[test]
 fn timestamp_default_is_rfc3339_utc_and_takes_a_layout() {
     let now = r("{{ timestamp }}");
-    let shape = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$").unwrap();
+    let shape = regex_lite::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$").unwrap();
     assert!(shape.is_match(&now), "{now}");
     assert_eq!(r(r#"{{ timestamp "2006" }}"#), now[..4]);
     let unix: i64 = r(r#"{{ timestamp "unix" }}"#).parse().unwrap();

@@ -468,7 +468,7 @@ fn join(separator: &str, list: &Value) -> Result<Value, String> {
 
 /// Go's `Regexp.ReplaceAllString` (`$1`, `${name}` expand in `replacement`).
 fn regex_replace_all(pattern: &str, replacement: &str, text: &str) -> Result<Value, String> {
-    let regex = regex::RegexBuilder::new(pattern)
+    let regex = regex_lite::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
         .map_err(|e| format!("error parsing regexp: {e}"))?;

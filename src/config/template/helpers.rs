@@ -180,7 +180,8 @@ fn indent(spaces: &Value, text: Result<&str, String>) -> Result<Value, String> {
 }
 
 fn regex_match(pattern: Result<&str, String>, text: Result<&str, String>) -> Result<Value, String> {
-    let regex = regex::Regex::new(pattern?).map_err(|e| format!("error parsing regexp: {e}"))?;
+    let regex =
+        regex_lite::Regex::new(pattern?).map_err(|e| format!("error parsing regexp: {e}"))?;
     Ok(Value::Bool(regex.is_match(text?)))
 }
 
