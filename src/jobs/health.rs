@@ -2,6 +2,8 @@
 //! `healthy` / `unhealthy` events on transitions, and tell the job's catalog
 //! registration what to say.
 //!
+//! In maintenance no check runs and no health event is published
+//! (ContainerPilot's rule); the first check after it reports afresh.
 //! The first check runs as soon as the job starts (ContainerPilot waited one
 //! interval). An exec check passes when it exits 0 within its timeout; at the
 //! timeout its process group is SIGKILLed and the check fails. Its output is
@@ -13,12 +15,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, MissedTickBehavior};
 
 use crate::config::model::{HealthCheck, HealthConfig};
 use crate::discovery::TELEMETRY_HEARTBEAT;
-use crate::events::{Event, EventCode};
+use crate::events::{Bus, Event, EventCode};
 use crate::logging::{OutputLabel, OutputTail};
 use crate::process::{self, SpawnSpec};
 
@@ -44,22 +48,52 @@ pub fn spawn(
     shared: Shared,
     registration: Option<Arc<Registration>>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    let checks = Checks {
+        job: job.clone(),
+        interval: config.interval,
+        maintenance: shared.maintenance.clone(),
+        bus: shared.bus.clone(),
+        registration,
+    };
+    tokio::spawn(checks.run(move || {
+        let (job, config, shared) = (job.clone(), config.clone(), shared.clone());
+        Box::pin(async move { check(&job, &config, &shared).await })
+    }))
+}
+
+/// The check loop of one job, whatever the check is.
+struct Checks {
+    job: String,
+    interval: Duration,
+    maintenance: watch::Receiver<bool>,
+    bus: Bus,
+    registration: Option<Arc<Registration>>,
+}
+
+impl Checks {
+    /// Checks every interval. In maintenance, as in ContainerPilot, no check
+    /// runs and no `healthy`/`unhealthy` is published; the health is unknown
+    /// again afterwards, so the first check after it publishes its result.
+    async fn run(mut self, mut check: impl FnMut() -> BoxFuture<'static, Outcome>) {
         let mut healthy: Option<bool> = None;
-        let mut ticker = tokio::time::interval(config.interval);
+        let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let outcome = check(&job, &config, &shared).await;
+            if *self.maintenance.borrow_and_update() {
+                healthy = None;
+                if self.maintenance.wait_for(|on| !on).await.is_err() {
+                    return;
+                }
+                ticker.reset_immediately();
+                continue;
+            }
+            let outcome = check().await;
+            if *self.maintenance.borrow() {
+                continue;
+            }
+            self.tell_the_catalog(&outcome);
             let passed = matches!(outcome, Outcome::Passed(_));
-            match (&outcome, &registration) {
-                (Outcome::Passed(output), Some(registration)) => registration.passing(output),
-                (Outcome::Failed(output), Some(registration)) => registration.critical(output),
-                _ => {}
-            }
-            if let Outcome::Failed(output) = &outcome {
-                tracing::debug!(job = %job, "health check failed: {output}");
-            }
             if healthy != Some(passed) {
                 healthy = Some(passed);
                 let code = if passed {
@@ -67,10 +101,21 @@ pub fn spawn(
                 } else {
                     EventCode::Unhealthy
                 };
-                shared.bus.publish(Event::new(code, &job));
+                self.bus.publish(Event::new(code, &self.job));
             }
         }
-    })
+    }
+
+    fn tell_the_catalog(&self, outcome: &Outcome) {
+        match (outcome, &self.registration) {
+            (Outcome::Passed(output), Some(registration)) => registration.passing(output),
+            (Outcome::Failed(output), Some(registration)) => registration.critical(output),
+            _ => {}
+        }
+        if let Outcome::Failed(output) = outcome {
+            tracing::debug!(job = %self.job, "health check failed: {output}");
+        }
+    }
 }
 
 /// The telemetry service has no check: it heartbeats every 5 s while
@@ -156,5 +201,49 @@ async fn check_http(url: &str, limit: Duration) -> Outcome {
         }
         Ok(response) => Outcome::Failed(format!("GET {url}: {}", response.status())),
         Err(error) => Outcome::Failed(format!("GET {url}: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Checks that always pass, counted; maintenance from 2.5 s to 5.5 s.
+    #[tokio::test(start_paused = true)]
+    async fn maintenance_pauses_checks_and_their_events() {
+        let bus = Bus::default();
+        let mut events = bus.subscribe();
+        let (switch, maintenance) = watch::channel(false);
+        let checks = Checks {
+            job: "web".into(),
+            interval: Duration::from_secs(1),
+            maintenance,
+            bus,
+            registration: None,
+        };
+        let count = Arc::new(AtomicU32::new(0));
+        let counted = count.clone();
+        let task = tokio::spawn(checks.run(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Outcome::Passed(String::new()) })
+        }));
+        let start = tokio::time::Instant::now();
+        let at = |ms: u64| tokio::time::sleep_until(start + Duration::from_millis(ms));
+        at(2500).await;
+        assert_eq!(count.load(Ordering::SeqCst), 3, "checks at 0, 1 and 2 s");
+        assert!(events.try_recv().unwrap().is(EventCode::Healthy, "web"));
+        switch.send_replace(true);
+        at(5500).await;
+        assert_eq!(count.load(Ordering::SeqCst), 3, "no check in maintenance");
+        assert!(events.try_recv().is_err(), "no event in maintenance");
+        switch.send_replace(false);
+        at(5600).await;
+        assert_eq!(count.load(Ordering::SeqCst), 4, "checks resume at once");
+        assert!(
+            events.try_recv().unwrap().is(EventCode::Healthy, "web"),
+            "the health is published afresh after maintenance"
+        );
+        task.abort();
     }
 }

@@ -60,6 +60,16 @@ impl StatusBoard {
         });
     }
 
+    /// A job a reload removed, once it is gone.
+    pub fn remove(&mut self, name: &str) {
+        self.jobs.retain(|job| job.name != name);
+    }
+
+    /// Is this job listed (running or not)?
+    pub fn knows(&self, name: &str) -> bool {
+        self.jobs.iter().any(|job| job.name == name)
+    }
+
     pub fn on_report(&mut self, report: &Report) {
         match report {
             Report::Started { job, pid, .. } => self.update(job, |status| {
@@ -68,6 +78,9 @@ impl StatusBoard {
                 status.runs += 1;
                 status.restarts = status.runs.saturating_sub(1);
             }),
+            // A job with nothing to run (the telemetry service, a
+            // registration of an external process) is up while it is advertised.
+            Report::Up { job } => self.update(job, |status| status.state = JobState::Running),
             Report::Exited { job, .. } => self.update(job, |status| {
                 status.pid = None;
                 if status.state == JobState::Running {
@@ -86,7 +99,14 @@ impl StatusBoard {
         match event.code {
             EventCode::Healthy => self.update(source, |s| s.health = Some(Health::Healthy)),
             EventCode::Unhealthy => self.update(source, |s| s.health = Some(Health::Unhealthy)),
-            EventCode::Stopping => self.update(source, |s| s.state = JobState::Stopping),
+            // Reports and events reach the supervisor on separate channels:
+            // a finished job's late `stopping` must not make it look alive.
+            EventCode::Stopping => self.update(source, |s| {
+                if s.state != JobState::Stopped {
+                    s.state = JobState::Stopping
+                }
+            }),
+            EventCode::Stopped => self.update(source, |s| s.state = JobState::Stopped),
             _ => {}
         }
     }
