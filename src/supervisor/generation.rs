@@ -114,7 +114,16 @@ impl Generation {
         let telemetry = match (&config.telemetry, running) {
             (None, _) => TelemetryPlan::None,
             (Some(wanted), Some(running)) if *wanted == running.config => TelemetryPlan::Keep,
-            (Some(wanted), _) => bind_telemetry(wanted)?,
+            (Some(wanted), running) => {
+                // The counters survive a move to another address.
+                let metrics = match running {
+                    Some(running) if running.config.metrics == wanted.metrics => {
+                        running.metrics.clone()
+                    }
+                    _ => Metrics::new(&wanted.metrics)?,
+                };
+                bind_telemetry(wanted, metrics)?
+            }
         };
         Ok(Prepared {
             config,
@@ -268,12 +277,11 @@ fn advertised_services(
     Ok(services)
 }
 
-/// Builds the metrics registry and binds the telemetry address. The socket
+/// Binds the telemetry address for `metrics`. The socket
 /// is bound with `SO_REUSEPORT`, so a reload that only changes the metrics
 /// binds the same port again before the old server lets go of it; a port
 /// another program holds still fails.
-fn bind_telemetry(config: &TelemetryConfig) -> Result<TelemetryPlan, StartError> {
-    let metrics = Metrics::new(&config.metrics)?;
+fn bind_telemetry(config: &TelemetryConfig, metrics: Metrics) -> Result<TelemetryPlan, StartError> {
     let ip = find_ip(&config.interfaces).map_err(|source| StartError::Interfaces {
         job: "containerpilot (telemetry)".to_string(),
         source,
