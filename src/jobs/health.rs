@@ -17,14 +17,15 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::{timeout, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::model::{HealthCheck, HealthConfig};
 use crate::discovery::TELEMETRY_HEARTBEAT;
 use crate::events::{Bus, Event, EventCode};
 use crate::logging::{OutputLabel, OutputTail};
 use crate::process::{self, SpawnSpec};
+use crate::tasks::Tasks;
 
 use super::output;
 use super::registration::Registration;
@@ -41,13 +42,13 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Starts the check loop for `job`; abort the handle to stop it.
+/// Starts the check loop for `job`; cancel the token to stop it.
 pub fn spawn(
     job: String,
     config: HealthConfig,
     shared: Shared,
     registration: Option<Arc<Registration>>,
-) -> JoinHandle<()> {
+) -> CancellationToken {
     let checks = Checks {
         job: job.clone(),
         interval: config.interval,
@@ -55,7 +56,8 @@ pub fn spawn(
         bus: shared.bus.clone(),
         registration,
     };
-    tokio::spawn(checks.run(move || {
+    let tasks = shared.tasks.clone();
+    tasks.spawn(checks.run(move || {
         let (job, config, shared) = (job.clone(), config.clone(), shared.clone());
         Box::pin(async move { check(&job, &config, &shared).await })
     }))
@@ -120,8 +122,8 @@ impl Checks {
 
 /// The telemetry service has no check: it heartbeats every 5 s while
 /// autopilot runs (SPEC.md 8.2).
-pub fn spawn_heartbeat(registration: Arc<Registration>) -> JoinHandle<()> {
-    tokio::spawn(async move {
+pub fn spawn_heartbeat(tasks: &Tasks, registration: Arc<Registration>) -> CancellationToken {
+    tasks.spawn(async move {
         let mut ticker = tokio::time::interval(TELEMETRY_HEARTBEAT);
         loop {
             ticker.tick().await;

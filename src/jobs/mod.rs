@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::config;
 use crate::config::model::{Format, Frequency, JobConfig, JobRole, Restarts, When, GLOBAL_SOURCE};
@@ -40,6 +40,7 @@ use crate::environment::{job_variable, Environment};
 use crate::events::{Bus, Event, EventCode};
 use crate::process::SpawnSpec;
 use crate::reaper::{ExitStatus, Reaper};
+use crate::tasks::Tasks;
 
 pub use registration::InCatalog;
 use registration::Registration;
@@ -94,6 +95,8 @@ pub struct Shared {
     pub spawner: Arc<dyn Spawner>,
     /// Health checks' processes are reaped through it.
     pub reaper: Reaper,
+    /// Where health checks and heartbeats run.
+    pub tasks: Tasks,
     pub bus: Bus,
     pub env: Environment,
     pub reports: mpsc::UnboundedSender<Report>,
@@ -294,7 +297,8 @@ impl Phase {
 /// checks (or the telemetry service's heartbeat).
 struct Presence {
     registration: Option<Arc<Registration>>,
-    health: Option<JoinHandle<()>>,
+    /// Stops the health checks (or the heartbeat).
+    health: Option<CancellationToken>,
 }
 
 struct Job {
@@ -877,7 +881,9 @@ impl Job {
                 self.shared.clone(),
                 registration.clone(),
             )),
-            (None, JobRole::Telemetry) => registration.clone().map(health::spawn_heartbeat),
+            (None, JobRole::Telemetry) => registration
+                .clone()
+                .map(|registration| health::spawn_heartbeat(&self.shared.tasks, registration)),
             (None, _) => None,
         };
         self.presence = Some(Presence {
@@ -892,8 +898,8 @@ impl Job {
         let Some(presence) = self.presence.take() else {
             return;
         };
-        if let Some(task) = presence.health {
-            task.abort();
+        if let Some(health) = presence.health {
+            health.cancel();
         }
         if let Some(registration) = presence.registration {
             registration.deregister(DEREGISTER_LIMIT).await;

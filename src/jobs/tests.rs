@@ -136,6 +136,7 @@ impl Engine {
                 started: started.clone(),
             }),
             reaper: Reaper::default(),
+            tasks: Tasks::default(),
             bus: bus.clone(),
             env: Environment::from_process(),
             reports: reports_sender,

@@ -8,9 +8,8 @@
 //! here, while the old generation runs untouched). Only a prepared generation
 //! is [`commit`](Prepared::commit)ted: the pieces that changed are started,
 //! the old ones they replace cancelled. Every task a generation starts runs
-//! under a child of the supervisor's one cancellation token and in its one
-//! task tracker, so a piece is retired by cancelling its token and shutdown by
-//! cancelling the root.
+//! in the run's one [`Tasks`] (one cancellation tree, one tracker), so a
+//! piece is retired by cancelling its token and shutdown by cancelling the root.
 //!
 //! This module owns building, diffing and retiring those pieces; the jobs'
 //! diff belongs to the supervisor, a job's life to [`crate::jobs`].
@@ -22,7 +21,6 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::model::{Config, TelemetryConfig, WatchConfig};
 use crate::discovery::interfaces::find_ip;
@@ -30,6 +28,7 @@ use crate::discovery::{self, Discovery, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
 use crate::events::Bus;
 use crate::jobs::Advertisement;
+use crate::tasks::Tasks;
 use crate::telemetry::{self, Metrics};
 use crate::watches::{self, LatestInstances};
 
@@ -37,9 +36,8 @@ use super::StartError;
 
 /// What the generations share: where their tasks run and what they feed.
 pub(crate) struct Ground {
-    /// Cancelled at exit; every piece's token is a child of it.
-    pub root: CancellationToken,
-    pub tracker: TaskTracker,
+    /// Every piece's task runs here, under its own token.
+    pub tasks: Tasks,
     pub bus: Bus,
     pub env: Environment,
     /// What each watch saw last.
@@ -163,12 +161,11 @@ impl Prepared {
                 listener,
                 address,
             } => {
-                let stop = ground.root.child_token();
                 let server = telemetry::serve(listener, metrics.clone());
-                let cancelled = stop.clone();
-                ground.tracker.spawn(async move {
-                    cancelled.cancelled().await;
-                    server.abort();
+                // The server is its own task: stop it when its token is cancelled.
+                let stop = ground.tasks.spawn(async move {
+                    let _server = AbortOnDrop(server);
+                    std::future::pending::<()>().await
                 });
                 tracing::info!("telemetry: serving /metrics on {address}");
                 Some(Telemetry {
@@ -223,28 +220,21 @@ impl Prepared {
 
 /// Starts one watch's task (a watch with no catalog is listed, never asked).
 fn start_watch(config: &WatchConfig, discovery: Option<&Arc<Discovery>>, ground: &Ground) -> Watch {
-    let stop = ground.root.child_token();
     // Listed at once (with no instances until it answers), so templates and
     // `--status` know every watch.
     ground.watched.send_modify(|latest| {
         latest.insert(config.name.clone(), Vec::new());
     });
-    if let Some(discovery) = discovery {
-        let task = watches::run(
+    let stop = match discovery {
+        Some(discovery) => ground.tasks.spawn(watches::run(
             config.clone(),
             discovery.clone(),
             ground.bus.clone(),
             ground.watched.clone(),
             ground.metrics.subscribe(),
-        );
-        let cancelled = stop.clone();
-        ground.tracker.spawn(async move {
-            tokio::select! {
-                _ = cancelled.cancelled() => {}
-                _ = task => {}
-            }
-        });
-    }
+        )),
+        None => CancellationToken::new(),
+    };
     Watch {
         config: config.clone(),
         stop,
@@ -303,4 +293,13 @@ fn bind_telemetry(config: &TelemetryConfig, metrics: Metrics) -> Result<Telemetr
         listener,
         address,
     })
+}
+
+/// Aborts a task spawned elsewhere when its holder is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::model::{Config, Format, JobConfig, JobRole, When, GLOBAL_SOURCE};
 use crate::config::Env;
@@ -38,6 +36,7 @@ use crate::logging::LogHandle;
 use crate::process;
 use crate::reaper::Reaper;
 use crate::signals;
+use crate::tasks::Tasks;
 use crate::telemetry::MetricError;
 
 use generation::{Generation, Ground};
@@ -190,8 +189,7 @@ impl Supervisor {
         let (maintenance_switch, maintenance) = watch::channel(false);
         let (watched, watched_receiver) = watch::channel(BTreeMap::new());
         let ground = Ground {
-            root: CancellationToken::new(),
-            tracker: TaskTracker::new(),
+            tasks: Tasks::default(),
             bus: Default::default(),
             env,
             watched,
@@ -205,6 +203,7 @@ impl Supervisor {
                 metrics: ground.metrics.subscribe(),
             }),
             reaper,
+            tasks: ground.tasks.clone(),
             bus: ground.bus.clone(),
             env: ground.env.clone(),
             reports: report_sender,
@@ -269,9 +268,7 @@ impl Supervisor {
                 Some(request) = self.requests.recv() => self.on_request(request),
             }
         }
-        self.ground.tracker.close();
-        self.ground.root.cancel();
-        self.ground.tracker.wait().await;
+        self.ground.tasks.shut_down().await;
         self.codes.exit_code()
     }
 
