@@ -9,6 +9,7 @@
 //! output relay; it must not decide when a run starts or ends.
 
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::watch;
@@ -57,13 +58,17 @@ impl Child for Process {
 }
 
 /// Stops a run: `signal` to its group, then SIGKILL after `grace` or as soon
-/// as `hurry` resolves (a second SIGTERM). Returns its exit status.
+/// as `hurry` resolves (a second SIGTERM). Returns its exit status. A run that
+/// already exited is not signalled (its group id may be reused).
 pub async fn stop(
     child: &mut dyn Child,
     signal: Signal,
     grace: std::time::Duration,
     hurry: impl std::future::Future<Output = ()>,
 ) -> ExitStatus {
+    if let Some(status) = child.wait().now_or_never() {
+        return status;
+    }
     child.signal_group(signal);
     tokio::select! {
         status = child.wait() => return status,
