@@ -74,6 +74,9 @@ pub enum Report {
         status: ExitStatus,
         last: bool,
     },
+    /// A reload replaced the job's configuration; its run, if one was
+    /// going, was stopped, and it begins again.
+    Replaced { job: String },
     /// The job is done for good (it published `stopped`).
     Finished { job: String },
 }
@@ -763,6 +766,9 @@ impl Job {
         self.dependents = dependents;
         self.advertisement = advertisement;
         self.runs = 0;
+        self.report(Report::Replaced {
+            job: self.config.name.clone(),
+        });
         match start {
             Start::Waiting => Flow::Continue,
             Start::AlreadyTriggered => self.on_when(),

@@ -397,7 +397,7 @@ impl Supervisor {
                 pid,
                 ..
             } => self.app_pgid = Some(pid),
-            Report::Started { .. } | Report::Up { .. } => {}
+            Report::Started { .. } | Report::Up { .. } | Report::Replaced { .. } => {}
             Report::Exited {
                 role,
                 primary,

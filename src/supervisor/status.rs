@@ -87,6 +87,10 @@ impl StatusBoard {
                     status.state = JobState::Waiting;
                 }
             }),
+            Report::Replaced { job } => self.update(job, |status| {
+                status.pid = None;
+                status.state = JobState::Waiting;
+            }),
             Report::Finished { job } => self.update(job, |status| {
                 status.pid = None;
                 status.state = JobState::Stopped;
