@@ -555,10 +555,11 @@ impl Supervisor {
             .cloned();
         new.jobs.retain(|job| job.role != JobRole::App);
         new.jobs.extend(app);
-        self.log
-            .reconfigure(&new.logging)
-            .map_err(|error| error.to_string())?;
+        let logging = new.logging.clone();
         let prepared = Generation::prepare(new, &self.shared.env, Some(&self.generation))
+            .map_err(|error| error.to_string())?;
+        self.log
+            .reconfigure(&logging)
             .map_err(|error| error.to_string())?;
         let old_jobs: HashMap<String, (JobConfig, Option<jobs::Advertisement>)> = self
             .generation
@@ -599,8 +600,9 @@ impl Supervisor {
                 (Some((old, _)), None) if old == spec.config => {}
                 (Some(_), Some(live)) => live.handle.replace(spec, start),
                 (old, _) => {
-                    if old.is_none() {
-                        tracing::info!(job = %name, "new in the configuration: starting");
+                    match old {
+                        Some(_) => tracing::info!(job = %name, "configuration changed: starting"),
+                        None => tracing::info!(job = %name, "new in the configuration: starting"),
                     }
                     self.start_job(spec, start);
                 }
