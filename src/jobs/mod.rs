@@ -184,9 +184,10 @@ pub enum Command {
     /// begin again. The service stays registered when its registration is
     /// unchanged.
     Replace(Box<JobSpec>, Start),
-    /// A reload changed only where or how the job is advertised: move the
-    /// registration, keep the process.
-    Readvertise(Option<Advertisement>),
+    /// A reload kept the job's configuration: take its new surroundings
+    /// (the jobs that run on its `stopping`, where it is advertised), moving
+    /// the registration if that changed, and keep the process.
+    Refresh(Box<JobSpec>),
 }
 
 /// The supervisor's handle on a running job task.
@@ -206,9 +207,9 @@ impl Handle {
         self.send(Command::Replace(Box::new(spec), start));
     }
 
-    /// Moves the job's catalog registration (see [`Command::Readvertise`]).
-    pub fn readvertise(&self, advertisement: Option<Advertisement>) {
-        self.send(Command::Readvertise(advertisement));
+    /// Updates the job's surroundings (see [`Command::Refresh`]).
+    pub fn refresh(&self, spec: JobSpec) {
+        self.send(Command::Refresh(Box::new(spec)));
     }
 
     /// Signals the job's process group; false if no process was running.
@@ -458,8 +459,9 @@ impl Job {
                 Flow::Continue
             }
             Command::Replace(spec, start) => self.replace(*spec, start).await,
-            Command::Readvertise(advertisement) => {
-                self.readvertise(advertisement).await;
+            Command::Refresh(spec) => {
+                self.dependents = spec.dependents;
+                self.readvertise(spec.advertisement).await;
                 Flow::Continue
             }
         }

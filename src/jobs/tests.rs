@@ -488,3 +488,32 @@ async fn hooks_give_up_once_every_regular_job_is_done() {
     assert!(engine.starts("postStop").is_empty());
     assert_eq!(ms_since(engine.epoch), 200);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_hook_added_by_a_reload_is_waited_for() {
+    let mut engine = Engine::new(&[("app", FOREVER), ("preStop", exits(300, 0))]);
+    let app = job("app", When::default());
+    engine.run(std::slice::from_ref(&app));
+    engine.until(100).await;
+    let hook = job("preStop", on(EventCode::Stopping, "app", Frequency::Once));
+    let hook_spec = JobSpec {
+        config: hook,
+        dependents: Vec::new(),
+        advertisement: None,
+    };
+    let _hook = spawn(hook_spec, engine.shared.clone(), Start::Waiting);
+    engine.handles["app"].refresh(JobSpec {
+        config: app,
+        dependents: vec!["preStop".into()],
+        advertisement: None,
+    });
+    engine.until(200).await;
+    engine.shut_down();
+    engine.finished("app").await;
+    assert_eq!(engine.starts("app"), [0], "the app kept its process");
+    assert_eq!(
+        engine.events_of("app"),
+        ["200 app.stopping", "500 app.exitFailed", "500 app.stopped"],
+        "the app waited for the preStop run (200 → 500 ms)"
+    );
+}

@@ -561,17 +561,12 @@ impl Supervisor {
         self.log
             .reconfigure(&logging)
             .map_err(|error| error.to_string())?;
-        let old_jobs: HashMap<String, (JobConfig, Option<jobs::Advertisement>)> = self
+        let old_jobs: HashMap<String, JobConfig> = self
             .generation
             .config
             .jobs
             .iter()
-            .map(|job| {
-                (
-                    job.name.clone(),
-                    (job.clone(), self.generation.advertisement(&job.name)),
-                )
-            })
+            .map(|job| (job.name.clone(), job.clone()))
             .collect();
         self.generation = prepared.commit(Some(&mut self.generation), &self.ground);
         tracing::info!("configuration reloaded");
@@ -580,24 +575,18 @@ impl Supervisor {
     }
 
     /// Stops the jobs a reload removed, restarts the changed ones, starts
-    /// the new ones, and moves the registration of unchanged jobs whose
-    /// service or catalog changed.
-    fn apply_job_changes(
-        &mut self,
-        mut old_jobs: HashMap<String, (JobConfig, Option<jobs::Advertisement>)>,
-    ) {
+    /// the new ones, and tells the unchanged ones about their new
+    /// surroundings (stop hooks added or removed, a service or catalog that
+    /// moved), keeping their processes.
+    fn apply_job_changes(&mut self, mut old_jobs: HashMap<String, JobConfig>) {
         for job in self.generation.config.jobs.clone() {
             let old = old_jobs.remove(&job.name);
             let start = self.start_for(&job.when);
             let spec = self.job_spec(job);
             let name = spec.config.name.clone();
             match (old, self.live.get(&name)) {
-                (Some((old, advertisement)), Some(live)) if old == spec.config => {
-                    if advertisement != spec.advertisement {
-                        live.handle.readvertise(spec.advertisement);
-                    }
-                }
-                (Some((old, _)), None) if old == spec.config => {}
+                (Some(old), Some(live)) if old == spec.config => live.handle.refresh(spec),
+                (Some(old), None) if old == spec.config => {}
                 (Some(_), Some(live)) => live.handle.replace(spec, start),
                 (old, _) => {
                     match old {

@@ -148,6 +148,25 @@ mod tests {
     use nix::unistd::Pid;
 
     #[test]
+    fn a_late_stopping_does_not_revive_a_finished_job() {
+        let mut board = StatusBoard::default();
+        board.add("once");
+        board.add("telemetry");
+        board.on_report(&Report::Up {
+            job: "telemetry".into(),
+        });
+        board.on_report(&Report::Finished { job: "once".into() });
+        board.on_event(&Event::new(EventCode::Stopping, "once"));
+        assert_eq!(board.jobs()[0].state, JobState::Stopped);
+        assert_eq!(board.jobs()[1].state, JobState::Running);
+        assert!(board.knows("once") && !board.knows("other"));
+        board.on_report(&Report::Replaced {
+            job: "telemetry".into(),
+        });
+        assert_eq!(board.jobs()[1].state, JobState::Waiting);
+    }
+
+    #[test]
     fn follows_a_job_through_its_life() {
         let mut board = StatusBoard::default();
         board.add("app");
