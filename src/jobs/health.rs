@@ -5,12 +5,13 @@
 //! In maintenance no check runs and no health event is published
 //! (ContainerPilot's rule); the first check after it reports afresh.
 //! The first check runs as soon as the job starts (ContainerPilot waited one
-//! interval). An exec check passes when it exits 0 within its timeout; at the
-//! timeout its process group is SIGKILLed and the check fails. Its output is
-//! logged as `check=check.<job>` and its last 4 KiB become the catalog check's
-//! output. `http` and `tcp` checks [beyond] need no helper binary in the
-//! image. This module owns the check loop and the health state; it must not
-//! touch the job's process.
+//! interval). An exec check passes when it exits 0 within its timeout (2.x
+//! checks have none unless the file sets one); at the timeout its process
+//! group is SIGKILLed and the check fails. Its output is logged as
+//! `check=check.<job>` and its last 4 KiB become the catalog check's output.
+//! `http` and `tcp` checks [beyond] need no helper binary in the image. A
+//! check without a command only heartbeats the catalog. This module owns the
+//! check loop and the health state; it must not touch the job's process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,7 @@ pub fn spawn(
     let checks = Checks {
         job: job.clone(),
         interval: config.interval,
+        publishes_health: config.check != HealthCheck::Heartbeat,
         maintenance: shared.maintenance.clone(),
         bus: shared.bus.clone(),
         registration,
@@ -67,6 +69,8 @@ pub fn spawn(
 struct Checks {
     job: String,
     interval: Duration,
+    /// False for a heartbeat-only check: it publishes no health events.
+    publishes_health: bool,
     maintenance: watch::Receiver<bool>,
     bus: Bus,
     registration: Option<Arc<Registration>>,
@@ -96,6 +100,9 @@ impl Checks {
             }
             self.tell_the_catalog(&outcome);
             let passed = matches!(outcome, Outcome::Passed(_));
+            if !self.publishes_health {
+                continue; // ContainerPilot published no events for a heartbeat
+            }
             if healthy != Some(passed) {
                 healthy = Some(passed);
                 let code = if passed {
@@ -133,11 +140,15 @@ pub fn spawn_heartbeat(tasks: &Tasks, registration: Arc<Registration>) -> Cancel
 }
 
 async fn check(job: &str, config: &HealthConfig, shared: &Shared) -> Outcome {
-    let limit = config.timeout;
+    // Only 2.x checks, which are all exec checks, go without a timeout.
+    let limit = config.timeout.unwrap_or(config.interval);
     match &config.check {
-        HealthCheck::Exec(argv) => check_exec(job, argv, config.logging_raw, limit, shared).await,
+        HealthCheck::Exec(argv) => {
+            check_exec(job, argv, config.logging_raw, config.timeout, shared).await
+        }
         HealthCheck::Tcp(address) => check_tcp(address, limit).await,
         HealthCheck::Http(url) => check_http(url, limit).await,
+        HealthCheck::Heartbeat => Outcome::Passed("ok".to_string()),
     }
 }
 
@@ -145,7 +156,7 @@ async fn check_exec(
     job: &str,
     argv: &[String],
     raw: bool,
-    limit: Duration,
+    limit: Option<Duration>,
     shared: &Shared,
 ) -> Outcome {
     let spec = SpawnSpec {
@@ -165,10 +176,14 @@ async fn check_exec(
         shared.format,
         Some(&tail),
     );
-    let verdict = match timeout(limit, process.wait()).await {
+    let exited = match limit {
+        Some(limit) => timeout(limit, process.wait()).await.map_err(|_| limit),
+        None => Ok(process.wait().await),
+    };
+    let verdict = match exited {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!("exit status {}", status.code())),
-        Err(_) => {
+        Err(limit) => {
             process.signal_group(nix::sys::signal::Signal::SIGKILL);
             process.wait().await;
             Err(format!("timed out after {limit:?}"))
@@ -220,6 +235,7 @@ mod tests {
         let checks = Checks {
             job: "web".into(),
             interval: Duration::from_secs(1),
+            publishes_health: true,
             maintenance,
             bus,
             registration: None,

@@ -44,6 +44,8 @@ pub(crate) struct Ground {
     pub watched: LatestInstances,
     /// The current telemetry registry, for everyone who records into it.
     pub metrics: watch::Sender<Option<Metrics>>,
+    /// ContainerPilot's `/status` document, served beside `/metrics`.
+    pub status: telemetry::StatusQuery,
 }
 
 /// The running configuration and what it started.
@@ -161,13 +163,13 @@ impl Prepared {
                 listener,
                 address,
             } => {
-                let server = telemetry::serve(listener, metrics.clone());
+                let server = telemetry::serve(listener, metrics.clone(), ground.status.clone());
                 // The server is its own task: stop it when its token is cancelled.
                 let stop = ground.tasks.spawn(async move {
                     let _server = AbortOnDrop(server);
                     std::future::pending::<()>().await
                 });
-                tracing::info!("telemetry: serving /metrics on {address}");
+                tracing::info!("telemetry: serving /metrics and /status on {address}");
                 Some(Telemetry {
                     config,
                     metrics,
@@ -259,7 +261,10 @@ fn advertised_services(
             job: job.name.clone(),
             source,
         })?;
-        env.set(&job_variable(&job.name, "IP"), Some(&address.to_string()));
+        env.set(
+            &job_variable(job.public_name(), "IP"),
+            Some(&address.to_string()),
+        );
         if let Some(service) = ServiceRegistration::for_job(job, address, &hostname) {
             services.insert(job.name.clone(), service);
         }

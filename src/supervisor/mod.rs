@@ -37,7 +37,7 @@ use crate::process;
 use crate::reaper::Reaper;
 use crate::signals;
 use crate::tasks::Tasks;
-use crate::telemetry::MetricError;
+use crate::telemetry::{self, MetricError};
 
 use generation::{Generation, Ground};
 use status::StatusBoard;
@@ -182,6 +182,7 @@ impl Supervisor {
     ) -> Result<Supervisor, StartError> {
         let env = Environment::from_process();
         let prepared = Generation::prepare(config, &env, None)?;
+        let (request_sender, requests) = mpsc::unbounded_channel();
         let reaper = Reaper::install()?;
         let signals = signals::listen(reaper.clone())?;
         let (report_sender, reports) = mpsc::unbounded_channel();
@@ -194,6 +195,7 @@ impl Supervisor {
             env,
             watched,
             metrics: watch::Sender::new(None),
+            status: status_query(request_sender.clone()),
         };
         let generation = prepared.commit(None, &ground);
         let shared = Shared {
@@ -213,7 +215,6 @@ impl Supervisor {
             watched: watched_receiver,
             in_catalog: Default::default(),
         };
-        let (request_sender, requests) = mpsc::unbounded_channel();
         let bound = match &generation.config.control {
             Some(control) => control::bind(control)?,
             None => None,
@@ -283,7 +284,7 @@ impl Supervisor {
     fn start_job(&mut self, spec: JobSpec, start: Start) {
         let hook = jobs::is_shutdown_hook(&spec.config);
         let name = spec.config.name.clone();
-        self.status.add(&name);
+        self.status.add(&name, self.generation.services.get(&name));
         let handle = jobs::spawn(spec, self.shared.clone(), start);
         self.live.insert(name, LiveJob { hook, handle });
     }
@@ -291,7 +292,10 @@ impl Supervisor {
     /// A job as the running generation runs it.
     fn job_spec(&self, config: JobConfig) -> JobSpec {
         JobSpec {
-            dependents: jobs::stopping_dependents(&config.name, &self.generation.config.jobs),
+            dependents: jobs::stopping_dependents(
+                config.public_name(),
+                &self.generation.config.jobs,
+            ),
             advertisement: self.generation.advertisement(&config.name),
             config,
         }
@@ -584,6 +588,8 @@ impl Supervisor {
             let start = self.start_for(&job.when);
             let spec = self.job_spec(job);
             let name = spec.config.name.clone();
+            self.status
+                .set_service(&name, spec.advertisement.as_ref().map(|a| &a.service));
             match (old, self.live.get(&name)) {
                 (Some(old), Some(live)) if old == spec.config => live.handle.refresh(spec),
                 (Some(old), None) if old == spec.config => {}
@@ -607,4 +613,17 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// Builds ContainerPilot's `/status` document from the supervisor's status,
+/// asked for as the control plane asks for it.
+fn status_query(requests: mpsc::UnboundedSender<Request>) -> telemetry::StatusQuery {
+    Arc::new(move || {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = requests.send(Request::Status(reply)).is_ok();
+        Box::pin(async move {
+            let status = if sent { answer.await.ok() } else { None };
+            status.map(|status| status::containerpilot_document(&status))
+        })
+    })
 }
