@@ -4,13 +4,21 @@
 //! server, health checks) is spawned here with a token that is a child of the
 //! run's root: cancelling the token retires that one task (a reload removed
 //! its watch, a job withdrew from the catalog), cancelling the root retires
-//! them all at exit, and the tracker says when they are gone. This module
-//! owns that mechanism; it must not know what the tasks do.
+//! them all at exit, and the tracker says when they are gone. Tasks that
+//! must finish their work rather than be cut short (relaying a process's
+//! last output lines) are tracked without a token, and the exit waits for
+//! them, within [`EXIT_DRAIN`]. This module owns that mechanism; it must not
+//! know what the tasks do.
 
 use std::future::Future;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// How long the exit waits for tracked tasks to finish (a grandchild that
+/// keeps a job's output pipe open must not hold autopilot up).
+pub const EXIT_DRAIN: Duration = Duration::from_secs(1);
 
 /// Where background tasks run; cheap to clone.
 #[derive(Clone, Debug, Default)]
@@ -34,11 +42,26 @@ impl Tasks {
         stop
     }
 
-    /// Cancels every task and waits until all have ended.
+    /// Runs `task` to its end (no token cancels it); the exit waits for it.
+    pub fn track<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(task)
+    }
+
+    /// Cancels every cancellable task and waits until all tasks have ended,
+    /// tracked ones for at most [`EXIT_DRAIN`].
     pub async fn shut_down(&self) {
         self.tracker.close();
         self.root.cancel();
-        self.tracker.wait().await;
+        if tokio::time::timeout(EXIT_DRAIN, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::debug!("output still open after {EXIT_DRAIN:?}; exiting anyway");
+        }
     }
 }
 

@@ -175,6 +175,7 @@ async fn check_exec(
         &OutputLabel::check(job),
         shared.format,
         Some(&tail),
+        &shared.tasks,
     );
     let exited = match limit {
         Some(limit) => timeout(limit, process.wait()).await.map_err(|_| limit),

@@ -18,6 +18,7 @@ use crate::config::model::{Format, JobRole};
 use crate::logging::{OutputLabel, OutputTail};
 use crate::process::{self, Process, SpawnError, SpawnSpec};
 use crate::reaper::{ExitStatus, Reaper};
+use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 
 use super::output;
@@ -86,6 +87,8 @@ pub struct ProcessSpawner {
     pub format: Format,
     /// The current telemetry registry: a 2.x sensor's stdout is recorded into it.
     pub metrics: watch::Receiver<Option<Metrics>>,
+    /// Where output relays run (autopilot's exit waits for them).
+    pub tasks: Tasks,
 }
 
 impl Spawner for ProcessSpawner {
@@ -99,12 +102,12 @@ impl Spawner for ProcessSpawner {
         let label = OutputLabel::job(job);
         let metrics = self.metrics.borrow().clone();
         let (JobRole::Sensor { metric }, Some(metrics)) = (role, metrics) else {
-            output::relay(&mut process, &label, self.format, None);
+            output::relay(&mut process, &label, self.format, None, &self.tasks);
             return Ok(Box::new(process));
         };
         // A sensor's stdout is recorded into its metric once the output has ended.
         let tail = OutputTail::new();
-        let relays = output::relay(&mut process, &label, self.format, Some(&tail));
+        let relays = output::relay(&mut process, &label, self.format, Some(&tail), &self.tasks);
         let metric = metric.clone();
         tokio::spawn(async move {
             futures_util::future::join_all(relays).await;

@@ -203,6 +203,7 @@ impl Supervisor {
                 reaper: reaper.clone(),
                 format: generation.config.format,
                 metrics: ground.metrics.subscribe(),
+                tasks: ground.tasks.clone(),
             }),
             reaper,
             tasks: ground.tasks.clone(),
