@@ -102,4 +102,24 @@ mod tests {
         tasks.shut_down().await;
         assert!(!second_alive.load(Ordering::SeqCst));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_exit_waits_for_tracked_tasks_within_its_bound() {
+        let tasks = Tasks::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let finished = done.clone();
+        tasks.track(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            finished.store(true, Ordering::SeqCst);
+        });
+        tasks.track(std::future::pending::<()>());
+        let start = tokio::time::Instant::now();
+        tasks.shut_down().await;
+        assert!(done.load(Ordering::SeqCst), "the short task finished");
+        assert_eq!(
+            start.elapsed(),
+            EXIT_DRAIN,
+            "the endless one was given up on"
+        );
+    }
 }
