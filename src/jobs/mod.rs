@@ -135,6 +135,8 @@ pub struct JobSpec {
     pub config: JobConfig,
     pub dependents: Vec<String>,
     pub advertisement: Option<Advertisement>,
+    /// The catalog a `render` job reads.
+    pub discovery: Option<Arc<Discovery>>,
 }
 
 /// How a job's task begins.
@@ -169,6 +171,21 @@ pub fn stopping_dependents(job: &str, all: &[JobConfig]) -> Vec<String> {
         })
         .map(|other| other.name.clone())
         .collect()
+}
+
+/// What a run does after rendering its template.
+enum RenderStep {
+    Exec,
+    End(ExitStatus),
+    Wait,
+}
+
+/// Resolves when a render job's data changed; never for other jobs.
+async fn render_data_changed(renderer: &mut Option<render::Renderer>) {
+    match renderer {
+        Some(renderer) => renderer.data_changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Orders the supervisor gives one job.
@@ -321,6 +338,12 @@ struct Job {
     runs: u32,
     /// The global `shutdown` has arrived: only hooks still start runs.
     shutdown_begun: bool,
+    /// The template of a `render` job and the data behind it.
+    renderer: Option<render::Renderer>,
+    /// The catalog the renderer reads.
+    catalog: Option<Arc<Discovery>>,
+    /// The render's data changed after a run: render again when idle.
+    render_due: bool,
 }
 
 impl Job {
@@ -334,8 +357,12 @@ impl Job {
             config,
             dependents,
             advertisement,
+            discovery,
         } = spec;
         Job {
+            renderer: renderer_for(&config, discovery.clone()),
+            catalog: discovery,
+            render_due: false,
             hook: is_shutdown_hook(&config),
             backoff: Backoff::new(config.restart_delay),
             phase: waiting_for(&config.when),
@@ -367,6 +394,14 @@ impl Job {
                 Some(command) = self.commands.recv() => self.on_command(command).await,
                 status = self.phase.exit() => self.on_exit(status),
                 _ = sleep_until(timer) => self.on_timer().await,
+                () = render_data_changed(&mut self.renderer) => {
+                    self.render_due = self.runs > 0;
+                    Flow::Continue
+                }
+                () = std::future::ready(()), if self.render_due && !self.phase.is_running() => {
+                    self.render_due = false;
+                    self.start_run()
+                }
                 Ok(()) = shutdown.changed(), if self.hook && self.shutdown_begun => {
                     let state = *shutdown.borrow_and_update();
                     self.on_shutdown_progress(state)
@@ -460,6 +495,11 @@ impl Job {
             }
             Command::Replace(spec, start) => self.replace(*spec, start).await,
             Command::Refresh(spec) => {
+                if self.renderer.is_some() && !same_catalog(&self.catalog, &spec.discovery) {
+                    // The catalog moved: render from the new one.
+                    self.renderer = renderer_for(&spec.config, spec.discovery.clone());
+                    self.catalog = spec.discovery;
+                }
                 self.dependents = spec.dependents;
                 self.readvertise(spec.advertisement).await;
                 Flow::Continue
@@ -531,7 +571,20 @@ impl Job {
             When::Interval { interval } if self.may_run_again() => Some(Instant::now() + interval),
             _ => None,
         };
-        match self.spawn_run() {
+        let env = self.shared.env.snapshot();
+        let started = match self.render_before_run(&env) {
+            RenderStep::Exec => self.spawn_run(env),
+            RenderStep::End(status) => Err(status),
+            // No run and no event: the job runs when the data arrives.
+            RenderStep::Wait => {
+                self.phase = match next_tick {
+                    Some(tick) => Phase::Pausing { until: tick },
+                    None => Phase::Waiting { deadline: None },
+                };
+                return Flow::Continue;
+            }
+        };
+        match started {
             Ok(child) => {
                 self.on_started(child, next_tick);
                 Flow::Continue
@@ -542,13 +595,8 @@ impl Job {
         }
     }
 
-    /// Renders and starts the run's process; the status a run that cannot
-    /// start ends with.
-    fn spawn_run(&mut self) -> Result<Box<dyn Child>, ExitStatus> {
-        let env = self.shared.env.snapshot();
-        if let Some(status) = self.render_before_run(&env) {
-            return Err(status);
-        }
+    /// Starts the run's process; the status a run that cannot start ends with.
+    fn spawn_run(&mut self, env: config::Env) -> Result<Box<dyn Child>, ExitStatus> {
         let argv = self.config.exec.clone().ok_or(ExitStatus::Code(0))?;
         let argv = match self.config.role {
             // The APP's arguments are templates, rendered just before each
@@ -578,26 +626,39 @@ impl Job {
             })
     }
 
-    /// Renders the job's template before a run [beyond]. `None`: go on and
-    /// start the exec (the output changed). Otherwise the run ends here:
-    /// success when the output was already up to date or there is no exec,
-    /// failure (exit code 1) when the template could not be rendered.
-    fn render_before_run(&self, env: &config::Env) -> Option<ExitStatus> {
-        let render = self.config.render.as_ref()?;
+    /// Renders the job's template before a run [beyond]: the exec runs only
+    /// when the output changed. The run ends at once with success when the
+    /// output was already up to date (or there is no exec), with failure
+    /// (exit code 1) when the template could not be rendered, and waits
+    /// (no event) while the template's data is being fetched: the job runs
+    /// again when it arrives.
+    fn render_before_run(&self, env: &config::Env) -> RenderStep {
+        let Some(renderer) = &self.renderer else {
+            return RenderStep::Exec;
+        };
         let job = &self.config.name;
-        let outcome = render::render(render, env, &self.shared.watched.borrow());
-        match outcome {
+        let output = renderer.output().display();
+        match renderer.render(env) {
             Ok(render::Outcome::Changed) => {
-                tracing::info!(job = %job, "rendered {}", render.output.display());
-                self.config.exec.is_none().then_some(ExitStatus::Code(0))
+                tracing::info!(job = %job, "rendered {output}");
+                match self.config.exec {
+                    Some(_) => RenderStep::Exec,
+                    None => RenderStep::End(ExitStatus::Code(0)),
+                }
             }
             Ok(render::Outcome::Unchanged) => {
-                tracing::debug!(job = %job, "{} is up to date: nothing to run", render.output.display());
-                Some(ExitStatus::Code(0))
+                tracing::debug!(job = %job, "{output} is up to date: nothing to run");
+                RenderStep::End(ExitStatus::Code(0))
+            }
+            Ok(render::Outcome::Waiting(missing)) => {
+                let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                // Visible by default: an absent key can hold a render back for good.
+                tracing::info!(job = %job, "{output}: waiting for {}", missing.join(", "));
+                RenderStep::Wait
             }
             Err(error) => {
                 tracing::error!(job = %job, "render: {error}");
-                Some(ExitStatus::Code(1))
+                RenderStep::End(ExitStatus::Code(1))
             }
         }
     }
@@ -717,8 +778,17 @@ impl Job {
                 },
                 _,
             ) => Phase::Waiting { deadline: None },
+            // A render job that reads the catalog renders again when that data changes.
+            (When::Event { .. }, _) if self.follows_data() => Phase::Waiting { deadline: None },
             (When::Event { .. }, _) => Phase::Done,
         }
+    }
+
+    /// Does the job render from catalog data it follows?
+    fn follows_data(&self) -> bool {
+        self.renderer
+            .as_ref()
+            .is_some_and(render::Renderer::follows_data)
     }
 
     /// Is there restart budget left after `self.runs` runs?
@@ -757,7 +827,11 @@ impl Job {
             config,
             dependents,
             advertisement,
+            discovery,
         } = spec;
+        self.renderer = renderer_for(&config, discovery.clone());
+        self.catalog = discovery;
+        self.render_due = false;
         if advertisement != self.advertisement || config.health != self.config.health {
             self.withdraw().await;
         }
@@ -925,6 +999,21 @@ impl Job {
     fn report(&self, report: Report) {
         // The supervisor outlives every job; a closed channel means it is gone.
         let _ = self.shared.reports.send(report);
+    }
+}
+
+/// The renderer of a `render` job, reading `discovery`.
+fn renderer_for(config: &JobConfig, discovery: Option<Arc<Discovery>>) -> Option<render::Renderer> {
+    let render = config.render.clone()?;
+    Some(render::Renderer::new(render, discovery))
+}
+
+/// Are these the same catalog (the same backend instance), or both none?
+fn same_catalog(a: &Option<Arc<Discovery>>, b: &Option<Arc<Discovery>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
     }
 }
 

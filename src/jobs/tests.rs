@@ -174,6 +174,7 @@ impl Engine {
             let spec = JobSpec {
                 dependents: stopping_dependents(&job.name, jobs),
                 advertisement: None,
+                discovery: None,
                 config: job.clone(),
             };
             let handle = spawn(spec, self.shared.clone(), Start::Waiting);
@@ -457,6 +458,7 @@ async fn a_replaced_job_whose_event_already_happened_starts_again_at_once_withou
         config: changed,
         dependents: vec!["preStop".into()],
         advertisement: None,
+        discovery: None,
     };
     engine.handles["app"].replace(spec, Start::AlreadyTriggered);
     engine.until(2000).await;
@@ -500,12 +502,14 @@ async fn a_stop_hook_added_by_a_reload_is_waited_for() {
         config: hook,
         dependents: Vec::new(),
         advertisement: None,
+        discovery: None,
     };
     let _hook = spawn(hook_spec, engine.shared.clone(), Start::Waiting);
     engine.handles["app"].refresh(JobSpec {
         config: app,
         dependents: vec!["preStop".into()],
         advertisement: None,
+        discovery: None,
     });
     engine.until(200).await;
     engine.shut_down();

@@ -298,6 +298,7 @@ impl Supervisor {
                 &self.generation.config.jobs,
             ),
             advertisement: self.generation.advertisement(&config.name),
+            discovery: self.generation.discovery.clone(),
             config,
         }
     }
