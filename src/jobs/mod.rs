@@ -823,25 +823,18 @@ impl Job {
                 self.shared.env.set(&variable, None);
             }
         }
-        let JobSpec {
-            config,
-            dependents,
-            advertisement,
-            discovery,
-        } = spec;
-        self.renderer = renderer_for(&config, discovery.clone());
-        self.catalog = discovery;
-        self.render_due = false;
-        if advertisement != self.advertisement || config.health != self.config.health {
+        if spec.advertisement != self.advertisement || spec.config.health != self.config.health {
             self.withdraw().await;
         }
-        self.hook = is_shutdown_hook(&config);
-        self.backoff = Backoff::new(config.restart_delay);
-        self.phase = waiting_for(&config.when);
-        self.config = config;
-        self.dependents = dependents;
-        self.advertisement = advertisement;
-        self.runs = 0;
+        // Begin again as a new job would, keeping the queues and what is
+        // still in the catalog.
+        let presence = self.presence.take();
+        let events = std::mem::replace(&mut self.events, mpsc::unbounded_channel().1);
+        let commands = std::mem::replace(&mut self.commands, mpsc::unbounded_channel().1);
+        *self = Job {
+            presence,
+            ..Job::new(spec, self.shared.clone(), events, commands)
+        };
         self.report(Report::Replaced {
             job: self.config.name.clone(),
         });
