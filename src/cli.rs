@@ -219,11 +219,16 @@ fn export_config_source(value: &str) {
     std::env::set_var("CONTAINERPILOT", value);
 }
 
-/// Re-reads `source` (with the same APP) when a reload is asked for.
+/// Re-reads `source` (with the same APP) when a reload is asked for,
+/// rendered with the environment it is given.
 fn reloader(source: Source, app: Vec<String>) -> Reloader {
-    Box::new(move || {
+    Box::new(move |env| {
         let app = (!app.is_empty()).then_some(app.as_slice());
-        config::load(&source, app).map_err(|error| error.to_string())
+        let loaded = config::load_with_env(&source, app, env).map_err(|error| error.to_string())?;
+        for warning in &loaded.warnings {
+            tracing::warn!("config: {warning}");
+        }
+        Ok(loaded.config)
     })
 }
 

@@ -28,13 +28,22 @@ pub enum EventCode {
     Changed,
     EnterMaintenance,
     ExitMaintenance,
+    /// A job's `when.timeout` expired before its event.
+    TimerExpired,
+    /// Accepted in `when` as ContainerPilot accepts it; never published
+    /// (ContainerPilot's jobs never saw it on the bus either).
+    Error,
+    /// Accepted in `when` as ContainerPilot accepts it; never published
+    /// (ContainerPilot sent it only to a job's own queue).
+    Quit,
     /// A signal event (`SIGHUP`, `SIGUSR2`); its source is the signal's name.
     Signal,
 }
 
 impl EventCode {
-    /// Every code a user may name in `when.once` / `when.each`.
-    pub const NAMED: [EventCode; 11] = [
+    /// Every code a user may name in `when.once` / `when.each`: every name
+    /// ContainerPilot 3 accepts there.
+    pub const NAMED: [EventCode; 14] = [
         EventCode::Startup,
         EventCode::Shutdown,
         EventCode::Healthy,
@@ -46,6 +55,9 @@ impl EventCode {
         EventCode::Changed,
         EventCode::EnterMaintenance,
         EventCode::ExitMaintenance,
+        EventCode::TimerExpired,
+        EventCode::Error,
+        EventCode::Quit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +73,9 @@ impl EventCode {
             EventCode::Changed => "changed",
             EventCode::EnterMaintenance => "enterMaintenance",
             EventCode::ExitMaintenance => "exitMaintenance",
+            EventCode::TimerExpired => "timerExpired",
+            EventCode::Error => "error",
+            EventCode::Quit => "quit",
             EventCode::Signal => "signal",
         }
     }

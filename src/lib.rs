@@ -31,6 +31,7 @@
 //! - [`logging`]: the log subscriber (formats, output, reopen) and the relay
 //!   of job output into log lines.
 //! - [`telemetry`]: the Prometheus metrics and the `/metrics` endpoint.
+//! - [`tasks`]: background tasks under one cancellation tree and tracker.
 pub mod cli;
 pub mod config;
 pub mod console;
@@ -46,5 +47,6 @@ pub mod process;
 pub mod reaper;
 pub mod signals;
 pub mod supervisor;
+pub mod tasks;
 pub mod telemetry;
 pub mod watches;

@@ -12,7 +12,6 @@
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -174,28 +173,6 @@ impl Process {
             self.status = self.exit.try_recv().ok();
         }
         self.status
-    }
-
-    /// Stops the process: `stop_signal` to the group, then SIGKILL to the
-    /// group if it has not exited after `grace`, or as soon as `hurry`
-    /// resolves (a second SIGTERM). Returns the leader's exit status.
-    pub async fn stop(
-        &mut self,
-        stop_signal: Signal,
-        grace: Duration,
-        hurry: impl std::future::Future<Output = ()>,
-    ) -> ExitStatus {
-        if let Some(status) = self.try_status() {
-            return status;
-        }
-        self.signal_group(stop_signal);
-        tokio::select! {
-            status = self.wait() => return status,
-            _ = tokio::time::sleep(grace) => {}
-            _ = hurry => {}
-        }
-        self.signal_group(Signal::SIGKILL);
-        self.wait().await
     }
 }
 

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::model::WatchConfig;
@@ -38,23 +37,14 @@ const NOT_BLOCKING: Duration = Duration::from_millis(50);
 /// The healthy instances each watch saw last (sorted by ID), by watch name.
 pub type LatestInstances = watch::Sender<BTreeMap<String, Vec<Instance>>>;
 
-/// Starts the task for one watch.
-pub fn spawn(
+/// One watch's loop; it runs until the future is dropped (the run generation
+/// cancels it when a reload removes or changes the watch).
+pub async fn run(
     config: WatchConfig,
     discovery: Arc<Discovery>,
     bus: Bus,
     latest: LatestInstances,
-    metrics: Option<Metrics>,
-) -> JoinHandle<()> {
-    tokio::spawn(run(config, discovery, bus, latest, metrics))
-}
-
-async fn run(
-    config: WatchConfig,
-    discovery: Arc<Discovery>,
-    bus: Bus,
-    latest: LatestInstances,
-    metrics: Option<Metrics>,
+    metrics: watch::Receiver<Option<Metrics>>,
 ) {
     let source = config.source();
     let mut state = WatchState::new();
@@ -75,7 +65,7 @@ async fn run(
         latest.send_modify(|latest| {
             latest.insert(config.name.clone(), state.instances());
         });
-        if let Some(metrics) = &metrics {
+        if let Some(metrics) = &*metrics.borrow() {
             metrics.watch_instances(&config.name, state.instance_count());
         }
         if events.is_empty() {

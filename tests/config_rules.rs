@@ -162,6 +162,31 @@ fn when_events() {
         timeout: Some(secs(60)),
     };
     assert_eq!(job(&config, "a").when, expected);
+    // Every name ContainerPilot 3 accepts in `when`.
+    for name in [
+        "exitSuccess",
+        "exitFailed",
+        "stopping",
+        "stopped",
+        "healthy",
+        "unhealthy",
+        "changed",
+        "timerExpired",
+        "enterMaintenance",
+        "exitMaintenance",
+        "error",
+        "quit",
+        "startup",
+        "shutdown",
+    ] {
+        let config = load(&format!(
+            "{{jobs: [{{name: 'a', exec: 'x', when: {{source: 'b', each: '{name}'}}}}, {{name: 'b', exec: 'y'}}]}}"
+        ));
+        let When::Event { code, .. } = &job(&config, "a").when else {
+            panic!("{name}: not an event")
+        };
+        assert_eq!(code.as_str(), name);
+    }
     let message = error("{jobs: [{name: 'a', exec: 'x', when: {source: 'b', once: 'bogus'}}]}");
     assert!(
         message.starts_with("config error: jobs[0] \"a\".when.once: \"bogus\" is not an event"),

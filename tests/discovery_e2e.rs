@@ -568,7 +568,7 @@ fn registration_body_token_and_job_ip() {
 }
 
 #[test]
-fn maintenance_deregisters_stops_heartbeats_and_comes_back() {
+fn maintenance_deregisters_pauses_checks_and_comes_back() {
     let consul = start_double(Config::default());
     let scratch = Scratch::new();
     let config = scratch.config(&format!(
@@ -579,10 +579,12 @@ fn maintenance_deregisters_stops_heartbeats_and_comes_back() {
                health: {{ exec: {check}, interval: 1, ttl: 10 }} }},
             {enter},
             {exit},
+            {{ name: "clock", exec: {tick}, when: {{ interval: "1s" }} }},
           ]
         }}"#,
         consul = consul.addr(),
         check = append_to("checks"),
+        tick = append_to("ticks"),
         enter = handler("entered", "global", "enterMaintenance"),
         exit = handler("exited", "global", "exitMaintenance"),
     ));
@@ -607,12 +609,12 @@ fn maintenance_deregisters_stops_heartbeats_and_comes_back() {
     wait_until("the enterMaintenance job", || {
         lines(&scratch, "entered") == 1
     });
-    // Checks go on; had the first of these two passed outside maintenance, its heartbeat
-    // would have reached the double before the second one ran, a second later.
+    // As in ContainerPilot, no check runs in maintenance: over two ticks of a
+    // one-second clock (two check intervals), the check count stays put.
     let checks = lines(&scratch, "checks");
-    wait_until("two more checks", || {
-        lines(&scratch, "checks") >= checks + 2
-    });
+    let ticks = lines(&scratch, "ticks");
+    wait_until("two ticks", || lines(&scratch, "ticks") >= ticks + 2);
+    assert_eq!(lines(&scratch, "checks"), checks, "no check in maintenance");
     let heartbeats = consul
         .requests()
         .into_iter()

@@ -42,7 +42,7 @@ async fn exchange(data: &[u8]) -> Vec<u8> {
     let api = Api {
         env: Environment::from_process(),
         requests,
-        metrics: Some(metrics()),
+        metrics: tokio::sync::watch::channel(Some(metrics())).1,
     };
     let (mut from_server, mut to_server) = tokio::io::split(client);
     let send = async {

@@ -188,6 +188,10 @@ fn status_table(status: &Value) -> String {
     }
     lines.push(String::new());
     lines.push(format!("maintenance: {}", field(status, "maintenance")));
+    lines.push(format!(
+        "configuration in force since: {}",
+        field(&status["generation"], "startedAt")
+    ));
     lines.join("\n")
 }
 
@@ -272,10 +276,12 @@ mod tests {
         let status = serde_json::json!({
             "jobs": [{"name": "app", "state": "running", "pid": 7, "restarts": 0, "health": "healthy"}],
             "watches": [{"name": "db", "instances": 2}],
-            "maintenance": false
+            "maintenance": false,
+            "generation": {"startedAt": "2026-01-02T03:04:05Z"}
         });
         let table = status_table(&status);
         assert!(table.contains("app") && table.contains("running") && table.contains("healthy"));
         assert!(table.contains("db") && table.contains("maintenance: false"));
+        assert!(table.ends_with("configuration in force since: 2026-01-02T03:04:05Z"));
     }
 }

@@ -151,8 +151,9 @@ fn bind_at(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
 pub struct Api {
     pub env: Environment,
     pub requests: mpsc::UnboundedSender<Request>,
-    /// The telemetry registry, when telemetry is configured.
-    pub metrics: Option<Metrics>,
+    /// The telemetry registry, when telemetry is configured (a reload may
+    /// replace it).
+    pub metrics: tokio::sync::watch::Receiver<Option<Metrics>>,
 }
 
 const LIMITS: Limits = Limits {

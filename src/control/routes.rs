@@ -25,7 +25,7 @@ pub async fn handle(api: Api, request: hyper::Request<Incoming>) -> Result<Reply
     };
     let reply = route(&api, &method, &path, &body).await;
     tracing::debug!("control: {method} {path} → {}", reply.status());
-    if let Some(metrics) = &api.metrics {
+    if let Some(metrics) = &*api.metrics.borrow() {
         metrics.control_request(reply.status().as_u16(), counted_path(&path));
     }
     Ok(reply)
@@ -136,7 +136,7 @@ fn put_metrics(api: &Api, body: &[u8]) -> Reply {
         Ok(values) => values,
         Err(message) => return text(StatusCode::UNPROCESSABLE_ENTITY, &message),
     };
-    let Some(metrics) = &api.metrics else {
+    let Some(metrics) = api.metrics.borrow().clone() else {
         return text(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no telemetry is configured: there are no metrics",

@@ -2,6 +2,8 @@
 //! `healthy` / `unhealthy` events on transitions, and tell the job's catalog
 //! registration what to say.
 //!
+//! In maintenance no check runs and no health event is published
+//! (ContainerPilot's rule); the first check after it reports afresh.
 //! The first check runs as soon as the job starts (ContainerPilot waited one
 //! interval). An exec check passes when it exits 0 within its timeout (2.x
 //! checks have none unless the file sets one); at the timeout its process
@@ -17,14 +19,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
 use tokio::time::{timeout, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::model::{HealthCheck, HealthConfig};
 use crate::discovery::TELEMETRY_HEARTBEAT;
-use crate::events::{Event, EventCode};
+use crate::events::{Bus, Event, EventCode};
 use crate::logging::{OutputLabel, OutputTail};
 use crate::process::{self, SpawnSpec};
+use crate::tasks::Tasks;
 
 use super::output;
 use super::registration::Registration;
@@ -41,32 +46,72 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Starts the check loop for `job`; abort the handle to stop it.
+/// Starts the check loop for `job`; cancel the token to stop it.
 pub fn spawn(
     job: String,
     config: HealthConfig,
     shared: Shared,
     registration: Option<Arc<Registration>>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
+) -> CancellationToken {
+    let checks = Checks {
+        job: job.clone(),
+        interval: config.interval,
+        publishes_health: config.check != HealthCheck::Heartbeat,
+        maintenance: shared.maintenance.clone(),
+        bus: shared.bus.clone(),
+        registration,
+    };
+    let tasks = shared.tasks.clone();
+    // One client for all of the job's `http` checks (it keeps the idle
+    // connection); each check's future holds a handle to it.
+    let mut http: Option<HttpClient> = None;
+    tasks.spawn(checks.run(move || {
+        let (job, config, shared) = (job.clone(), config.clone(), shared.clone());
+        if matches!(config.check, HealthCheck::Http(_)) {
+            http.get_or_insert_with(http_client);
+        }
+        let mut client = http.clone();
+        Box::pin(async move { check(&job, &config, &shared, &mut client).await })
+    }))
+}
+
+/// The check loop of one job, whatever the check is.
+struct Checks {
+    job: String,
+    interval: Duration,
+    /// False for a heartbeat-only check: it publishes no health events.
+    publishes_health: bool,
+    maintenance: watch::Receiver<bool>,
+    bus: Bus,
+    registration: Option<Arc<Registration>>,
+}
+
+impl Checks {
+    /// Checks every interval. In maintenance, as in ContainerPilot, no check
+    /// runs and no `healthy`/`unhealthy` is published; the health is unknown
+    /// again afterwards, so the first check after it publishes its result.
+    async fn run(mut self, mut check: impl FnMut() -> BoxFuture<'static, Outcome>) {
         let mut healthy: Option<bool> = None;
-        let mut ticker = tokio::time::interval(config.interval);
+        let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut http = None;
         loop {
             ticker.tick().await;
-            let outcome = check(&job, &config, &shared, &mut http).await;
+            if *self.maintenance.borrow_and_update() {
+                healthy = None;
+                if self.maintenance.wait_for(|on| !on).await.is_err() {
+                    return;
+                }
+                ticker.reset_immediately();
+                continue;
+            }
+            let outcome = check().await;
+            if *self.maintenance.borrow() {
+                continue;
+            }
+            self.tell_the_catalog(&outcome);
             let passed = matches!(outcome, Outcome::Passed(_));
-            match (&outcome, &registration) {
-                (Outcome::Passed(output), Some(registration)) => registration.passing(output),
-                (Outcome::Failed(output), Some(registration)) => registration.critical(output),
-                _ => {}
-            }
-            if let Outcome::Failed(output) = &outcome {
-                tracing::debug!(job = %job, "health check failed: {output}");
-            }
-            if config.check == HealthCheck::Heartbeat {
-                continue; // ContainerPilot published no events for it
+            if !self.publishes_health {
+                continue; // ContainerPilot published no events for a heartbeat
             }
             if healthy != Some(passed) {
                 healthy = Some(passed);
@@ -75,16 +120,27 @@ pub fn spawn(
                 } else {
                     EventCode::Unhealthy
                 };
-                shared.bus.publish(Event::new(code, &job));
+                self.bus.publish(Event::new(code, &self.job));
             }
         }
-    })
+    }
+
+    fn tell_the_catalog(&self, outcome: &Outcome) {
+        match (outcome, &self.registration) {
+            (Outcome::Passed(output), Some(registration)) => registration.passing(output),
+            (Outcome::Failed(output), Some(registration)) => registration.critical(output),
+            _ => {}
+        }
+        if let Outcome::Failed(output) = outcome {
+            tracing::debug!(job = %self.job, "health check failed: {output}");
+        }
+    }
 }
 
 /// The telemetry service has no check: it heartbeats every 5 s while
 /// autopilot runs (SPEC.md 8.2).
-pub fn spawn_heartbeat(registration: Arc<Registration>) -> JoinHandle<()> {
-    tokio::spawn(async move {
+pub fn spawn_heartbeat(tasks: &Tasks, registration: Arc<Registration>) -> CancellationToken {
+    tasks.spawn(async move {
         let mut ticker = tokio::time::interval(TELEMETRY_HEARTBEAT);
         loop {
             ticker.tick().await;
@@ -146,6 +202,7 @@ async fn check_exec(
         &OutputLabel::check(job),
         shared.format,
         Some(&tail),
+        &shared.tasks,
     );
     let exited = match limit {
         Some(limit) => timeout(limit, process.wait()).await.map_err(|_| limit),
@@ -189,5 +246,50 @@ async fn check_http(client: &HttpClient, url: &str, limit: Duration) -> Outcome 
         }
         Ok(response) => Outcome::Failed(format!("GET {url}: {}", response.status())),
         Err(error) => Outcome::Failed(format!("GET {url}: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Checks that always pass, counted; maintenance from 2.5 s to 5.5 s.
+    #[tokio::test(start_paused = true)]
+    async fn maintenance_pauses_checks_and_their_events() {
+        let bus = Bus::default();
+        let mut events = bus.subscribe();
+        let (switch, maintenance) = watch::channel(false);
+        let checks = Checks {
+            job: "web".into(),
+            interval: Duration::from_secs(1),
+            publishes_health: true,
+            maintenance,
+            bus,
+            registration: None,
+        };
+        let count = Arc::new(AtomicU32::new(0));
+        let counted = count.clone();
+        let task = tokio::spawn(checks.run(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Outcome::Passed(String::new()) })
+        }));
+        let start = tokio::time::Instant::now();
+        let at = |ms: u64| tokio::time::sleep_until(start + Duration::from_millis(ms));
+        at(2500).await;
+        assert_eq!(count.load(Ordering::SeqCst), 3, "checks at 0, 1 and 2 s");
+        assert!(events.try_recv().unwrap().is(EventCode::Healthy, "web"));
+        switch.send_replace(true);
+        at(5500).await;
+        assert_eq!(count.load(Ordering::SeqCst), 3, "no check in maintenance");
+        assert!(events.try_recv().is_err(), "no event in maintenance");
+        switch.send_replace(false);
+        at(5600).await;
+        assert_eq!(count.load(Ordering::SeqCst), 4, "checks resume at once");
+        assert!(
+            events.try_recv().unwrap().is(EventCode::Healthy, "web"),
+            "the health is published afresh after maintenance"
+        );
+        task.abort();
     }
 }

@@ -1,11 +1,16 @@
 //! Jobs: the lifecycle of one configured job, as an async task.
 //!
-//! A job waits for its `when`, runs its exec, publishes `exitSuccess` /
-//! `exitFailed`, restarts while its budget lasts, and at shutdown goes through
-//! `stopping` → (wait for its preStop-style dependents) → stop signal →
-//! kill timeout → SIGKILL → `stopped`. Health checks run beside it in their
-//! own task ([`health`]). Each job is one task with its own event queue, so no
-//! job ever blocks another.
+//! A job is an explicit state machine ([`Phase`]): it waits for its `when`,
+//! runs its exec, publishes `exitSuccess` / `exitFailed`, pauses before a
+//! restart or the next interval tick, and ends by going through `stopping` →
+//! (wait for its preStop-style dependents) → stop signal → kill timeout →
+//! SIGKILL → `stopped`. Every input — a bus event, a supervisor command, the
+//! run's exit, the phase's one timer — goes through one dispatch per input
+//! kind, as ContainerPilot's `processEvent` does, and each handler says
+//! whether the job goes on or halts ([`Flow`]). Runs are started through an
+//! injected [`Spawner`], so the timing rules are unit-tested on paused time.
+//! Health checks run beside the job in their own task ([`health`]). Each job
+//! is one task with its own event queue, so no job ever blocks another.
 //!
 //! This module owns a job's state machine; it must not decide autopilot's exit
 //! code (it reports to the supervisor) nor talk to the catalog directly.
@@ -15,6 +20,9 @@ mod output;
 mod registration;
 mod render;
 mod restart;
+pub mod spawner;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,22 +30,22 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::config;
 use crate::config::model::{Format, Frequency, JobConfig, JobRole, Restarts, When, GLOBAL_SOURCE};
 use crate::discovery::{Discovery, Instance, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
 use crate::events::{Bus, Event, EventCode};
-use crate::logging::{OutputLabel, OutputTail};
-use crate::process::{self, Process, SpawnSpec};
+use crate::process::SpawnSpec;
 use crate::reaper::{ExitStatus, Reaper};
-use crate::telemetry::Metrics;
+use crate::tasks::Tasks;
 
 pub use registration::InCatalog;
 use registration::Registration;
 use restart::Backoff;
+pub use spawner::{Child, ProcessSpawner, Spawner};
 
 /// How long a stopping job waits for the catalog to confirm deregistration
 /// before it signals its process anyway.
@@ -56,6 +64,8 @@ pub enum Report {
         role: JobRole,
         pid: nix::unistd::Pid,
     },
+    /// A job with nothing to exec started: it is up until it stops.
+    Up { job: String },
     /// The job's process ended; `last` when the job will not run it again.
     Exited {
         job: String,
@@ -64,6 +74,9 @@ pub enum Report {
         status: ExitStatus,
         last: bool,
     },
+    /// A reload replaced the job's configuration; its run, if one was
+    /// going, was stopped, and it begins again.
+    Replaced { job: String },
     /// The job is done for good (it published `stopped`).
     Finished { job: String },
 }
@@ -81,26 +94,41 @@ pub struct ShutdownState {
     pub app_signal: Option<Signal>,
 }
 
-/// What every job task shares.
+/// What every job task shares, whatever the configuration.
 #[derive(Clone)]
 pub struct Shared {
+    /// Starts the jobs' runs.
+    pub spawner: Arc<dyn Spawner>,
+    /// Health checks' processes are reaped through it.
     pub reaper: Reaper,
+    /// Where health checks and heartbeats run.
+    pub tasks: Tasks,
     pub bus: Bus,
     pub env: Environment,
     pub reports: mpsc::UnboundedSender<Report>,
     pub shutdown: watch::Receiver<ShutdownState>,
     /// The configuration's dialect (2.x logs job stderr at DEBUG).
     pub format: Format,
-    /// The service catalog, if one is configured.
-    pub discovery: Option<Arc<Discovery>>,
     /// True while autopilot is in maintenance mode.
     pub maintenance: watch::Receiver<bool>,
-    /// The telemetry registry (2.x sensors record into it).
-    pub metrics: Option<Metrics>,
     /// The healthy instances each watch saw last, for `render` templates.
     pub watched: watch::Receiver<BTreeMap<String, Vec<Instance>>>,
     /// How many services are in the catalog (the APP waits for none at shutdown).
     pub in_catalog: InCatalog,
+}
+
+/// A service to keep in a catalog: the registration and the catalog.
+#[derive(Debug, Clone)]
+pub struct Advertisement {
+    pub service: ServiceRegistration,
+    pub discovery: Arc<Discovery>,
+}
+
+impl PartialEq for Advertisement {
+    /// The same registration in the same catalog (the same backend instance).
+    fn eq(&self, other: &Self) -> bool {
+        self.service == other.service && Arc::ptr_eq(&self.discovery, &other.discovery)
+    }
 }
 
 /// One job to run: its configuration, the jobs that run on its `stopping`,
@@ -109,7 +137,20 @@ pub struct Shared {
 pub struct JobSpec {
     pub config: JobConfig,
     pub dependents: Vec<String>,
-    pub service: Option<ServiceRegistration>,
+    pub advertisement: Option<Advertisement>,
+    /// The catalog a `render` job reads.
+    pub discovery: Option<Arc<Discovery>>,
+}
+
+/// How a job's task begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Wait for its `when` event.
+    Waiting,
+    /// Its `when` event already happened (the job is new or changed in a
+    /// reload, or restarted by one): act on it at once, as the job would have
+    /// when it happened.
+    AlreadyTriggered,
 }
 
 /// Does this job only start on shutdown-time events (a preStop/postStop hook)?
@@ -153,11 +194,20 @@ async fn render_data_changed(renderer: &mut Option<render::Renderer>) {
 /// Orders the supervisor gives one job.
 #[derive(Debug)]
 pub enum Command {
-    /// Stop gracefully and finish, as at shutdown (used by reload).
+    /// Stop gracefully and finish, as at shutdown (a job a reload removed).
     Stop,
     /// Send a signal to the job's process group; the reply says whether a
     /// process was running to receive it.
     Signal(Signal, oneshot::Sender<bool>),
+    /// A reload changed the job: stop the current run (stop signal, kill
+    /// timeout) without publishing anything, take the new configuration and
+    /// begin again. The service stays registered when its registration is
+    /// unchanged.
+    Replace(Box<JobSpec>, Start),
+    /// A reload kept the job's configuration: take its new surroundings
+    /// (the jobs that run on its `stopping`, where it is advertised), moving
+    /// the registration if that changed, and keep the process.
+    Refresh(Box<JobSpec>),
 }
 
 /// The supervisor's handle on a running job task.
@@ -169,7 +219,17 @@ pub struct Handle {
 impl Handle {
     /// Asks the job to stop gracefully (it then publishes `stopped` and finishes).
     pub fn stop(&self) {
-        let _ = self.commands.send(Command::Stop);
+        self.send(Command::Stop);
+    }
+
+    /// Gives the job a new configuration (see [`Command::Replace`]).
+    pub fn replace(&self, spec: JobSpec, start: Start) {
+        self.send(Command::Replace(Box::new(spec), start));
+    }
+
+    /// Updates the job's surroundings (see [`Command::Refresh`]).
+    pub fn refresh(&self, spec: JobSpec) {
+        self.send(Command::Refresh(Box::new(spec)));
     }
 
     /// Signals the job's process group; false if no process was running.
@@ -180,17 +240,89 @@ impl Handle {
         }
         answer.await.unwrap_or(false)
     }
+
+    fn send(&self, command: Command) {
+        // A job that already finished has nothing left to change.
+        let _ = self.commands.send(command);
+    }
 }
 
 /// Starts the task for one job. It subscribes to the bus at once, so it sees
-/// every event published after this call returns. A job started after
-/// `startup` was published (by a reload) gets its own private `startup`.
-pub fn spawn(spec: JobSpec, shared: Shared, late: bool) -> Handle {
+/// every event published after this call returns.
+pub fn spawn(spec: JobSpec, shared: Shared, start: Start) -> Handle {
     let events = shared.bus.subscribe();
     let (commands, command_receiver) = mpsc::unbounded_channel();
     let job = Job::new(spec, shared, events, command_receiver);
-    tokio::spawn(job.run(late));
+    tokio::spawn(job.run(start));
     Handle { commands }
+}
+
+/// Whether a job goes on after an input, or halts (and winds down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Halt,
+}
+
+/// Where a job is in its life.
+enum Phase {
+    /// Waiting for its `when` event; gives up at `deadline` (`when.timeout`).
+    Waiting { deadline: Option<Instant> },
+    /// Between runs: a restart delay, or the wait for the next interval tick.
+    Pausing { until: Instant },
+    /// A run is going.
+    Running(Run),
+    /// A job with nothing to exec has started: it stays up until it stops.
+    Up,
+    /// Nothing more will run.
+    Done,
+}
+
+/// One run of the job's exec.
+struct Run {
+    child: Box<dyn Child>,
+    started_at: Instant,
+    /// The run is killed at this instant (the job's `timeout`, or a hook's
+    /// budget once the shutdown has begun).
+    deadline: Option<Instant>,
+    /// An interval job's next tick; a run still going then is killed and the
+    /// next one starts at the tick, as in ContainerPilot.
+    next_tick: Option<Instant>,
+}
+
+impl Phase {
+    /// The instant the phase's timer fires, if it has one.
+    fn timer(&self) -> Option<Instant> {
+        match self {
+            Phase::Waiting { deadline } => *deadline,
+            Phase::Pausing { until } => Some(*until),
+            Phase::Running(run) => match (run.deadline, run.next_tick) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            Phase::Up | Phase::Done => None,
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        matches!(self, Phase::Running(_))
+    }
+
+    /// Resolves when the current run's process exits; never without one.
+    async fn exit(&mut self) -> ExitStatus {
+        match self {
+            Phase::Running(run) => run.child.wait().await,
+            _ => std::future::pending().await,
+        }
+    }
+}
+
+/// The job's catalog presence while it is up: its registrar and its health
+/// checks (or the telemetry service's heartbeat).
+struct Presence {
+    registration: Option<Arc<Registration>>,
+    /// Stops the health checks (or the heartbeat).
+    health: Option<CancellationToken>,
 }
 
 struct Job {
@@ -198,32 +330,21 @@ struct Job {
     backoff: Backoff,
     config: JobConfig,
     dependents: Vec<String>,
-    service: Option<ServiceRegistration>,
-    registration: Option<Arc<Registration>>,
+    advertisement: Option<Advertisement>,
+    /// Present from the job's first start until it winds down.
+    presence: Option<Presence>,
     shared: Shared,
     events: mpsc::UnboundedReceiver<Event>,
     commands: mpsc::UnboundedReceiver<Command>,
-    /// The current run, if one is going.
-    process: Option<Process>,
-    started_at: Option<Instant>,
-    /// Kill the current run at this instant (the job's `timeout`).
-    run_deadline: Option<Instant>,
-    /// Start a run at this instant (a restart, or the next interval tick).
-    next_start: Option<Instant>,
-    /// Give up waiting for the `when` event at this instant (`when.timeout`).
-    give_up_at: Option<Instant>,
-    /// A `once` trigger has fired.
-    triggered: bool,
+    phase: Phase,
+    /// Runs started so far (the restart budget counts them).
     runs: u32,
-    /// An exec-less job that has started (it stays up until shutdown).
-    active: bool,
-    shutting_down: bool,
-    announced_stopping: bool,
-    advertised: bool,
-    finished: bool,
-    health: Option<JoinHandle<()>>,
+    /// The global `shutdown` has arrived: only hooks still start runs.
+    shutdown_begun: bool,
     /// The template of a `render` job and the data behind it.
     renderer: Option<render::Renderer>,
+    /// The catalog the renderer reads.
+    catalog: Option<Arc<Discovery>>,
     /// The render's data changed after a run: render again when idle.
     render_due: bool,
 }
@@ -238,213 +359,255 @@ impl Job {
         let JobSpec {
             config,
             dependents,
-            service,
+            advertisement,
+            discovery,
         } = spec;
-        let give_up_at = match &config.when {
-            When::Event {
-                timeout: Some(timeout),
-                ..
-            } => Some(Instant::now() + *timeout),
-            _ => None,
-        };
-        let renderer = config
-            .render
-            .clone()
-            .map(|render| render::Renderer::new(render, shared.discovery.clone()));
         Job {
+            renderer: renderer_for(&config, discovery.clone()),
+            catalog: discovery,
+            render_due: false,
             hook: is_shutdown_hook(&config),
             backoff: Backoff::new(config.restart_delay),
+            phase: waiting_for(&config.when),
             config,
             dependents,
-            service,
-            registration: None,
+            advertisement,
+            presence: None,
             shared,
             events,
             commands,
-            process: None,
-            started_at: None,
-            run_deadline: None,
-            next_start: None,
-            give_up_at,
-            triggered: false,
             runs: 0,
-            active: false,
-            shutting_down: false,
-            announced_stopping: false,
-            advertised: false,
-            finished: false,
-            health: None,
-            renderer,
-            render_due: false,
+            shutdown_begun: false,
         }
     }
 
-    async fn run(mut self, late: bool) {
-        if late {
-            self.on_event(Event::new(EventCode::Startup, GLOBAL_SOURCE))
-                .await;
-        }
+    async fn run(mut self, start: Start) {
+        let mut flow = match start {
+            Start::Waiting => Flow::Continue,
+            Start::AlreadyTriggered => self.on_when(),
+        };
         let mut shutdown = self.shared.shutdown.clone();
-        while !self.finished {
-            tokio::select! {
+        while flow == Flow::Continue {
+            let timer = self.phase.timer();
+            flow = tokio::select! {
                 event = self.events.recv() => match event {
-                    Some(event) => self.on_event(event).await,
-                    None => break,
+                    Some(event) => self.on_event(&event),
+                    None => Flow::Halt,
                 },
                 Some(command) = self.commands.recv() => self.on_command(command).await,
-                status = wait_for(&mut self.process) => self.on_exit(status),
-                _ = sleep_until(self.next_start) => self.on_timer(),
-                _ = sleep_until(self.run_deadline) => self.kill_for_timeout(),
-                _ = sleep_until(self.give_up_at) => self.give_up(),
-                () = render_data_changed(&mut self.renderer) => self.render_due = self.runs > 0,
-                () = std::future::ready(()), if self.render_due && self.process.is_none() => {
+                status = self.phase.exit() => self.on_exit(status),
+                _ = sleep_until(timer) => self.on_timer().await,
+                () = render_data_changed(&mut self.renderer) => {
+                    self.render_due = self.runs > 0;
+                    Flow::Continue
+                }
+                () = std::future::ready(()), if self.render_due && !self.phase.is_running() => {
                     self.render_due = false;
-                    self.start_run();
+                    self.start_run()
                 }
-                Ok(()) = shutdown.changed(), if self.hook && self.shutting_down => {
+                Ok(()) = shutdown.changed(), if self.hook && self.shutdown_begun => {
                     let state = *shutdown.borrow_and_update();
-                    self.on_shutdown_progress(state).await;
+                    self.on_shutdown_progress(state)
                 }
-            }
+            };
         }
         self.finish().await;
     }
 
-    // ---- events -------------------------------------------------------
+    // ---- inputs -------------------------------------------------------
 
-    async fn on_event(&mut self, event: Event) {
-        if event.is(EventCode::Shutdown, GLOBAL_SOURCE) && !self.shutting_down {
-            self.shutting_down = true;
-            if self.hook {
-                self.cap_hook_run();
-                let state = *self.shared.shutdown.borrow();
-                self.on_shutdown_progress(state).await;
-            } else {
-                self.stop().await;
-                return;
+    fn on_event(&mut self, event: &Event) -> Flow {
+        let mut flow = Flow::Continue;
+        if let When::Event { code, source, .. } = &self.config.when {
+            if event.is(*code, source) {
+                flow = self.on_when();
             }
         }
-        match self.config.when.clone() {
-            // As in ContainerPilot, the first run comes one interval after startup.
-            When::Interval { interval } => {
-                if event.is(EventCode::Startup, GLOBAL_SOURCE) && self.runs == 0 {
-                    self.next_start = Some(Instant::now() + interval);
-                }
-            }
-            When::Event {
-                code,
-                source,
-                frequency,
-                ..
-            } => {
-                if event.is(code, &source) {
-                    self.on_trigger(frequency);
-                }
+        if event.is(EventCode::Startup, GLOBAL_SOURCE) {
+            if let When::Interval { .. } = self.config.when {
+                flow = self.on_when();
             }
         }
+        if flow == Flow::Continue && event.is(EventCode::Shutdown, GLOBAL_SOURCE) {
+            flow = self.on_shutdown();
+        }
+        flow
     }
 
-    fn on_trigger(&mut self, frequency: Frequency) {
-        self.give_up_at = None;
-        match frequency {
-            Frequency::Once if self.triggered => {}
-            Frequency::Once => {
-                self.triggered = true;
-                self.start_run();
+    /// The job's `when` happened (or, at start, had already happened).
+    fn on_when(&mut self) -> Flow {
+        match (&self.config.when, &self.phase) {
+            // As in ContainerPilot, the first run comes one interval after startup.
+            (When::Interval { interval }, Phase::Waiting { .. }) => {
+                self.phase = Phase::Pausing {
+                    until: Instant::now() + *interval,
+                };
+                Flow::Continue
             }
+            (When::Interval { .. }, _) => Flow::Continue,
+            (When::Event { .. }, Phase::Waiting { .. }) => self.start_run(),
             // ContainerPilot lets a run that is still going finish and starts
             // again only for the next event; we do the same.
-            Frequency::Each if self.process.is_some() => {
+            (When::Event { .. }, Phase::Running(_)) => {
                 tracing::debug!(job = %self.config.name, "still running; event not queued");
+                Flow::Continue
             }
-            Frequency::Each => self.start_run(),
+            (
+                When::Event {
+                    frequency: Frequency::Each,
+                    ..
+                },
+                Phase::Pausing { .. },
+            ) => self.start_run(),
+            // A `once` job already triggered; an exec-less job is already up.
+            (When::Event { .. }, _) => Flow::Continue,
         }
     }
 
-    async fn on_command(&mut self, command: Command) {
+    /// The global `shutdown`: a regular job halts (and stops gracefully);
+    /// a hook stays, for its trigger, within its budget.
+    fn on_shutdown(&mut self) -> Flow {
+        if self.shutdown_begun {
+            return Flow::Continue;
+        }
+        self.shutdown_begun = true;
+        if !self.hook {
+            return Flow::Halt;
+        }
+        self.cap_hook_run();
+        let state = *self.shared.shutdown.borrow();
+        self.on_shutdown_progress(state)
+    }
+
+    async fn on_command(&mut self, command: Command) -> Flow {
         match command {
             Command::Stop => {
-                self.shutting_down = true;
-                self.stop().await;
+                self.shutdown_begun = true;
+                Flow::Halt
             }
             Command::Signal(signal, reply) => {
-                if let Some(process) = &self.process {
-                    process.signal_group(signal);
-                }
-                let _ = reply.send(self.process.is_some());
+                let running = match &self.phase {
+                    Phase::Running(run) => {
+                        run.child.signal_group(signal);
+                        true
+                    }
+                    _ => false,
+                };
+                let _ = reply.send(running);
+                Flow::Continue
             }
+            Command::Replace(spec, start) => self.replace(*spec, start).await,
+            Command::Refresh(spec) => {
+                if self.renderer.is_some() && !same_catalog(&self.catalog, &spec.discovery) {
+                    // The catalog moved: render from the new one.
+                    self.renderer = renderer_for(&spec.config, spec.discovery.clone());
+                    self.catalog = spec.discovery;
+                }
+                self.dependents = spec.dependents;
+                self.readvertise(spec.advertisement).await;
+                Flow::Continue
+            }
+        }
+    }
+
+    /// A run's process exited on its own (or at its deadline).
+    fn on_exit(&mut self, status: ExitStatus) -> Flow {
+        let Phase::Running(run) = std::mem::replace(&mut self.phase, Phase::Done) else {
+            return Flow::Continue;
+        };
+        self.after_run(status, run.started_at.elapsed(), run.next_tick)
+    }
+
+    /// The phase's timer fired.
+    async fn on_timer(&mut self) -> Flow {
+        let now = Instant::now();
+        match &mut self.phase {
+            Phase::Waiting { .. } => self.give_up(),
+            Phase::Pausing { .. } => self.start_run(),
+            Phase::Running(run) if run.next_tick.is_some_and(|tick| tick <= now) => {
+                self.overran_interval().await
+            }
+            Phase::Running(run) => {
+                run.deadline = None;
+                tracing::warn!(job = %self.config.name, "timed out: killing its process group");
+                run.child.signal_group(Signal::SIGKILL);
+                Flow::Continue
+            }
+            Phase::Up | Phase::Done => Flow::Continue,
         }
     }
 
     /// While shutting down, a hook gives up once nothing can trigger it any
     /// more, and a second SIGTERM ends its run at once.
-    async fn on_shutdown_progress(&mut self, state: ShutdownState) {
+    fn on_shutdown_progress(&mut self, state: ShutdownState) -> Flow {
         // Events already queued may still trigger us: handle them first.
         while let Ok(event) = self.events.try_recv() {
-            Box::pin(self.on_event(event)).await;
-        }
-        if state.hurry {
-            if let Some(process) = &self.process {
-                process.signal_group(Signal::SIGKILL);
+            if self.on_event(&event) == Flow::Halt {
+                return Flow::Halt;
             }
         }
-        if (state.drained || state.hurry) && self.process.is_none() {
-            self.finished = true;
+        if let (true, Phase::Running(run)) = (state.hurry, &self.phase) {
+            run.child.signal_group(Signal::SIGKILL);
         }
+        if (state.drained || state.hurry) && !self.phase.is_running() {
+            return Flow::Halt;
+        }
+        Flow::Continue
     }
 
     // ---- runs ---------------------------------------------------------
 
-    /// A restart is due, or the next interval tick. An interval run that is
-    /// still going when the next is due is not started twice.
-    fn on_timer(&mut self) {
-        self.next_start = None;
-        match self.config.when {
-            When::Interval { interval } if self.process.is_some() => {
-                self.next_start = Some(Instant::now() + interval);
-            }
-            _ => self.start_run(),
-        }
-    }
-
-    fn start_run(&mut self) {
-        if self.shutting_down && !self.hook {
-            return;
+    fn start_run(&mut self) -> Flow {
+        if self.shutdown_begun && !self.hook {
+            return Flow::Continue;
         }
         self.runs += 1;
         self.advertise();
         if self.config.exec.is_none() && self.config.render.is_none() {
-            self.active = true;
-            return;
+            self.phase = Phase::Up;
+            self.report(Report::Up {
+                job: self.config.name.clone(),
+            });
+            return Flow::Continue;
         }
-        if let When::Interval { interval } = self.config.when {
-            if self.may_run_again() {
-                self.next_start = Some(Instant::now() + interval);
-            }
-        }
-        let env = self.shared.env.snapshot();
-        match self.render_before_run(&env) {
-            RenderStep::Exec => {}
-            RenderStep::End(status) => {
-                self.end_run_without_process(status);
-                return;
-            }
-            RenderStep::Wait => return,
-        }
-        let Some(argv) = self.config.exec.clone() else {
-            return;
+        let next_tick = match self.config.when {
+            When::Interval { interval } if self.may_run_again() => Some(Instant::now() + interval),
+            _ => None,
         };
+        let env = self.shared.env.snapshot();
+        let started = match self.render_before_run(&env) {
+            RenderStep::Exec => self.spawn_run(env),
+            RenderStep::End(status) => Err(status),
+            // No run and no event: the job runs when the data arrives.
+            RenderStep::Wait => {
+                self.phase = match next_tick {
+                    Some(tick) => Phase::Pausing { until: tick },
+                    None => Phase::Waiting { deadline: None },
+                };
+                return Flow::Continue;
+            }
+        };
+        match started {
+            Ok(child) => {
+                self.on_started(child, next_tick);
+                Flow::Continue
+            }
+            // A run that ends before any process starts (nothing to exec, or
+            // the exec could not be started) ends as if a process exited.
+            Err(status) => self.after_run(status, Duration::ZERO, next_tick),
+        }
+    }
+
+    /// Starts the run's process; the status a run that cannot start ends with.
+    fn spawn_run(&mut self, env: config::Env) -> Result<Box<dyn Child>, ExitStatus> {
+        let argv = self.config.exec.clone().ok_or(ExitStatus::Code(0))?;
         let argv = match self.config.role {
             // The APP's arguments are templates, rendered just before each
             // exec so they see CONTAINERPILOT_<JOB>_IP and -putenv values.
-            JobRole::App => match config::render_args(&argv, &env) {
-                Ok(argv) => argv,
-                Err(error) => {
-                    crate::complain!("autopilot: {error}");
-                    self.end_run_without_process(ExitStatus::Code(2));
-                    return;
-                }
-            },
+            JobRole::App => config::render_args(&argv, &env).map_err(|error| {
+                crate::complain!("autopilot: {error}");
+                ExitStatus::Code(2)
+            })?,
             _ => argv,
         };
         let spec = SpawnSpec {
@@ -453,27 +616,17 @@ impl Job {
             foreground: self.config.role == JobRole::App,
             piped_output: !self.config.logging_raw,
         };
-        match process::spawn(&self.shared.reaper, spec) {
-            Ok(mut process) => {
-                self.relay_output(&mut process);
-                self.on_started(process);
-            }
-            Err(error) => {
+        self.shared
+            .spawner
+            .spawn(&self.config.name, &self.config.role, spec)
+            .map_err(|error| {
                 if self.config.role == JobRole::App {
                     crate::complain!("autopilot: cannot run {error}");
                 } else {
                     tracing::error!(job = %self.config.name, "cannot run {error}");
                 }
-                self.end_run_without_process(ExitStatus::Code(error.exit_code()));
-            }
-        }
-    }
-
-    /// A run that ends before any process starts (nothing to exec, or the
-    /// exec could not be started) ends as if a process exited with `status`.
-    fn end_run_without_process(&mut self, status: ExitStatus) {
-        self.started_at = Some(Instant::now());
-        self.on_exit(status);
+                ExitStatus::Code(error.exit_code())
+            })
     }
 
     /// Renders the job's template before a run [beyond]: the exec runs only
@@ -513,42 +666,24 @@ impl Job {
         }
     }
 
-    fn on_started(&mut self, process: Process) {
-        let pid = process.pid();
+    fn on_started(&mut self, child: Box<dyn Child>, next_tick: Option<Instant>) {
+        let pid = child.pid();
         tracing::debug!(job = %self.config.name, %pid, "started");
         for variable in self.pid_variables() {
             self.shared.env.set(&variable, Some(&pid.to_string()));
         }
         let now = Instant::now();
-        self.started_at = Some(now);
-        self.run_deadline = self.config.timeout.map(|timeout| now + timeout);
-        self.process = Some(process);
+        self.phase = Phase::Running(Run {
+            child,
+            started_at: now,
+            deadline: self.config.timeout.map(|timeout| now + timeout),
+            next_tick,
+        });
         self.cap_hook_run();
         self.report(Report::Started {
             job: self.config.name.clone(),
             role: self.config.role.clone(),
             pid,
-        });
-    }
-
-    /// Logs the run's output; a 2.x sensor's stdout is also recorded into
-    /// its metric once the output has ended.
-    fn relay_output(&self, process: &mut Process) {
-        let label = OutputLabel::job(&self.config.name);
-        let format = self.shared.format;
-        let (JobRole::Sensor { metric }, Some(metrics)) = (&self.config.role, &self.shared.metrics)
-        else {
-            output::relay(process, &label, format, None);
-            return;
-        };
-        let tail = OutputTail::new();
-        let relays = output::relay(process, &label, format, Some(&tail));
-        let (metric, metrics) = (metric.clone(), metrics.clone());
-        tokio::spawn(async move {
-            futures_util::future::join_all(relays).await;
-            if let Err(error) = metrics.record_sensor_output(&metric, &tail.text()) {
-                tracing::warn!("sensor for {metric}: {error}");
-            }
         });
     }
 
@@ -566,69 +701,97 @@ impl Job {
 
     /// A hook running during shutdown gets at most [`HOOK_RUN_LIMIT`].
     fn cap_hook_run(&mut self) {
-        if self.hook && self.shutting_down && self.process.is_some() {
+        if let (true, true, Phase::Running(run)) = (self.hook, self.shutdown_begun, &mut self.phase)
+        {
             let cap = Instant::now() + HOOK_RUN_LIMIT;
-            self.run_deadline = Some(self.run_deadline.map_or(cap, |d| d.min(cap)));
+            run.deadline = Some(run.deadline.map_or(cap, |deadline| deadline.min(cap)));
         }
     }
 
-    fn kill_for_timeout(&mut self) {
-        self.run_deadline = None;
-        if let Some(process) = &self.process {
-            tracing::warn!(job = %self.config.name, "timed out: killing its process group");
-            process.signal_group(Signal::SIGKILL);
+    /// An interval job's run is still going at the next tick: as in
+    /// ContainerPilot, it is killed (its timeout defaults to the interval)
+    /// and the next run starts at this tick.
+    async fn overran_interval(&mut self) -> Flow {
+        let Phase::Running(mut run) = std::mem::replace(&mut self.phase, Phase::Done) else {
+            return Flow::Continue;
+        };
+        tracing::warn!(job = %self.config.name, "still running at its next interval: killing its process group");
+        run.child.signal_group(Signal::SIGKILL);
+        let status = run.child.wait().await;
+        let tick = run.next_tick;
+        match self.after_run(status, run.started_at.elapsed(), tick) {
+            Flow::Continue if matches!(self.phase, Phase::Pausing { .. }) => self.start_run(),
+            flow => flow,
         }
     }
 
-    fn on_exit(&mut self, status: ExitStatus) {
-        self.process = None;
-        self.run_deadline = None;
+    /// Publishes how a run ended, reports it, and decides what follows.
+    fn after_run(
+        &mut self,
+        status: ExitStatus,
+        ran_for: Duration,
+        next_tick: Option<Instant>,
+    ) -> Flow {
         for variable in self.pid_variables() {
             self.shared.env.set(&variable, None);
         }
-        let ran_for = self.started_at.map_or(Duration::ZERO, |at| at.elapsed());
         tracing::debug!(job = %self.config.name, code = status.code(), "exited");
         self.publish(if status.success() {
             EventCode::ExitSuccess
         } else {
             EventCode::ExitFailed
         });
-        // A render job that reads the catalog renders again when that data changes.
-        let follows_data = self
-            .renderer
-            .as_ref()
-            .is_some_and(render::Renderer::follows_data);
-        let last = self.schedule_after_exit(status, ran_for) && !follows_data;
+        self.phase = self.phase_after_run(status, ran_for, next_tick);
+        let flow = match self.phase {
+            Phase::Done => Flow::Halt,
+            _ => Flow::Continue,
+        };
         self.report(Report::Exited {
             job: self.config.name.clone(),
             role: self.config.role.clone(),
             primary: self.config.primary,
             status,
-            last,
+            last: flow == Flow::Halt,
         });
-        if last {
-            self.finished = true;
+        flow
+    }
+
+    /// What follows a run: a restart after the back-off while the budget
+    /// lasts, the next interval tick, the next event of an `each` job, or the end.
+    fn phase_after_run(
+        &mut self,
+        status: ExitStatus,
+        ran_for: Duration,
+        next_tick: Option<Instant>,
+    ) -> Phase {
+        if self.shutdown_begun {
+            return Phase::Done;
+        }
+        let delay = self.backoff.next(status.success(), ran_for);
+        match (&self.config.when, next_tick) {
+            (When::Interval { .. }, Some(tick)) => Phase::Pausing { until: tick },
+            (When::Interval { .. }, None) => Phase::Done,
+            (When::Event { .. }, _) if self.may_run_again() => Phase::Pausing {
+                until: Instant::now() + delay,
+            },
+            (
+                When::Event {
+                    frequency: Frequency::Each,
+                    ..
+                },
+                _,
+            ) => Phase::Waiting { deadline: None },
+            // A render job that reads the catalog renders again when that data changes.
+            (When::Event { .. }, _) if self.follows_data() => Phase::Waiting { deadline: None },
+            (When::Event { .. }, _) => Phase::Done,
         }
     }
 
-    /// Decides what follows a run; returns true when the job is complete.
-    fn schedule_after_exit(&mut self, status: ExitStatus, ran_for: Duration) -> bool {
-        if self.shutting_down {
-            return true;
-        }
-        let delay = self.backoff.next(status.success(), ran_for);
-        match &self.config.when {
-            When::Interval { .. } => self.next_start.is_none(),
-            When::Event { frequency, .. } => {
-                if self.may_run_again() {
-                    self.next_start = Some(Instant::now() + delay);
-                    false
-                } else {
-                    // An `each` job runs again on its next event.
-                    *frequency == Frequency::Once
-                }
-            }
-        }
+    /// Does the job render from catalog data it follows?
+    fn follows_data(&self) -> bool {
+        self.renderer
+            .as_ref()
+            .is_some_and(render::Renderer::follows_data)
     }
 
     /// Is there restart budget left after `self.runs` runs?
@@ -640,35 +803,97 @@ impl Job {
         }
     }
 
-    fn give_up(&mut self) {
-        self.give_up_at = None;
+    /// `when.timeout` expired before the event: as in ContainerPilot, the
+    /// job publishes `timerExpired` and then stops (`stopping`, `stopped`).
+    fn give_up(&mut self) -> Flow {
         tracing::warn!(job = %self.config.name, "when.timeout expired before its event: giving up");
-        self.finished = true;
+        self.publish(EventCode::TimerExpired);
+        self.phase = Phase::Done;
+        Flow::Halt
     }
 
-    // ---- shutdown -----------------------------------------------------
+    // ---- reload -------------------------------------------------------
 
-    /// The graceful stop of SPEC.md section 7, for a job that is not a hook.
-    async fn stop(&mut self) {
-        self.next_start = None;
-        if self.config.role == JobRole::App {
+    /// Takes a changed configuration: the current run is stopped quietly
+    /// (its stop signal and kill timeout, no events: its hooks are for the
+    /// container's stop, not a reload), and the job begins again. It keeps
+    /// its catalog registration when that did not change.
+    async fn replace(&mut self, spec: JobSpec, start: Start) -> Flow {
+        tracing::info!(job = %self.config.name, "configuration changed: restarting");
+        if let Phase::Running(mut run) = std::mem::replace(&mut self.phase, Phase::Done) {
+            self.stop_run(&mut run).await;
+            for variable in self.pid_variables() {
+                self.shared.env.set(&variable, None);
+            }
+        }
+        if spec.advertisement != self.advertisement || spec.config.health != self.config.health {
+            self.withdraw().await;
+        }
+        // Begin again as a new job would, keeping the queues and what is
+        // still in the catalog.
+        let presence = self.presence.take();
+        let events = std::mem::replace(&mut self.events, mpsc::unbounded_channel().1);
+        let commands = std::mem::replace(&mut self.commands, mpsc::unbounded_channel().1);
+        *self = Job {
+            presence,
+            ..Job::new(spec, self.shared.clone(), events, commands)
+        };
+        self.report(Report::Replaced {
+            job: self.config.name.clone(),
+        });
+        match start {
+            Start::Waiting => Flow::Continue,
+            Start::AlreadyTriggered => self.on_when(),
+        }
+    }
+
+    /// Moves the catalog registration; the process keeps running.
+    async fn readvertise(&mut self, advertisement: Option<Advertisement>) {
+        if advertisement == self.advertisement {
+            return;
+        }
+        let was_up = self.presence.is_some();
+        self.withdraw().await;
+        self.advertisement = advertisement;
+        if was_up {
+            self.advertise();
+        }
+    }
+
+    /// Stops a run with the job's stop signal and kill timeout (or at once
+    /// on a second SIGTERM).
+    async fn stop_run(&self, run: &mut Run) -> ExitStatus {
+        spawner::stop(
+            run.child.as_mut(),
+            self.stop_signal(),
+            self.config.kill_timeout,
+            hurried(&self.shared.shutdown),
+        )
+        .await
+    }
+
+    // ---- the end ------------------------------------------------------
+
+    /// The end of every job, as in ContainerPilot: `stopping` (and a wait
+    /// for the jobs that run on it), out of the catalog, the running process
+    /// stopped, `stopped`. A job that completes on its own goes through it too.
+    async fn finish(&mut self) {
+        let stopping_a_run = self.phase.is_running();
+        if self.config.role == JobRole::App && stopping_a_run {
             self.wait_for_services_to_leave().await;
         }
-        self.announce_stopping().await;
-        self.stop_health_checks();
-        self.deregister().await;
-        if let Some(mut process) = self.process.take() {
-            let signal = self.stop_signal();
-            let status = process
-                .stop(
-                    signal,
-                    self.config.kill_timeout,
-                    hurried(&self.shared.shutdown),
-                )
-                .await;
-            self.on_exit(status);
+        self.publish(EventCode::Stopping);
+        self.wait_for_dependents().await;
+        self.withdraw().await;
+        if let Phase::Running(mut run) = std::mem::replace(&mut self.phase, Phase::Done) {
+            let status = self.stop_run(&mut run).await;
+            self.shutdown_begun = true;
+            self.after_run(status, run.started_at.elapsed(), None);
         }
-        self.finished = true;
+        self.publish(EventCode::Stopped);
+        self.report(Report::Finished {
+            job: self.config.name.clone(),
+        });
     }
 
     fn stop_signal(&self) -> Signal {
@@ -718,71 +943,51 @@ impl Job {
         }
     }
 
-    /// Publishes `stopping` (once) and waits for the jobs that run on it.
-    async fn announce_stopping(&mut self) {
-        if !self.announced_stopping {
-            self.announced_stopping = true;
-            self.publish(EventCode::Stopping);
-            self.wait_for_dependents().await;
-        }
-    }
-
-    /// The end of every job, as in ContainerPilot: a job that completes on
-    /// its own also goes through `stopping` (so its preStop-style jobs run)
-    /// before `stopped`.
-    async fn finish(&mut self) {
-        self.announce_stopping().await;
-        self.stop_health_checks();
-        self.deregister().await;
-        if let Some(process) = &self.process {
-            process.signal_group(Signal::SIGKILL);
-        }
-        self.publish(EventCode::Stopped);
-        self.report(Report::Finished {
-            job: self.config.name.clone(),
-        });
-    }
-
     // ---- health and the catalog ----------------------------------------
 
     /// On the job's first start: register (if it advertises a service) and
     /// start its health checks, or the telemetry service's heartbeat.
     fn advertise(&mut self) {
-        if self.advertised {
+        if self.presence.is_some() {
             return;
         }
-        self.advertised = true;
-        if let (Some(service), Some(discovery)) = (&self.service, &self.shared.discovery) {
-            self.registration = Some(Arc::new(Registration::start(
-                service.clone(),
-                discovery.clone(),
+        let registration = self.advertisement.as_ref().map(|advertisement| {
+            Arc::new(Registration::start(
+                advertisement.service.clone(),
+                advertisement.discovery.clone(),
                 self.shared.maintenance.clone(),
                 self.shared.in_catalog.clone(),
-            )));
-        }
-        let registration = self.registration.clone();
-        self.health = match (&self.config.health, &self.config.role) {
+            ))
+        });
+        let health = match (&self.config.health, &self.config.role) {
             (Some(health), _) => Some(health::spawn(
                 self.config.public_name().to_string(),
                 health.clone(),
                 self.shared.clone(),
-                registration,
+                registration.clone(),
             )),
-            (None, JobRole::Telemetry) => registration.map(health::spawn_heartbeat),
+            (None, JobRole::Telemetry) => registration
+                .clone()
+                .map(|registration| health::spawn_heartbeat(&self.shared.tasks, registration)),
             (None, _) => None,
         };
+        self.presence = Some(Presence {
+            registration,
+            health,
+        });
     }
 
-    /// Takes the service out of the catalog, before the process is signalled.
-    async fn deregister(&mut self) {
-        if let Some(registration) = self.registration.take() {
-            registration.deregister(DEREGISTER_LIMIT).await;
+    /// Stops the health checks and takes the service out of the catalog,
+    /// before the process is signalled.
+    async fn withdraw(&mut self) {
+        let Some(presence) = self.presence.take() else {
+            return;
+        };
+        if let Some(health) = presence.health {
+            health.cancel();
         }
-    }
-
-    fn stop_health_checks(&mut self) {
-        if let Some(task) = self.health.take() {
-            task.abort();
+        if let Some(registration) = presence.registration {
+            registration.deregister(DEREGISTER_LIMIT).await;
         }
     }
 
@@ -800,6 +1005,33 @@ impl Job {
     }
 }
 
+/// The renderer of a `render` job, reading `discovery`.
+fn renderer_for(config: &JobConfig, discovery: Option<Arc<Discovery>>) -> Option<render::Renderer> {
+    let render = config.render.clone()?;
+    Some(render::Renderer::new(render, discovery))
+}
+
+/// Are these the same catalog (the same backend instance), or both none?
+fn same_catalog(a: &Option<Arc<Discovery>>, b: &Option<Arc<Discovery>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// The phase a job with this `when` begins in.
+fn waiting_for(when: &When) -> Phase {
+    let deadline = match when {
+        When::Event {
+            timeout: Some(timeout),
+            ..
+        } => Some(Instant::now() + *timeout),
+        _ => None,
+    };
+    Phase::Waiting { deadline }
+}
+
 /// Resolves when a second SIGTERM asks to skip the remaining waits.
 async fn hurried(shutdown: &watch::Receiver<ShutdownState>) {
     let mut shutdown = shutdown.clone();
@@ -809,52 +1041,9 @@ async fn hurried(shutdown: &watch::Receiver<ShutdownState>) {
     }
 }
 
-async fn wait_for(process: &mut Option<Process>) -> ExitStatus {
-    match process {
-        Some(process) => process.wait().await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::model::JobConfig;
-
-    fn job(name: &str, when: When) -> JobConfig {
-        JobConfig {
-            when,
-            ..JobConfig::with_defaults(name, JobRole::Plain)
-        }
-    }
-
-    fn on(code: EventCode, source: &str) -> When {
-        When::Event {
-            code,
-            source: source.into(),
-            frequency: Frequency::Once,
-            timeout: None,
-        }
-    }
-
-    #[test]
-    fn hooks_and_dependents() {
-        let jobs = vec![
-            job("app", When::default()),
-            job("preStop", on(EventCode::Stopping, "app")),
-            job("postStop", on(EventCode::Stopped, "app")),
-        ];
-        assert!(!is_shutdown_hook(&jobs[0]));
-        assert!(is_shutdown_hook(&jobs[1]));
-        assert!(is_shutdown_hook(&jobs[2]));
-        assert_eq!(stopping_dependents("app", &jobs), ["preStop"]);
-        assert!(stopping_dependents("preStop", &jobs).is_empty());
     }
 }

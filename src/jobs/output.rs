@@ -11,14 +11,18 @@ use tracing::Level;
 use crate::config::model::Format;
 use crate::logging::{OutputLabel, OutputRelay, OutputTail};
 use crate::process::Process;
+use crate::tasks::Tasks;
 
 /// Starts relaying the process's piped output under `label`, optionally
-/// keeping the last bytes of both streams in `tail`. Returns the relay tasks.
+/// keeping the last bytes of both streams in `tail`. Returns the relay tasks;
+/// autopilot's exit waits for them (see [`Tasks::track`]), so a hook's last
+/// lines are logged even when autopilot exits right after it.
 pub fn relay(
     process: &mut Process,
     label: &OutputLabel,
     format: Format,
     tail: Option<&OutputTail>,
+    tasks: &Tasks,
 ) -> Vec<JoinHandle<()>> {
     let stderr_level = match format {
         Format::V2 => Level::DEBUG,
@@ -39,7 +43,7 @@ pub fn relay(
             if let Some(tail) = tail {
                 relay = relay.with_tail(tail.clone());
             }
-            tokio::spawn(async move {
+            tasks.track(async move {
                 if let Err(error) = relay.run(pipe).await {
                     tracing::warn!("{error}");
                 }

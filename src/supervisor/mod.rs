@@ -5,14 +5,18 @@
 //! (shutdown, signal events, reload, maintenance, forwarding to the APP's
 //! process group), answers the control plane, runs the graceful shutdown,
 //! and turns what the jobs report into autopilot's exit code (SPEC.md
-//! sections 2, 7 and 9). It owns the top-level control flow and the exit
+//! sections 2, 7 and 9). What one configuration started lives in its run
+//! [`generation`]; a reload prepares the next one beside it and swaps only
+//! once it is built, keeping every job whose configuration did not change.
+//! It owns the top-level control flow and the exit
 //! code; a job's own lifecycle belongs to [`crate::jobs`], spawning and
 //! reaping to [`crate::process`] and [`crate::reaper`], the HTTP protocol to
 //! [`crate::control`].
 
+mod generation;
 mod status;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,19 +25,21 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::model::{Config, Format, JobConfig, JobRole, When, GLOBAL_SOURCE};
+use crate::config::Env;
 use crate::control::{self, Request, SignalOutcome, SocketFile};
-use crate::discovery::interfaces::{find_ip, InterfaceError};
-use crate::discovery::{self, Discovery, DiscoveryError, ServiceRegistration};
-use crate::environment::{job_variable, Environment};
+use crate::discovery::interfaces::InterfaceError;
+use crate::discovery::DiscoveryError;
+use crate::environment::Environment;
 use crate::events::{Event, EventCode};
-use crate::jobs::{self, JobSpec, Report, Shared, ShutdownState};
+use crate::jobs::{self, JobSpec, ProcessSpawner, Report, Shared, ShutdownState, Start};
 use crate::logging::LogHandle;
 use crate::process;
 use crate::reaper::Reaper;
 use crate::signals;
-use crate::telemetry::{self, MetricError, Metrics};
-use crate::watches;
+use crate::tasks::Tasks;
+use crate::telemetry::{self, MetricError};
 
+use generation::{Generation, Ground};
 use status::StatusBoard;
 
 /// SIGTERMs and SIGINTs less than this apart are one burst, and one request
@@ -54,9 +60,10 @@ pub enum StopRequests {
     Passed { signal: Option<Signal> },
 }
 
-/// Re-reads and validates the configuration (for reload); the error is the
+/// Re-reads, renders (with the given environment: autopilot's, as `-putenv`
+/// changed it) and validates the configuration, for reload; the error is the
 /// message to show the user.
-pub type Reloader = Box<dyn Fn() -> Result<Config, String>>;
+pub type Reloader = Box<dyn Fn(&Env) -> Result<Config, String>>;
 
 /// Runs `config` to completion and returns autopilot's exit code.
 pub fn run(
@@ -153,15 +160,14 @@ struct LiveJob {
 }
 
 struct Supervisor {
-    config: Config,
+    /// The running configuration and what it started.
+    generation: Generation,
+    /// Where every generation's tasks run.
+    ground: Ground,
     reloader: Option<Reloader>,
     log: LogHandle,
     shared: Shared,
-    /// Each advertised job's catalog registration, by job name.
-    services: HashMap<String, ServiceRegistration>,
     maintenance_switch: watch::Sender<bool>,
-    /// What each watch saw last; jobs read it to render templates.
-    watched: watches::LatestInstances,
     signals: mpsc::UnboundedReceiver<signals::Received>,
     reports: mpsc::UnboundedReceiver<Report>,
     events: mpsc::UnboundedReceiver<Event>,
@@ -170,9 +176,10 @@ struct Supervisor {
     /// Held for its `Drop`: the socket file is removed at exit.
     _socket: Option<SocketFile>,
     live: HashMap<String, LiveJob>,
-    /// Jobs changed by a reload, started again once their old task finished.
-    restart_after_stop: HashMap<String, JobConfig>,
     status: StatusBoard,
+    /// Every event published so far, as `when` matches it: a job a reload
+    /// starts acts at once on a `when` that already happened.
+    seen: HashSet<(EventCode, Arc<str>)>,
     app_pgid: Option<Pid>,
     codes: ExitCodes,
     maintenance: bool,
@@ -192,38 +199,42 @@ impl Supervisor {
         stop_requests: StopRequests,
     ) -> Result<Supervisor, StartError> {
         let env = Environment::from_process();
-        let services = advertised_services(&config, &env)?;
-        let discovery = Discovery::from_config(&config)?.map(Arc::new);
+        let prepared = Generation::prepare(config, &env, None)?;
         let (request_sender, requests) = mpsc::unbounded_channel();
-        let metrics = serve_telemetry(&config, status_query(request_sender.clone()))?;
         let reaper = Reaper::install()?;
         let signals = signals::listen(reaper.clone())?;
         let (report_sender, reports) = mpsc::unbounded_channel();
         let (shutdown, shutdown_receiver) = watch::channel(ShutdownState::default());
         let (maintenance_switch, maintenance) = watch::channel(false);
-        // Every watch is listed from the start (with no instances until it
-        // answers), so templates and `--status` know all of them.
-        let (watched, watched_receiver) = watch::channel(
-            config
-                .watches
-                .iter()
-                .map(|w| (w.name.clone(), Vec::new()))
-                .collect::<BTreeMap<_, _>>(),
-        );
-        let shared = Shared {
-            reaper,
+        let (watched, watched_receiver) = watch::channel(BTreeMap::new());
+        let ground = Ground {
+            tasks: Tasks::default(),
             bus: Default::default(),
             env,
+            watched,
+            metrics: watch::Sender::new(None),
+            status: status_query(request_sender.clone()),
+        };
+        let generation = prepared.commit(None, &ground);
+        let shared = Shared {
+            spawner: Arc::new(ProcessSpawner {
+                reaper: reaper.clone(),
+                format: generation.config.format,
+                metrics: ground.metrics.subscribe(),
+                tasks: ground.tasks.clone(),
+            }),
+            reaper,
+            tasks: ground.tasks.clone(),
+            bus: ground.bus.clone(),
+            env: ground.env.clone(),
             reports: report_sender,
             shutdown: shutdown_receiver,
-            format: config.format,
-            discovery,
+            format: generation.config.format,
             maintenance,
-            metrics,
             watched: watched_receiver,
             in_catalog: Default::default(),
         };
-        let bound = match &config.control {
+        let bound = match &generation.config.control {
             Some(control) => control::bind(control)?,
             None => None,
         };
@@ -231,28 +242,27 @@ impl Supervisor {
             let api = control::Api {
                 env: shared.env.clone(),
                 requests: request_sender,
-                metrics: shared.metrics.clone(),
+                metrics: ground.metrics.subscribe(),
             };
             control::serve(listener, api);
             file
         });
         let mut supervisor = Supervisor {
             events: shared.bus.subscribe(),
-            config,
+            generation,
+            ground,
             reloader,
             log,
             shared,
-            services,
             maintenance_switch,
-            watched,
             signals,
             reports,
             requests,
             shutdown,
             _socket: socket,
             live: HashMap::new(),
-            restart_after_stop: HashMap::new(),
             status: StatusBoard::default(),
+            seen: HashSet::new(),
             app_pgid: None,
             codes: ExitCodes::default(),
             maintenance: false,
@@ -260,10 +270,9 @@ impl Supervisor {
             last_shutdown_signal: None,
             stop_requests,
         };
-        for job in supervisor.config.jobs.clone() {
-            supervisor.start_job(job, false);
+        for job in supervisor.generation.config.jobs.clone() {
+            supervisor.start_job(supervisor.job_spec(job), Start::Waiting);
         }
-        supervisor.start_watches();
         Ok(supervisor)
     }
 
@@ -280,48 +289,59 @@ impl Supervisor {
                 Some(request) = self.requests.recv() => self.on_request(request),
             }
         }
+        self.ground.tasks.shut_down().await;
         self.codes.exit_code()
     }
 
     fn on_event(&mut self, event: &Event) {
         self.status.on_event(event);
-        if let Some(metrics) = &self.shared.metrics {
+        if let Some(metrics) = &*self.ground.metrics.borrow() {
             metrics.event(event.code.as_str(), &event.source);
         }
+        self.seen.insert((event.code, event.source.clone()));
     }
 
-    fn start_job(&mut self, config: JobConfig, late: bool) {
-        let hook = jobs::is_shutdown_hook(&config);
-        self.status
-            .add(&config.name, self.services.get(&config.name));
-        let name = config.name.clone();
-        let spec = JobSpec {
-            dependents: jobs::stopping_dependents(config.public_name(), &self.config.jobs),
-            service: self.services.get(&name).cloned(),
-            config,
-        };
-        let handle = jobs::spawn(spec, self.shared.clone(), late);
+    fn start_job(&mut self, spec: JobSpec, start: Start) {
+        let hook = jobs::is_shutdown_hook(&spec.config);
+        let name = spec.config.name.clone();
+        self.status.add(&name, self.generation.services.get(&name));
+        let handle = jobs::spawn(spec, self.shared.clone(), start);
         self.live.insert(name, LiveJob { hook, handle });
     }
 
-    /// Starts one task per watch; they run until autopilot exits.
-    fn start_watches(&self) {
-        let Some(discovery) = &self.shared.discovery else {
-            if !self.config.watches.is_empty() {
-                tracing::warn!(
-                    "watches are configured but no catalog (consul or etcd): they will never fire"
-                );
+    /// A job as the running generation runs it.
+    fn job_spec(&self, config: JobConfig) -> JobSpec {
+        JobSpec {
+            dependents: jobs::stopping_dependents(
+                config.public_name(),
+                &self.generation.config.jobs,
+            ),
+            advertisement: self.generation.advertisement(&config.name),
+            discovery: self.generation.discovery.clone(),
+            config,
+        }
+    }
+
+    /// How a job a reload starts (or restarts) begins: at once when what it
+    /// waits for already happened (as it would have started then), else
+    /// waiting. Signals are moments, not states: a job on a signal waits for
+    /// the next one.
+    fn start_for(&self, when: &When) -> Start {
+        let happened = match when {
+            When::Interval { .. } => self
+                .seen
+                .contains(&(EventCode::Startup, Arc::from(GLOBAL_SOURCE))),
+            When::Event {
+                code: EventCode::Signal,
+                ..
+            } => false,
+            When::Event { code, source, .. } => {
+                self.seen.contains(&(*code, Arc::from(source.as_str())))
             }
-            return;
         };
-        for watch in &self.config.watches {
-            watches::spawn(
-                watch.clone(),
-                discovery.clone(),
-                self.shared.bus.clone(),
-                self.watched.clone(),
-                self.shared.metrics.clone(),
-            );
+        match happened {
+            true => Start::AlreadyTriggered,
+            false => Start::Waiting,
         }
     }
 
@@ -334,14 +354,14 @@ impl Supervisor {
         };
         match signal {
             Signal::SIGTERM | Signal::SIGINT => self.on_shutdown_signal(signal),
-            Signal::SIGHUP if self.config.format == Format::V2 => {
+            Signal::SIGHUP if self.generation.config.format == Format::V2 => {
                 if let Err(error) = self.reload() {
                     tracing::error!(
                         "reload on SIGHUP failed, keeping the old configuration: {error}"
                     );
                 }
             }
-            Signal::SIGUSR1 if self.config.format == Format::V2 => {
+            Signal::SIGUSR1 if self.generation.config.format == Format::V2 => {
                 self.set_maintenance(!self.maintenance);
             }
             Signal::SIGUSR1 if self.logs_to_file() => {
@@ -386,14 +406,14 @@ impl Supervisor {
 
     fn logs_to_file(&self) -> bool {
         matches!(
-            self.config.logging.output,
+            self.generation.config.logging.output,
             crate::config::model::LogOutput::File(_)
         )
     }
 
     /// Does some job wait for this signal (`when: {source: "SIGHUP"}`)?
     fn listens_for(&self, signal: Signal) -> bool {
-        self.config.jobs.iter().any(|job| {
+        self.generation.config.jobs.iter().any(|job| {
             matches!(&job.when, When::Event { code: EventCode::Signal, source, .. } if source == signal.as_str())
         })
     }
@@ -416,7 +436,7 @@ impl Supervisor {
                 pid,
                 ..
             } => self.app_pgid = Some(pid),
-            Report::Started { .. } => {}
+            Report::Started { .. } | Report::Up { .. } | Report::Replaced { .. } => {}
             Report::Exited {
                 role,
                 primary,
@@ -426,9 +446,6 @@ impl Supervisor {
             } => self.on_exit(role, primary, status.code(), last),
             Report::Finished { job } => {
                 self.live.remove(&job);
-                if let Some(config) = self.restart_after_stop.remove(&job) {
-                    self.start_job(config, true);
-                }
                 self.check_all_regular_jobs_done();
             }
         }
@@ -461,7 +478,6 @@ impl Supervisor {
     fn begin_shutdown(&mut self) {
         if !self.shutting_down {
             self.shutting_down = true;
-            self.restart_after_stop.clear();
             self.shared
                 .bus
                 .publish(Event::new(EventCode::Shutdown, GLOBAL_SOURCE));
@@ -472,7 +488,7 @@ impl Supervisor {
     /// When every job that is not a shutdown hook is done, autopilot shuts
     /// down (if it was not already) and hooks still waiting give up.
     fn check_all_regular_jobs_done(&mut self) {
-        if self.live.values().any(|job| !job.hook) || !self.restart_after_stop.is_empty() {
+        if self.live.values().any(|job| !job.hook) {
             return;
         }
         if !self.shutting_down {
@@ -498,16 +514,27 @@ impl Supervisor {
             }
             Request::Status(reply) => {
                 let counts: BTreeMap<String, usize> = self
+                    .ground
                     .watched
                     .borrow()
                     .iter()
                     .map(|(name, instances)| (name.clone(), instances.len()))
                     .collect();
-                let _ = reply.send(self.status.to_json(self.maintenance, &counts));
+                let mut status = self.status.to_json(self.maintenance, &counts);
+                status["generation"] = serde_json::json!({
+                    "startedAt": humantime::format_rfc3339_seconds(self.generation.started_at).to_string(),
+                });
+                let _ = reply.send(status);
             }
             Request::SignalJob { job, signal, reply } => {
                 let Some(live) = self.live.get(&job) else {
-                    let _ = reply.send(SignalOutcome::NoSuchJob);
+                    // A job that finished is still listed by `--status`: it
+                    // exists, with no process to signal.
+                    let outcome = match self.status.knows(&job) {
+                        true => SignalOutcome::NotRunning,
+                        false => SignalOutcome::NoSuchJob,
+                    };
+                    let _ = reply.send(outcome);
                     return;
                 };
                 // The job answers from its own task, which may be busy
@@ -544,8 +571,11 @@ impl Supervisor {
         true
     }
 
-    /// Re-reads the configuration and restarts only the jobs whose
-    /// configuration changed; the APP keeps running. On error nothing changes.
+    /// Re-reads the configuration (rendered with the environment as
+    /// `-putenv` left it), prepares the new run generation beside the
+    /// running one and swaps only once it is built; then restarts only the
+    /// jobs whose configuration changed. The APP keeps running. On error
+    /// nothing changes.
     fn reload(&mut self) -> Result<(), String> {
         if self.shutting_down {
             return Err("autopilot is shutting down".to_string());
@@ -554,13 +584,9 @@ impl Supervisor {
             .reloader
             .as_ref()
             .ok_or("there is no configuration file to reload")?;
-        let mut new = reloader()?;
-        let services = advertised_services(&new, &self.shared.env).map_err(|e| e.to_string())?;
-        if let Err(error) = self.log.reconfigure(&new.logging) {
-            return Err(error.to_string());
-        }
-        self.services = services;
+        let mut new = reloader(&self.shared.env.snapshot())?;
         let app = self
+            .generation
             .config
             .jobs
             .iter()
@@ -568,58 +594,60 @@ impl Supervisor {
             .cloned();
         new.jobs.retain(|job| job.role != JobRole::App);
         new.jobs.extend(app);
-        let old = std::mem::replace(&mut self.config, new);
-        for job in old
-            .jobs
-            .iter()
-            .filter(|job| !self.config.jobs.contains(job))
-        {
-            if let Some(live) = self.live.get(&job.name) {
-                tracing::info!(job = %job.name, "configuration changed: stopping");
-                live.handle.stop();
-            }
-        }
-        let changed: Vec<JobConfig> = self
+        let logging = new.logging.clone();
+        let prepared = Generation::prepare(new, &self.shared.env, Some(&self.generation))
+            .map_err(|error| error.to_string())?;
+        self.log
+            .reconfigure(&logging)
+            .map_err(|error| error.to_string())?;
+        let old_jobs: HashMap<String, JobConfig> = self
+            .generation
             .config
             .jobs
             .iter()
-            .filter(|job| !old.jobs.contains(job))
-            .cloned()
+            .map(|job| (job.name.clone(), job.clone()))
             .collect();
-        for job in changed {
-            if self.live.contains_key(&job.name) {
-                self.restart_after_stop.insert(job.name.clone(), job);
-            } else {
-                tracing::info!(job = %job.name, "new in the configuration: starting");
-                self.start_job(job, true);
-            }
-        }
+        self.generation = prepared.commit(Some(&mut self.generation), &self.ground);
+        tracing::info!("configuration reloaded");
+        self.apply_job_changes(old_jobs);
         Ok(())
     }
-}
 
-/// The catalog registration of every job that has a `port`, with its IP
-/// chosen from its `interfaces`; also publishes `CONTAINERPILOT_<JOB>_IP`.
-fn advertised_services(
-    config: &Config,
-    env: &Environment,
-) -> Result<HashMap<String, ServiceRegistration>, StartError> {
-    let hostname = discovery::hostname()?;
-    let mut services = HashMap::new();
-    for job in config.jobs.iter().filter(|job| job.port.is_some()) {
-        let address = find_ip(&job.interfaces).map_err(|source| StartError::Interfaces {
-            job: job.name.clone(),
-            source,
-        })?;
-        env.set(
-            &job_variable(job.public_name(), "IP"),
-            Some(&address.to_string()),
-        );
-        if let Some(service) = ServiceRegistration::for_job(job, address, &hostname) {
-            services.insert(job.name.clone(), service);
+    /// Stops the jobs a reload removed, restarts the changed ones, starts
+    /// the new ones, and tells the unchanged ones about their new
+    /// surroundings (stop hooks added or removed, a service or catalog that
+    /// moved), keeping their processes.
+    fn apply_job_changes(&mut self, mut old_jobs: HashMap<String, JobConfig>) {
+        for job in self.generation.config.jobs.clone() {
+            let old = old_jobs.remove(&job.name);
+            let start = self.start_for(&job.when);
+            let spec = self.job_spec(job);
+            let name = spec.config.name.clone();
+            self.status
+                .set_service(&name, spec.advertisement.as_ref().map(|a| &a.service));
+            match (old, self.live.get(&name)) {
+                (Some(old), Some(live)) if old == spec.config => live.handle.refresh(spec),
+                (Some(old), None) if old == spec.config => {}
+                (Some(_), Some(live)) => live.handle.replace(spec, start),
+                (old, _) => {
+                    match old {
+                        Some(_) => tracing::info!(job = %name, "configuration changed: starting"),
+                        None => tracing::info!(job = %name, "new in the configuration: starting"),
+                    }
+                    self.start_job(spec, start);
+                }
+            }
+        }
+        for name in old_jobs.keys() {
+            match self.live.get(name) {
+                Some(live) => {
+                    tracing::info!(job = %name, "removed from the configuration: stopping");
+                    live.handle.stop();
+                }
+                None => self.status.remove(name),
+            }
         }
     }
-    Ok(services)
 }
 
 /// Builds ContainerPilot's `/status` document from the supervisor's status,
@@ -633,28 +661,4 @@ fn status_query(requests: mpsc::UnboundedSender<Request>) -> telemetry::StatusQu
             status.map(|status| status::containerpilot_document(&status))
         })
     })
-}
-
-/// Builds the metrics registry and serves `/metrics` and `/status` on the
-/// telemetry interface and port, when telemetry is configured.
-fn serve_telemetry(
-    config: &Config,
-    status: telemetry::StatusQuery,
-) -> Result<Option<Metrics>, StartError> {
-    let Some(telemetry) = &config.telemetry else {
-        return Ok(None);
-    };
-    let metrics = Metrics::new(&telemetry.metrics)?;
-    let ip = find_ip(&telemetry.interfaces).map_err(|source| StartError::Interfaces {
-        job: "containerpilot (telemetry)".to_string(),
-        source,
-    })?;
-    let address = std::net::SocketAddr::new(ip, telemetry.port);
-    let listen = |source| StartError::TelemetryListen { address, source };
-    let listener = std::net::TcpListener::bind(address).map_err(listen)?;
-    listener.set_nonblocking(true).map_err(listen)?;
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(listen)?;
-    telemetry::serve(listener, metrics.clone(), status);
-    tracing::info!("telemetry: serving /metrics and /status on {address}");
-    Ok(Some(metrics))
 }

@@ -68,6 +68,24 @@ impl StatusBoard {
         });
     }
 
+    /// Where a job is registered, after a reload (its state is kept).
+    pub fn set_service(&mut self, name: &str, service: Option<&ServiceRegistration>) {
+        self.update(name, |status| {
+            status.address = service.map(|s| s.address.to_string());
+            status.port = service.map(|s| s.port);
+        });
+    }
+
+    /// A job a reload removed, once it is gone.
+    pub fn remove(&mut self, name: &str) {
+        self.jobs.retain(|job| job.name != name);
+    }
+
+    /// Is this job listed (running or not)?
+    pub fn knows(&self, name: &str) -> bool {
+        self.jobs.iter().any(|job| job.name == name)
+    }
+
     pub fn on_report(&mut self, report: &Report) {
         match report {
             Report::Started { job, pid, .. } => self.update(job, |status| {
@@ -76,11 +94,18 @@ impl StatusBoard {
                 status.runs += 1;
                 status.restarts = status.runs.saturating_sub(1);
             }),
+            // A job with nothing to run (the telemetry service, a
+            // registration of an external process) is up while it is advertised.
+            Report::Up { job } => self.update(job, |status| status.state = JobState::Running),
             Report::Exited { job, .. } => self.update(job, |status| {
                 status.pid = None;
                 if status.state == JobState::Running {
                     status.state = JobState::Waiting;
                 }
+            }),
+            Report::Replaced { job } => self.update(job, |status| {
+                status.pid = None;
+                status.state = JobState::Waiting;
             }),
             Report::Finished { job } => self.update(job, |status| {
                 status.pid = None;
@@ -94,7 +119,14 @@ impl StatusBoard {
         match event.code {
             EventCode::Healthy => self.update(source, |s| s.health = Some(Health::Healthy)),
             EventCode::Unhealthy => self.update(source, |s| s.health = Some(Health::Unhealthy)),
-            EventCode::Stopping => self.update(source, |s| s.state = JobState::Stopping),
+            // Reports and events reach the supervisor on separate channels:
+            // a finished job's late `stopping` must not make it look alive.
+            EventCode::Stopping => self.update(source, |s| {
+                if s.state != JobState::Stopped {
+                    s.state = JobState::Stopping
+                }
+            }),
+            EventCode::Stopped => self.update(source, |s| s.state = JobState::Stopped),
             _ => {}
         }
     }
@@ -129,8 +161,9 @@ impl StatusBoard {
 /// `Status`) for jobs without a port and `Services` (`Name`, `Address`,
 /// `Port`, `Status`) for advertised ones, each in configuration order;
 /// `Watches`, the watched service names. A status is `healthy`,
-/// `unhealthy`, `maintenance`, `completed` or `unknown`, as ContainerPilot
-/// named them; its telemetry service `containerpilot` is always `healthy`.
+/// `unhealthy`, `maintenance` or `unknown`, as ContainerPilot named them; a
+/// job that finished is `unknown`, as ContainerPilot 3.8 reset it when its
+/// last run ended; its telemetry service `containerpilot` is always `healthy`.
 pub fn containerpilot_document(status: &Value) -> Value {
     let maintenance = status["maintenance"] == true;
     let (mut jobs, mut services) = (Vec::new(), Vec::new());
@@ -140,12 +173,8 @@ pub fn containerpilot_document(status: &Value) -> Value {
             "maintenance"
         } else if name == crate::config::jobs::TELEMETRY_JOB {
             "healthy"
-        } else if let Some(health) = job["health"].as_str() {
-            health
-        } else if job["state"] == "stopped" {
-            "completed"
         } else {
-            "unknown"
+            job["health"].as_str().unwrap_or("unknown")
         };
         match job.get("port") {
             Some(port) => services.push(serde_json::json!({
@@ -174,6 +203,25 @@ mod tests {
     use crate::config::model::JobRole;
     use crate::reaper::ExitStatus;
     use nix::unistd::Pid;
+
+    #[test]
+    fn a_late_stopping_does_not_revive_a_finished_job() {
+        let mut board = StatusBoard::default();
+        board.add("once", None);
+        board.add("telemetry", None);
+        board.on_report(&Report::Up {
+            job: "telemetry".into(),
+        });
+        board.on_report(&Report::Finished { job: "once".into() });
+        board.on_event(&Event::new(EventCode::Stopping, "once"));
+        assert_eq!(board.jobs()[0].state, JobState::Stopped);
+        assert_eq!(board.jobs()[1].state, JobState::Running);
+        assert!(board.knows("once") && !board.knows("other"));
+        board.on_report(&Report::Replaced {
+            job: "telemetry".into(),
+        });
+        assert_eq!(board.jobs()[1].state, JobState::Waiting);
+    }
 
     #[test]
     fn follows_a_job_through_its_life() {
@@ -226,7 +274,7 @@ mod tests {
             document,
             serde_json::json!({
                 "Version": env!("CARGO_PKG_VERSION"),
-                "Jobs": [{"Name": "pre", "Status": "completed"}, {"Name": "worker", "Status": "unknown"}],
+                "Jobs": [{"Name": "pre", "Status": "unknown"}, {"Name": "worker", "Status": "unknown"}],
                 "Services": [{"Name": "web", "Address": "10.0.0.5", "Port": 80, "Status": "unhealthy"}],
                 "Watches": ["db"],
             })
