@@ -507,12 +507,14 @@ fn jobs_see_the_apps_pid_under_both_names() {
 }
 
 #[test]
-fn containerpilots_own_sigterm_example_runs_its_hooks_in_order() {
-    // ContainerPilot 3.8's integration-test config, unmodified: app, then
+fn stop_hooks_run_in_order() {
+    // The scenario of ContainerPilot 3.8's own SIGTERM test: app, then
     // preStop on app's stopping, then postStop on app's stopped.
-    let config = common::compat_dir().join("v3/it-test_sigterm.json5");
-    let mut autopilot =
-        Autopilot::new(Mode::Subreaper, ["-config", config.to_str().unwrap()]).start();
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/v3/stop-hooks.json5"
+    );
+    let mut autopilot = Autopilot::new(Mode::Subreaper, ["-config", config]).start();
     while !autopilot.next_line().contains("job=app") {}
     autopilot.signal(Signal::SIGTERM);
     let finished = autopilot.finish();

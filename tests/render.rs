@@ -159,11 +159,27 @@ fn a_template_error_fails_the_run_and_says_where() {
 }
 
 #[test]
+fn a_consul_template_style_nginx_template_renders() {
+    // Written in the style of consul-template's nginx examples, which
+    // ContainerPilot users rendered with consul-template.
+    renders_nginx_upstreams(include_str!("fixtures/templates/nginx-upstreams.ctmpl"));
+}
+
+#[test]
 fn containerpilots_own_consul_template_for_nginx_renders_as_it_is() {
     // ContainerPilot 3.8's integration test rendered this with consul-template.
-    let template = common::compat_dir().join("templates/v3-3.8.0-nginx-consul.ctmpl");
-    let template = std::fs::read_to_string(&template).expect("the compat template");
-    let (consul, scratch) = setup("nginx.ctmpl", &template);
+    let Some(corpus) = common::compat_dir() else {
+        return;
+    };
+    let template = std::fs::read_to_string(corpus.join("templates/v3-3.8.0-nginx-consul.ctmpl"))
+        .expect("the corpus's nginx template");
+    renders_nginx_upstreams(&template);
+}
+
+/// Renders `template` with two instances of the watched `web` and none of
+/// the watched `db`, and checks nginx's upstream and location for `web`.
+fn renders_nginx_upstreams(template: &str) {
+    let (consul, scratch) = setup("nginx.ctmpl", template);
     register(consul.addr(), "web-a", 8001);
     register(consul.addr(), "web-b", 8002);
     let autopilot = start(
