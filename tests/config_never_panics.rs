@@ -118,7 +118,7 @@ fn env() -> Env {
 }
 
 fn check(text: &str) {
-    let app = vec!["/bin/app".to_string(), "{{ .A }}".to_string()];
+    let app = ["/bin/app", "{{ .A }}"].map(std::ffi::OsString::from);
     for app in [None, Some(app.as_slice())] {
         match load_str(text, &Origin::Inline, app, &env()) {
             Ok(loaded) => {
@@ -127,7 +127,7 @@ fn check(text: &str) {
             Err(error) => assert!(error.to_string().starts_with("config error: "), "{error}"),
         }
     }
-    let _ = render_args(&[text.to_string()], &env());
+    let _ = render_args(&[text.into()], &env());
 }
 
 proptest! {
@@ -145,6 +145,7 @@ proptest! {
 
     #[test]
     fn text_without_actions_renders_unchanged(text in "[^{]*") {
+        let text = std::ffi::OsString::from(text);
         prop_assert_eq!(render_args(std::slice::from_ref(&text), &env()).unwrap(), vec![text]);
     }
 }

@@ -18,7 +18,8 @@ fn env(pairs: &[(&str, &str)]) -> Env {
 }
 
 fn load_with(text: &str, app: Option<&[&str]>, env: &Env) -> Result<Loaded, String> {
-    let app: Option<Vec<String>> = app.map(|argv| argv.iter().map(|s| s.to_string()).collect());
+    let app: Option<Vec<std::ffi::OsString>> =
+        app.map(|argv| argv.iter().map(Into::into).collect());
     load_str(text, &Origin::Inline, app.as_deref(), env).map_err(|e| e.to_string())
 }
 
@@ -50,7 +51,7 @@ fn job_defaults() {
     let a = job(&config, "a");
     assert_eq!(
         a.exec.as_deref(),
-        Some(&["run".to_string(), "it".to_string()][..])
+        Some(&["run", "it"].map(std::ffi::OsString::from)[..])
     );
     assert_eq!(a.when, When::default());
     assert_eq!(

@@ -13,9 +13,9 @@ pub fn run(data: &[u8]) {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let app = ["/bin/app".to_string(), "{{ .A }}".to_string()];
+    let app = ["/bin/app", "{{ .A }}"].map(std::ffi::OsString::from);
     if let Ok(loaded) = load_str(&text, &Origin::Inline, Some(&app), &env) {
         serde_json::to_string(&loaded.config).expect("a loaded config serializes");
     }
-    let _ = render_args(&[text.into_owned()], &env);
+    let _ = render_args(&[text.into_owned().into()], &env);
 }

@@ -7,12 +7,14 @@
 //! every problem (`jobs[2] "app".health.ttl`). It knows nothing about which
 //! keys exist where; the front ends (`v3`, `v2`) say that.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::duration;
 use super::error::{did_you_mean, ConfigError};
+use super::model::Argv;
 use super::words;
 
 pub type Result<T> = std::result::Result<T, ConfigError>;
@@ -170,7 +172,7 @@ impl<'a> Object<'a> {
 
     /// A command: an array of strings, or a string split into words like a
     /// POSIX shell does. Empty commands are an error.
-    pub fn command(&self, key: &str) -> Result<Option<Vec<String>>> {
+    pub fn command(&self, key: &str) -> Result<Option<Argv>> {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
@@ -188,7 +190,7 @@ impl<'a> Object<'a> {
                 "must name a program to run, but is empty",
             ));
         }
-        Ok(Some(argv))
+        Ok(Some(argv.into_iter().map(OsString::from).collect()))
     }
 
     pub fn object(&self, key: &str, known: &[&'static str]) -> Result<Option<Object<'a>>> {

@@ -4,6 +4,7 @@
 //! jobs, watches and metrics the 3.x front end produces (SPEC.md section 6),
 //! so one engine runs both. It must not know the 3.x keys.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -66,7 +67,7 @@ const SENSOR_KEYS: [&str; 8] = [
 /// Reads a 2.x document (already checked to have only [`TOP_KEYS`]).
 pub fn decode(
     root: &Object<'_>,
-    app: Option<&[String]>,
+    app: Option<&[OsString]>,
     warnings: &mut Vec<String>,
 ) -> Result<Parts> {
     if root.has("consul") && root.has("etcd") {
@@ -136,7 +137,7 @@ fn once(code: EventCode, source: &str) -> When {
 /// when there is no APP). Returns the preStart job's name.
 fn hooks(
     root: &Object<'_>,
-    app: Option<&[String]>,
+    app: Option<&[OsString]>,
     jobs_list: &mut Vec<JobConfig>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<String>> {

@@ -4,6 +4,7 @@
 //! model with every rule ContainerPilot 3.8 enforced, plus the checks
 //! SPEC.md section 4 adds. It must not know the 2.x keys.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -64,7 +65,7 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// Reads a 3.x document (already checked to have only [`TOP_KEYS`]).
 pub fn decode(
     root: &Object<'_>,
-    app: Option<&[String]>,
+    app: Option<&[OsString]>,
     warnings: &mut Vec<String>,
 ) -> Result<Parts> {
     let mut jobs_list = Vec::new();

@@ -96,7 +96,7 @@ async fn check(job: &str, config: &HealthConfig, shared: &Shared) -> Outcome {
 
 async fn check_exec(
     job: &str,
-    argv: &[String],
+    argv: &[std::ffi::OsString],
     raw: bool,
     limit: Duration,
     shared: &Shared,

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use crate::config;
 use crate::config::model::{Format, Frequency, JobConfig, JobRole, Restarts, When, GLOBAL_SOURCE};
 use crate::discovery::{Discovery, Instance, ServiceRegistration};
-use crate::environment::{job_variable, Environment};
+use crate::environment::{self, job_variable, Environment};
 use crate::events::{Bus, Event, EventCode};
 use crate::logging::{OutputLabel, OutputTail};
 use crate::process::{self, Process, SpawnSpec};
@@ -390,7 +390,8 @@ impl Job {
             }
         }
         let env = self.shared.env.snapshot();
-        if let Some(status) = self.render_before_run(&env) {
+        let template_data = environment::template_data(&env);
+        if let Some(status) = self.render_before_run(&template_data) {
             self.end_run_without_process(status);
             return;
         }
@@ -400,7 +401,7 @@ impl Job {
         let argv = match self.config.role {
             // The APP's arguments are templates, rendered just before each
             // exec so they see CONTAINERPILOT_<JOB>_IP and -putenv values.
-            JobRole::App => match config::render_args(&argv, &env) {
+            JobRole::App => match config::render_args(&argv, &template_data) {
                 Ok(argv) => argv,
                 Err(error) => {
                     crate::complain!("autopilot: {error}");

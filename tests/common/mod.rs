@@ -13,6 +13,7 @@
 pub mod etcd;
 pub mod netns;
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -66,7 +67,7 @@ pub struct Autopilot {
 impl Autopilot {
     /// autopilot with `args` (its flags, then the APP). It gets no stdin and
     /// no configuration from the environment (`CONTAINERPILOT`, `CONTAINERBUDDY`).
-    pub fn new<S: AsRef<std::ffi::OsStr>>(mode: Mode, args: impl IntoIterator<Item = S>) -> Self {
+    pub fn new<S: AsRef<OsStr>>(mode: Mode, args: impl IntoIterator<Item = S>) -> Self {
         let mut command = match mode {
             Mode::Pid1 => {
                 let mut unshare = Command::new("unshare");
@@ -98,8 +99,9 @@ impl Autopilot {
         self
     }
 
-    /// Sets an environment variable for autopilot (and so its jobs).
-    pub fn env(mut self, name: &str, value: &str) -> Self {
+    /// Sets an environment variable for autopilot (and so its jobs); any
+    /// bytes but `=` and NUL.
+    pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.command.env(name, value);
         self
     }
