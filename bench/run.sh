@@ -90,7 +90,7 @@ fi
 ORPHANS=2000
 # The busy configuration: this many jobs, each health-checked every second.
 HEALTH_JOBS=100
-# SPEC.md section 12: autopilot's idle RSS with 10 jobs.
+# docs/design.md, "Performance targets": autopilot's idle RSS with 10 jobs.
 IDLE_RSS_TARGET_KIB=4096
 # The busy configuration's stated budget (bench/README.md): autopilot's peak
 # RSS and its own CPU.
@@ -622,7 +622,7 @@ report() {
     echo "- CPU: ${cpu_model:-unknown} ($(nproc) CPUs online); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- autopilot $("$AUTOPILOT" -version 2> /dev/null | awk '{ printf "%s%s", sep, $2; sep = " git " }'), $(tini --version 2> /dev/null | head -1), dumb-init $(dumb-init --version 2>&1 | head -1 | awk '{ print $2 }')"
     echo "- mode: $( ((QUICK)) && echo quick || echo full): $((ROUNDS * STARTUP_PER_ROUND)) startups, $((ROUNDS * SIGNAL_PER_ROUND)) signals, $ORPHAN_RUNS × $ORPHANS orphans, $THROUGHPUT_RUNS × $THROUGHPUT_MIB MiB per init; the APP is bench/app.c (static); see bench/README.md"
-    echo "- targets: idle RSS ≤ $IDLE_RSS_TARGET_KIB KiB with 10 jobs and startup within 1.5× tini's (SPEC.md section 12); $HEALTH_JOBS jobs health-checked every second: peak RSS ≤ $HEALTH_RSS_TARGET_KIB KiB and ≤ $HEALTH_CPU_TARGET_PERCENT % of one core (bench/README.md)"
+    echo "- targets: idle RSS ≤ $IDLE_RSS_TARGET_KIB KiB with 10 jobs and startup within 1.5× tini's (docs/design.md, "Performance targets"); $HEALTH_JOBS jobs health-checked every second: peak RSS ≤ $HEALTH_RSS_TARGET_KIB KiB and ≤ $HEALTH_CPU_TARGET_PERCENT % of one core (bench/README.md)"
     echo
     print_table
 }

@@ -4,7 +4,8 @@
 //! # Architecture
 //!
 //! One module per concern; each module's doc says what it owns and what it must
-//! not touch.
+//! not touch. `docs/design.md` draws the runtime picture (tasks, channels, how
+//! a stop and a reload travel) and states the behaviour rules the code cites.
 //!
 //! - [`cli`]: argument parsing (Go-style `-flag` and GNU `--flag`) and dispatch.
 //! - [`config`]: reading, rendering (Go templates), parsing (JSON5) and

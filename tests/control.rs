@@ -1,4 +1,4 @@
-//! The control plane end to end (SPEC.md sections 1 and 9): the real
+//! The control plane end to end (docs/control-plane.md): the real
 //! autopilot binary, its real unix socket spoken to in raw HTTP/1.1, every
 //! client subcommand run through the binary, the socket file's life, and
 //! SIGUSR1 reopening the log file.

@@ -1,5 +1,5 @@
 //! The Consul backend against a scripted HTTP listener that records every request: request
-//! shapes (SPEC.md 8.2), the re-register-and-retry rule, the token's secrecy, health query
+//! shapes (docs/design.md, "Discovery"), the re-register-and-retry rule, the token's secrecy, health query
 //! parsing and blocking indexes, maintenance and outage logging.
 
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! Service discovery end to end (SPEC.md section 8): real autopilot processes advertising
+//! Service discovery end to end (docs/design.md, "Discovery"): real autopilot processes advertising
 //! jobs in, and watching, the Consul agent double (tools/consul-double), observed through
 //! the double's state and request log, through files their jobs write, and through what
 //! autopilot logs.

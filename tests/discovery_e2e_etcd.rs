@@ -1,4 +1,4 @@
-//! Service discovery end to end against a real etcd (SPEC.md 8.3): a real autopilot
+//! Service discovery end to end against a real etcd (docs/design.md, "Discovery"): a real autopilot
 //! advertises a job as a leased key and watches it, from a 3.x configuration and from a
 //! 2.x one, both naming `etcd`. Observed through etcd's JSON gateway and the onChange
 //! handler's runs.

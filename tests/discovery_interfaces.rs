@@ -1,4 +1,4 @@
-//! IP selection (SPEC.md 8.4) on real interfaces: a network namespace whose `eth0` (one end
+//! IP selection (docs/configuration.md, `interfaces`) on real interfaces: a network namespace whose `eth0` (one end
 //! of a veth pair) has known addresses. The selection runs on a thread that entered the
 //! namespace with setns(2); the namespace is deleted at the end, even when an assertion fails.
 

@@ -1,4 +1,4 @@
-//! The PID 1 core, end to end (SPEC.md sections 1, 2 and 7): the real
+//! The PID 1 core, end to end (docs/design.md: "Command line", "Exit codes", "PID 1 duties"): the real
 //! binary, run as PID 1 of a fresh PID namespace or as a child subreaper,
 //! with real processes and real signals. Covers exit codes, reaping,
 //! signal forwarding, graceful shutdown, output and stdin passthrough, and

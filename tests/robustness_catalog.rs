@@ -1,4 +1,4 @@
-//! Robustness against a failing catalog (SPEC.md sections 8.1 and 12): the
+//! Robustness against a failing catalog (docs/design.md, "Discovery"): the
 //! real autopilot, advertising jobs with health checks every second and
 //! watching their service, against the Consul double while it answers 503,
 //! hangs longer than the request timeout, resets connections, restarts

@@ -1,4 +1,4 @@
-//! Robustness of the control socket (SPEC.md sections 9 and 12) against
+//! Robustness of the control socket (docs/control-plane.md) against
 //! clients that misbehave, over the real unix socket of a running autopilot:
 //! one that sends garbage and stays connected, and one that closes its
 //! sending side as soon as its request is out (`nc -N`, `socat` do that).

@@ -1,4 +1,4 @@
-//! Robustness of the job output relay at volume (SPEC.md sections 7 and 12):
+//! Robustness of the job output relay at volume (docs/design.md, "PID 1 duties"):
 //! a non-raw job writes 100 MiB of lines of varied lengths, some longer than
 //! 64 KiB, and exits without a final newline. Every line must reach
 //! autopilot's log, in order and whole; a long line arrives as consecutive

@@ -1,4 +1,4 @@
-//! Robustness under signal floods (SPEC.md section 12): autopilot as PID 1 of
+//! Robustness under signal floods (docs/design.md, "Performance targets"): autopilot as PID 1 of
 //! its own PID namespace survives a storm of SIGTERMs and a flood of SIGCHLDs
 //! from thousands of orphans, shuts down cleanly with the right exit code,
 //! and leaves no zombie behind.

@@ -1,4 +1,4 @@
-//! Telemetry end to end (SPEC.md section 10): the real autopilot binary
+//! Telemetry end to end (docs/telemetry.md): the real autopilot binary
 //! records what the control plane and 2.x sensors send into its metrics, and
 //! `/metrics`, scraped over real TCP on the loopback interface, shows them
 //! with autopilot's own event and request counters.

@@ -3,7 +3,7 @@
 //! ContainerPilot decoded with mapstructure's weak typing: numeric strings
 //! for numbers, numbers for strings, `"true"`/`"1"` for booleans, `null` as
 //! absent, case-insensitive keys, and every unknown key an error. This
-//! module reproduces that reading (SPEC.md section 3) and names the place of
+//! module reproduces that reading (docs/design.md, "Configuration loading") and names the place of
 //! every problem (`jobs[2] "app".health.ttl`). It knows nothing about which
 //! keys exist where; the front ends (`v3`, `v2`) say that.
 

@@ -18,8 +18,8 @@ use super::sections::one_of;
 use crate::events::EventCode;
 
 /// Where a job's IP comes from when the config does not say: ContainerPilot
-/// 3.8 tried `eth0:inet`, then the first non-loopback IPv4 (observed from
-/// the real code, see compat/MANIFEST.md; its docs said only `eth0:inet`).
+/// 3.8 tried `eth0:inet`, then the first non-loopback IPv4 (so its code
+/// behaved, whatever its docs said: only `eth0:inet`).
 pub const DEFAULT_INTERFACES: [&str; 2] = ["eth0:inet", "inet"];
 /// The default `killTimeout` (ContainerPilot's `stopTimeout` default).
 pub const DEFAULT_KILL_TIMEOUT: Duration = DEFAULT_STOP_TIMEOUT;

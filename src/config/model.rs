@@ -160,7 +160,7 @@ impl Default for LoggingConfig {
 pub struct ControlConfig {
     pub socket: PathBuf,
     /// True when the user named the socket explicitly: then failing to create
-    /// it is an error instead of a warning (SPEC.md section 9).
+    /// it is an error instead of a warning (docs/control-plane.md).
     pub explicit: bool,
 }
 
@@ -321,7 +321,7 @@ pub struct JobConfig {
     pub port: Option<u16>,
     pub initial_status: Option<CheckStatus>,
     pub tags: Vec<String>,
-    /// IP selection specs (SPEC.md 8.4), default `["eth0:inet", "inet"]`
+    /// IP selection specs (docs/configuration.md, `jobs[]`), default `["eth0:inet", "inet"]`
     /// (what ContainerPilot 3.8's code used; its docs said `["eth0:inet"]`).
     pub interfaces: Vec<String>,
     pub consul: JobConsulExtras,

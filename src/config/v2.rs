@@ -1,7 +1,7 @@
 //! The ContainerPilot 2.x (and Containerbuddy 1.x) front end: translates
 //! `preStart`/`onStart`, `preStop`, `postStop`, `stopTimeout`, `services`,
 //! `backends`, `coprocesses`, `tasks` and `telemetry.sensors` into the same
-//! jobs, watches and metrics the 3.x front end produces (SPEC.md section 6),
+//! jobs, watches and metrics the 3.x front end produces (docs/configuration.md, "2.x reference"),
 //! so one engine runs both. It must not know the 3.x keys.
 
 use std::ffi::OsString;

@@ -2,7 +2,7 @@
 //! `watches`, `control`, `telemetry` (and the undocumented top-level
 //! `stopTimeout`, which autopilot applies to the wrapped APP) read into the
 //! model with every rule ContainerPilot 3.8 enforced, plus the checks
-//! SPEC.md section 4 adds. It must not know the 2.x keys.
+//! docs/design.md, "The 3.x model" adds. It must not know the 2.x keys.
 
 use std::ffi::OsString;
 use std::time::Duration;

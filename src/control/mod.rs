@@ -1,4 +1,4 @@
-//! The control plane: HTTP/1.1 over a unix socket (SPEC.md section 9).
+//! The control plane: HTTP/1.1 over a unix socket (docs/control-plane.md).
 //!
 //! Jobs and operators talk back to the supervisor here: `-putenv`,
 //! `-putmetric`, `-reload`, `-maintenance`, `--status`, `-signal`. The server

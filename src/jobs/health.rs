@@ -74,7 +74,7 @@ pub fn spawn(
 }
 
 /// The telemetry service has no check: it heartbeats every 5 s while
-/// autopilot runs (SPEC.md 8.2).
+/// autopilot runs (docs/design.md, "Discovery").
 pub fn spawn_heartbeat(registration: Arc<Registration>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(TELEMETRY_HEARTBEAT);

@@ -594,7 +594,7 @@ impl Job {
 
     // ---- shutdown -----------------------------------------------------
 
-    /// The graceful stop of SPEC.md section 7, for a job that is not a hook.
+    /// The graceful stop (docs/design.md, "How a stop travels"), for a job that is not a hook.
     async fn stop(&mut self) {
         self.next_start = None;
         if self.config.role == JobRole::App {

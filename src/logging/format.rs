@@ -1,4 +1,4 @@
-//! The three line formats of SPEC §11, as a `tracing-subscriber` event
+//! The three line formats of docs/design.md, "Logging", as a `tracing-subscriber` event
 //! formatter whose format can be switched while the logger runs.
 //!
 //! - `default` — ContainerPilot 3's own format: `<RFC3339 UTC time, ns> <message>`.

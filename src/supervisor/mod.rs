@@ -4,8 +4,8 @@
 //! starts one task per job, publishes `startup`, gives signals their meaning
 //! (shutdown, signal events, reload, maintenance, forwarding to the APP's
 //! process group), answers the control plane, runs the graceful shutdown,
-//! and turns what the jobs report into autopilot's exit code (SPEC.md
-//! sections 2, 7 and 9). It owns the top-level control flow and the exit
+//! and turns what the jobs report into autopilot's exit code (docs/design.md,
+//! "Exit codes", "PID 1 duties" and "Control plane"). It owns the top-level control flow and the exit
 //! code; a job's own lifecycle belongs to [`crate::jobs`], spawning and
 //! reaping to [`crate::process`] and [`crate::reaper`], the HTTP protocol to
 //! [`crate::control`].
@@ -109,7 +109,7 @@ impl StartError {
     }
 }
 
-/// The exit codes that decide autopilot's own (SPEC.md section 2).
+/// The exit codes that decide autopilot's own (docs/design.md, "Exit codes").
 #[derive(Debug, Default)]
 struct ExitCodes {
     app: Option<i32>,
