@@ -44,7 +44,7 @@ use crate::config::model::{LogLevel, LoggingConfig};
 use format::{EventFormat, SharedFormat};
 use sink::SharedSink;
 
-pub use relay::{OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, OUTPUT_TARGET, TAIL_BYTES};
+pub use relay::{OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, TAIL_BYTES};
 
 /// Errors of the logging module.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +149,7 @@ mod tests {
     fn libraries_underneath_speak_only_at_warn() {
         let debug = target_filter(LogLevel::Debug);
         assert!(debug.would_enable("autopilot::jobs", &Level::DEBUG));
-        assert!(debug.would_enable(OUTPUT_TARGET, &Level::DEBUG));
+        assert!(debug.would_enable(relay::OUTPUT_TARGET, &Level::DEBUG));
         assert!(!debug.would_enable("hickory_proto::udp", &Level::DEBUG));
         assert!(debug.would_enable("hyper", &Level::WARN));
         let error = target_filter(LogLevel::Error);

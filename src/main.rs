@@ -1,5 +1,5 @@
 //! The `autopilot` binary: everything lives in the library; this only hands
 //! the process's exit code back to the OS.
 fn main() {
-    std::process::exit(autopilot::cli::main());
+    std::process::exit(autopilot::main());
 }

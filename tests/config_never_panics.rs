@@ -4,7 +4,7 @@
 //! arbitrary text. The cargo-fuzz target in `fuzz/` explores the same API
 //! without bounds.
 
-use autopilot::config::{load_str, render_args, Env, Origin};
+use autopilot::testing::config::{load_str, render_args, Env, Origin};
 use proptest::prelude::*;
 
 const PIECES: &[&str] = &[

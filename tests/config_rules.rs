@@ -1,14 +1,14 @@
 //! Each validation rule and translation of the configuration front end,
-//! through the public API (`autopilot::config::load_str`).
+//! through the crate (`autopilot::testing::config::load_str`).
 
 use std::time::Duration;
 
-use autopilot::config::model::{
+use autopilot::testing::config::model::{
     CheckStatus, Frequency, HealthCheck, JobConfig, JobRole, LogLevel, MetricKind, Restarts, When,
     GLOBAL_SOURCE,
 };
-use autopilot::config::{load_str, Config, Env, Format, Loaded, Origin};
-use autopilot::events::EventCode;
+use autopilot::testing::config::{load_str, Config, Env, Format, Loaded, Origin};
+use autopilot::testing::events::EventCode;
 
 fn env(pairs: &[(&str, &str)]) -> Env {
     pairs

@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use autopilot::config::model::{CheckStatus, TlsConfig, WatchConfig};
-use autopilot::discovery::consul::{BasicAuth, Secret};
-use autopilot::discovery::watch::WatchState;
-use autopilot::discovery::{
+use autopilot::testing::config::model::{CheckStatus, TlsConfig, WatchConfig};
+use autopilot::testing::discovery::consul::{BasicAuth, Secret};
+use autopilot::testing::discovery::watch::WatchState;
+use autopilot::testing::discovery::{
     ConsulSettings, Discovery, DiscoveryError, Instance, ServiceRegistration, MAX_CHECK_OUTPUT,
 };
-use autopilot::events::EventCode;
+use autopilot::testing::events::EventCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;

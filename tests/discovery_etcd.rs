@@ -6,8 +6,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autopilot::config::model::{CheckStatus, EtcdConfig, WatchConfig};
-use autopilot::discovery::{Discovery, HealthyInstances, Instance, ServiceRegistration};
+use autopilot::testing::config::model::{CheckStatus, EtcdConfig, WatchConfig};
+use autopilot::testing::discovery::{Discovery, HealthyInstances, Instance, ServiceRegistration};
 use common::etcd::{Etcd, PREFIX};
 use common::{free_port, DEADLINE};
 use serde_json::json;

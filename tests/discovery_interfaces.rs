@@ -6,7 +6,7 @@ mod common;
 
 use std::net::IpAddr;
 
-use autopilot::discovery::interfaces::{find_ip, InterfaceError};
+use autopilot::testing::discovery::interfaces::{find_ip, InterfaceError};
 use common::netns::Namespace;
 
 /// A namespace whose `eth0` holds 10.99.0.7/24, 10.99.0.3/24 and fd00:99::5/64, added in

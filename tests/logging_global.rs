@@ -4,8 +4,8 @@
 #[allow(dead_code)]
 mod logging_support;
 
-use autopilot::config::model::{LogFormat, LogLevel, LoggingConfig};
-use autopilot::logging::{self, LoggingError};
+use autopilot::testing::config::model::{LogFormat, LogLevel, LoggingConfig};
+use autopilot::testing::logging::{self, LoggingError};
 use logging_support::{default_message, file_config, lines_of};
 use serde_json::Value;
 

@@ -8,8 +8,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-use autopilot::config::model::{LogFormat, LogLevel, LogOutput, LoggingConfig};
-use autopilot::logging::{self, LoggingError};
+use autopilot::testing::config::model::{LogFormat, LogLevel, LogOutput, LoggingConfig};
+use autopilot::testing::logging::{self, LoggingError};
 use logging_support::{default_message, file_config, lines_of, CapturedLog};
 use serde_json::Value;
 

@@ -5,8 +5,10 @@ mod logging_support;
 
 use std::process::{Child, Command, Stdio};
 
-use autopilot::config::model::{LogFormat, LogLevel};
-use autopilot::logging::{OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, TAIL_BYTES};
+use autopilot::testing::config::model::{LogFormat, LogLevel};
+use autopilot::testing::logging::{
+    OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, TAIL_BYTES,
+};
 use logging_support::{default_message, wait_until, CapturedLog};
 use serde_json::Value;
 use tracing::Level;

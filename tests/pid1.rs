@@ -8,8 +8,8 @@ mod common;
 
 use std::time::Instant;
 
-use autopilot::config::model::DEFAULT_STOP_TIMEOUT as DEFAULT_GRACE;
-use autopilot::supervisor::SHUTDOWN_SIGNAL_BURST;
+use autopilot::testing::config::model::DEFAULT_STOP_TIMEOUT as DEFAULT_GRACE;
+use autopilot::testing::supervisor::SHUTDOWN_SIGNAL_BURST;
 use common::{procfs, send_signal, sh, wait_until, Autopilot, Mode};
 use nix::sys::signal::Signal;
 

@@ -13,7 +13,7 @@ mod common;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
-use autopilot::logging::MAX_LINE_BYTES;
+use autopilot::testing::logging::MAX_LINE_BYTES;
 use common::{Autopilot, Mode, Scratch};
 
 /// How much the job writes.

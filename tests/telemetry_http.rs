@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use autopilot::config::model::{MetricConfig, MetricKind};
-use autopilot::telemetry::{self, Metrics};
+use autopilot::testing::config::model::{MetricConfig, MetricKind};
+use autopilot::testing::telemetry::{self, Metrics};
 use reqwest::header::{ALLOW, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

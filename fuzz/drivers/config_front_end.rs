@@ -4,7 +4,7 @@
 //! input. Shared by the cargo-fuzz target and the corpus replay test
 //! (`tests/fuzz_corpus.rs`), which includes this file with `#[path]`.
 
-use autopilot::config::{load_str, render_args, Env, Origin};
+use autopilot::testing::config::{load_str, render_args, Env, Origin};
 
 /// Runs one input through the front end.
 pub fn run(data: &[u8]) {

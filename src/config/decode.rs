@@ -110,11 +110,6 @@ impl<'a> Object<'a> {
         &self.path
     }
 
-    /// Renames the object's path (once a job's name is known).
-    pub fn set_path(&mut self, path: String) {
-        self.path = path;
-    }
-
     pub fn at(&self, key: &str) -> String {
         child(&self.path, key)
     }
@@ -125,10 +120,6 @@ impl<'a> Object<'a> {
 
     pub fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.fields.iter().map(|(k, _)| *k)
     }
 
     pub fn string(&self, key: &str) -> Result<Option<String>> {

@@ -340,7 +340,7 @@ mod tests {
     fn app_arguments_that_are_not_utf8_pass_through_unrendered() {
         use std::os::unix::ffi::OsStringExt;
         let raw = OsString::from_vec(b"{{ .PORT }}\xff".to_vec());
-        let rendered = render_args(&[raw.clone()], &Env::new()).unwrap();
+        let rendered = render_args(std::slice::from_ref(&raw), &Env::new()).unwrap();
         assert_eq!(rendered, [raw]);
     }
 }

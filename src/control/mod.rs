@@ -78,12 +78,6 @@ pub struct SocketFile {
     path: PathBuf,
 }
 
-impl SocketFile {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
 impl Drop for SocketFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);

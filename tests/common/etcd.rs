@@ -5,8 +5,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use autopilot::config::model::EtcdConfig;
-use autopilot::discovery::Discovery;
+use autopilot::testing::config::model::EtcdConfig;
+use autopilot::testing::discovery::Discovery;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};

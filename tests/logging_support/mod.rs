@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use autopilot::config::model::{LogFormat, LogLevel, LogOutput, LoggingConfig};
-use autopilot::logging::{self, LogHandle};
+use autopilot::testing::config::model::{LogFormat, LogLevel, LogOutput, LoggingConfig};
+use autopilot::testing::logging::{self, LogHandle};
 use tempfile::TempDir;
 use tracing::dispatcher::DefaultGuard;
 use tracing::Dispatch;
