@@ -2,7 +2,7 @@
 //! template rendering, JSON5 parsing, format detection, validation, 2.x
 //! translation) and APP argument rendering must never panic, whatever the
 //! input. Shared by the cargo-fuzz target and the corpus replay test
-//! (`tests/fuzz_corpus.rs`), which includes this file with `#[path]`.
+//! (`tests/integration/fuzz_corpus.rs`), which includes this file with `#[path]`.
 
 use autopilot::testing::config::{load_str, render_args, Env, Origin};
 

@@ -8,7 +8,7 @@
 //! closed after them, so no timeout is ever needed), nothing may panic, and
 //! what comes back must be HTTP/1.x responses, none of them a server error.
 //! Shared by the cargo-fuzz target and the corpus replay test
-//! (`tests/fuzz_corpus.rs`), which includes this file with `#[path]`.
+//! (`tests/integration/fuzz_corpus.rs`), which includes this file with `#[path]`.
 
 use std::time::Duration;
 

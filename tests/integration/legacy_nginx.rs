@@ -3,7 +3,7 @@
 //! forks workers, writes a pid file, reloads on SIGHUP and stops gracefully on
 //! SIGQUIT; autopilot must pass all of that through.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -8,7 +8,7 @@
 //! kept in memory, and the log (a file, in the `default` format:
 //! `<time> <line>`) is read as a stream.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};

@@ -2,7 +2,7 @@
 //! of a veth pair) has known addresses. The selection runs on a thread that entered the
 //! namespace with setns(2); the namespace is deleted at the end, even when an assertion fails.
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 

@@ -8,9 +8,9 @@
 use std::fs;
 use std::path::PathBuf;
 
-#[path = "../fuzz/drivers/config_front_end.rs"]
+#[path = "../../fuzz/drivers/config_front_end.rs"]
 mod config_front_end;
-#[path = "../fuzz/drivers/control_request.rs"]
+#[path = "../../fuzz/drivers/control_request.rs"]
 mod control_request;
 
 /// The inputs of one target's corpus, in a stable order.

@@ -4,7 +4,7 @@
 //! sending side as soon as its request is out (`nc -N`, `socat` do that).
 //! Neither may disturb the others, and the second still gets its answer.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::Shutdown;

@@ -3,10 +3,8 @@
 //! `/metrics`, scraped over real TCP on the loopback interface, shows them
 //! with autopilot's own event and request counters.
 
-mod common;
-// Each test file uses only part of the support module.
-#[allow(dead_code)]
-mod control_support;
+use crate::common;
+use crate::control_support;
 
 use common::{wait_until, Autopilot, Mode, Scratch};
 use control_support::{free_port, scrape, scrape_text, stderr, Pilot};

@@ -1,7 +1,7 @@
 //! The etcd backend against a real etcd server (Debian's `etcd-server`, 3.4), started by
 //! each test on free loopback ports with a temporary data directory and killed at the end.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

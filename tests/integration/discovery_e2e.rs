@@ -6,7 +6,7 @@
 //! Several autopilots on one machine would all be `<name>-<hostname>` with the same
 //! hostname: each runs in a UTS namespace of its own with the hostname the test gives it.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

@@ -1,6 +1,6 @@
 //! A short, bounded libFuzzer run of each fuzz target (fuzz/README.md), so
 //! that every change is fuzzed a little and not only checked against the
-//! inputs earlier sessions found (tests/fuzz_corpus.rs replays those).
+//! inputs earlier sessions found (tests/integration/fuzz_corpus.rs replays those).
 //!
 //! The targets are built on stable Rust with the coverage instrumentation
 //! cargo-fuzz adds (`-Cpasses=sancov-module` and its options; no sanitizer,
@@ -9,7 +9,7 @@
 //! to a scratch directory, never into the repository. A crash, a hang past
 //! libFuzzer's timeout or an out-of-memory fails the test with libFuzzer's
 //! report and the input it saved.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -67,34 +67,40 @@ fn runs_done(report: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-#[test]
-fn each_fuzz_target_survives_a_bounded_run_from_its_corpus() {
-    let binaries = build_targets();
-    let scratch = tempfile::tempdir().expect("scratch directory");
-    let mut failures = Vec::new();
-    for target in TARGETS {
-        let output = fuzz(&binaries.join(target), target, scratch.path());
-        let report = String::from_utf8_lossy(&output.stderr);
-        let lines: Vec<&str> = report.lines().collect();
-        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-        match runs_done(&report) {
-            Some(runs) if output.status.success() && runs > 0 => {
-                eprintln!("{target}: {runs} runs in {SECONDS_PER_TARGET} s, no failure");
+/// A build of the fuzz targets and 20 s per target: skipped by
+/// `-- --skip long::` (see the README, "Tests").
+mod long {
+    use super::*;
+
+    #[test]
+    fn each_fuzz_target_survives_a_bounded_run_from_its_corpus() {
+        let binaries = build_targets();
+        let scratch = tempfile::tempdir().expect("scratch directory");
+        let mut failures = Vec::new();
+        for target in TARGETS {
+            let output = fuzz(&binaries.join(target), target, scratch.path());
+            let report = String::from_utf8_lossy(&output.stderr);
+            let lines: Vec<&str> = report.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            match runs_done(&report) {
+                Some(runs) if output.status.success() && runs > 0 => {
+                    eprintln!("{target}: {runs} runs in {SECONDS_PER_TARGET} s, no failure");
+                }
+                _ => failures.push(format!(
+                    "{target}: libFuzzer ended with {} (inputs saved under {}):\n{tail}",
+                    output.status,
+                    scratch.path().display()
+                )),
             }
-            _ => failures.push(format!(
-                "{target}: libFuzzer ended with {} (inputs saved under {}):\n{tail}",
-                output.status,
-                scratch.path().display()
-            )),
         }
-    }
-    if !failures.is_empty() {
-        // Keep the saved inputs for whoever reads the failure.
-        let kept = scratch.keep();
-        panic!(
-            "fuzzing failed (inputs kept in {}):\n{}",
-            kept.display(),
-            failures.join("\n\n")
-        );
+        if !failures.is_empty() {
+            // Keep the saved inputs for whoever reads the failure.
+            let kept = scratch.keep();
+            panic!(
+                "fuzzing failed (inputs kept in {}):\n{}",
+                kept.display(),
+                failures.join("\n\n")
+            );
+        }
     }
 }

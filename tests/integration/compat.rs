@@ -11,7 +11,7 @@
 //! `jobs`, ...). Variables the MANIFEST lists under "Needs env" are set to
 //! `1234` so the templates render to something concrete.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

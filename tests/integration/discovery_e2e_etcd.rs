@@ -3,7 +3,7 @@
 //! 2.x one, both naming `etcd`. Observed through etcd's JSON gateway and the onChange
 //! handler's runs.
 
-mod common;
+use crate::common;
 
 use common::etcd::{Etcd, PREFIX};
 use common::{wait_until, Autopilot, Mode, Scratch};

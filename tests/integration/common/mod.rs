@@ -7,9 +7,6 @@
 //! into autopilot's internals. Every wait has a deadline and fails the test
 //! with a message instead of hanging.
 
-// Each test file compiles this module on its own and uses only part of it.
-#![allow(dead_code)]
-
 pub mod etcd;
 pub mod netns;
 

@@ -1,7 +1,6 @@
 //! The job output relay with real child processes: every line arrives, in
 //! order, whatever the process writes and whenever it writes it.
-#[allow(dead_code)]
-mod logging_support;
+use crate::support;
 
 use std::process::{Child, Command, Stdio};
 
@@ -9,8 +8,8 @@ use autopilot::testing::config::model::{LogFormat, LogLevel};
 use autopilot::testing::logging::{
     OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, TAIL_BYTES,
 };
-use logging_support::{default_message, wait_until, CapturedLog};
 use serde_json::Value;
+use support::{default_message, wait_until, CapturedLog};
 use tracing::Level;
 
 /// Runs `script` with `sh -c`, its stdout (and stderr, if `pipe_stderr`) piped.

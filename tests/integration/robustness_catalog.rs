@@ -9,7 +9,7 @@
 //! one warning for the outage (not one per failed call) and one line for the
 //! recovery, and memory did not grow beyond [`RSS_GROWTH_BOUND_KIB`].
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::thread;
@@ -364,30 +364,35 @@ fn agent_restarts_forgetting_every_service() {
     rig.stop();
 }
 
-/// The agent is out for 30 s (every connection reset: to autopilot's HTTP
-/// client that is the same transport failure as a refused connection) and
-/// comes back having forgotten everything.
-#[test]
-fn agent_down_for_thirty_seconds_then_back_empty() {
-    let rig = Rig::start(5);
-    let before = rig.rss_kib();
-    rig.wait_for_blocking_watch_query();
-    let mark = rig.mark();
-    rig.consul.set_fault(FaultRule::everywhere(Fault::Reset));
-    thread::sleep(OUTAGE);
-    rig.wait_for_requests(mark, 5 * 20, DEADLINE, "heartbeats dropped", |request| {
-        is_heartbeat(request) && request.outcome == Outcome::Dropped
-    });
-    rig.consul.restart_agent(Restart::ResetIndex);
-    let cleared = rig.mark();
-    rig.consul.clear_faults();
-    rig.wait_for_recovery(cleared, OUTAGE_RECOVERY);
-    rig.assert_app_untouched();
-    rig.assert_logged_outages(1);
-    let after = rig.rss_kib();
-    assert!(
-        after <= before + RSS_GROWTH_BOUND_KIB,
-        "resident memory grew from {before} KiB to {after} KiB over the outage"
-    );
-    rig.stop();
+/// Over half a minute: skipped by `-- --skip long::` (see the README, "Tests").
+mod long {
+    use super::*;
+
+    /// The agent is out for 30 s (every connection reset: to autopilot's HTTP
+    /// client that is the same transport failure as a refused connection) and
+    /// comes back having forgotten everything.
+    #[test]
+    fn agent_down_for_thirty_seconds_then_back_empty() {
+        let rig = Rig::start(5);
+        let before = rig.rss_kib();
+        rig.wait_for_blocking_watch_query();
+        let mark = rig.mark();
+        rig.consul.set_fault(FaultRule::everywhere(Fault::Reset));
+        thread::sleep(OUTAGE);
+        rig.wait_for_requests(mark, 5 * 20, DEADLINE, "heartbeats dropped", |request| {
+            is_heartbeat(request) && request.outcome == Outcome::Dropped
+        });
+        rig.consul.restart_agent(Restart::ResetIndex);
+        let cleared = rig.mark();
+        rig.consul.clear_faults();
+        rig.wait_for_recovery(cleared, OUTAGE_RECOVERY);
+        rig.assert_app_untouched();
+        rig.assert_logged_outages(1);
+        let after = rig.rss_kib();
+        assert!(
+            after <= before + RSS_GROWTH_BOUND_KIB,
+            "resident memory grew from {before} KiB to {after} KiB over the outage"
+        );
+        rig.stop();
+    }
 }

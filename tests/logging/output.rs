@@ -1,8 +1,6 @@
 //! The logger as installed: formats of real `tracing` events, level
 //! filtering, reconfiguration and reopening a renamed log file.
-// Each test binary uses part of the shared helpers.
-#[allow(dead_code)]
-mod logging_support;
+use crate::support;
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,8 +8,8 @@ use std::sync::mpsc;
 
 use autopilot::testing::config::model::{LogFormat, LogLevel, LogOutput, LoggingConfig};
 use autopilot::testing::logging::{self, LoggingError};
-use logging_support::{default_message, file_config, lines_of, CapturedLog};
 use serde_json::Value;
+use support::{default_message, file_config, lines_of, CapturedLog};
 
 fn log_sample_event() {
     tracing::info!(target: OURS, job = "web", attempt = 3, error = %"no such file", "job exited");

@@ -8,7 +8,7 @@
 //! autopilot, so "autopilot's only child is the APP" means every orphan has
 //! been reaped (a zombie stays listed as a child until it is).
 
-mod common;
+use crate::common;
 
 use std::thread;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! Each job appends a marker line to `log` in the test's own directory, so the
 //! order of lines is the order in which things happened.
 
-mod common;
+use crate::common;
 
 use common::{Autopilot, Mode, Scratch};
 use nix::sys::signal::Signal;

@@ -8,10 +8,8 @@
 //! `exitSuccess` in `containerpilot_events` on `/metrics` (the count goes up
 //! only after the job has let go of its process).
 
-mod common;
-// Each test file uses only part of the support module.
-#[allow(dead_code)]
-mod control_support;
+use crate::common;
+use crate::control_support;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};

@@ -6,7 +6,7 @@
 //! the same self-contained lld and the same arguments as autopilot's
 //! release link), under an output name the script treats as the release
 //! binary, with a hot list naming its last function.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! signal forwarding, graceful shutdown, output and stdin passthrough, and
 //! the command line of the bare supervisor (no configuration).
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

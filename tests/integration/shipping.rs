@@ -2,7 +2,7 @@
 //! scratch images), `examples/hello.json5` (the README's first command) that
 //! runs to its end, and example configurations that are all valid.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -89,7 +89,7 @@ fn the_binary_is_statically_linked() {
 
 #[test]
 fn the_compose_file_runs_the_configurations_the_demo_test_runs() {
-    // tests/demo.rs runs examples/demo/<service>/containerpilot.json5; the
+    // tests/integration/demo.rs runs examples/demo/<service>/containerpilot.json5; the
     // compose file must point each container at the same file, which the
     // Dockerfile copies to /opt/demo (the configurations' default DEMO_DIR).
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -2,7 +2,7 @@
 //! in the Consul double renders a template from its healthy instances, and
 //! runs the job's exec only when the rendered file changed.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 
@@ -162,7 +162,7 @@ fn a_template_error_fails_the_run_and_says_where() {
 fn a_consul_template_style_nginx_template_renders() {
     // Written in the style of consul-template's nginx examples, which
     // ContainerPilot users rendered with consul-template.
-    renders_nginx_upstreams(include_str!("fixtures/templates/nginx-upstreams.ctmpl"));
+    renders_nginx_upstreams(include_str!("../fixtures/templates/nginx-upstreams.ctmpl"));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! autopilot as PID 1 and as a subreaper; only templates see them converted,
 //! with U+FFFD for the bytes that are not UTF-8.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;

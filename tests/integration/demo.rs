@@ -13,7 +13,7 @@
 //! and nginx spreads requests over them; a stopped instance (`docker stop`)
 //! and one in maintenance leave nginx's upstreams.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
