@@ -79,9 +79,10 @@ impl Source {
 
 /// The configuration source: `flag` (from `-config`), else env
 /// `CONTAINERPILOT`, else env `CONTAINERBUDDY` (1.x). Empty values count as
-/// unset.
+/// unset. A value that is not UTF-8 is read lossily: the file it names then
+/// cannot be found, which is an error naming it, not a silent fallback.
 pub fn locate(flag: Option<&str>) -> Option<Source> {
-    let from_env = |name| std::env::var(name).ok();
+    let from_env = |name| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned());
     [
         flag.map(str::to_string),
         from_env("CONTAINERPILOT"),

@@ -65,3 +65,15 @@ fn jobs_get_every_variable_byte_for_byte_and_templates_a_lossy_copy() {
     }
     assert_eq!(scratch.read("template.txt"), "a\u{fffd}b");
 }
+
+#[test]
+fn a_configuration_path_that_is_not_utf8_is_an_error_not_ignored() {
+    let finished = Autopilot::new(Mode::Subreaper, ["--check"])
+        .env("CONTAINERPILOT", raw(b"/nonexistent/caf\xe9.json5"))
+        .run();
+    assert_eq!(finished.code, 2);
+    assert_eq!(
+        finished.stderr_text(),
+        "config error: cannot read /nonexistent/caf\u{fffd}.json5: No such file or directory (os error 2)\n"
+    );
+}
