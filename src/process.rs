@@ -45,7 +45,7 @@ impl SpawnError {
 /// What to run and how.
 #[derive(Debug, Clone, Default)]
 pub struct SpawnSpec {
-    /// Passed to execve byte for byte: neither needs to be UTF-8.
+    /// Passed to execve byte for byte, as is `env`: neither needs to be UTF-8.
     pub argv: Vec<OsString>,
     /// The child's whole environment; `None` inherits autopilot's.
     pub env: Option<crate::environment::Table>,

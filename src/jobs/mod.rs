@@ -390,8 +390,7 @@ impl Job {
             }
         }
         let env = self.shared.env.snapshot();
-        let template_data = environment::template_data(&env);
-        if let Some(status) = self.render_before_run(&template_data) {
+        if let Some(status) = self.render_before_run(&env) {
             self.end_run_without_process(status);
             return;
         }
@@ -401,7 +400,7 @@ impl Job {
         let argv = match self.config.role {
             // The APP's arguments are templates, rendered just before each
             // exec so they see CONTAINERPILOT_<JOB>_IP and -putenv values.
-            JobRole::App => match config::render_args(&argv, &template_data) {
+            JobRole::App => match config::render_args(&argv, &environment::template_data(&env)) {
                 Ok(argv) => argv,
                 Err(error) => {
                     crate::complain!("autopilot: {error}");
@@ -444,10 +443,11 @@ impl Job {
     /// start the exec (the output changed). Otherwise the run ends here:
     /// success when the output was already up to date or there is no exec,
     /// failure (exit code 1) when the template could not be rendered.
-    fn render_before_run(&self, env: &config::Env) -> Option<ExitStatus> {
+    fn render_before_run(&self, env: &environment::Table) -> Option<ExitStatus> {
         let render = self.config.render.as_ref()?;
         let job = &self.config.name;
-        let outcome = render::render(render, env, &self.shared.watched.borrow());
+        let data = environment::template_data(env);
+        let outcome = render::render(render, &data, &self.shared.watched.borrow());
         match outcome {
             Ok(render::Outcome::Changed) => {
                 tracing::info!(job = %job, "rendered {}", render.output.display());
