@@ -100,6 +100,6 @@ pub mod testing {
         pub use crate::supervisor::SHUTDOWN_SIGNAL_BURST;
     }
     pub mod telemetry {
-        pub use crate::telemetry::{serve, Metrics, CONTENT_TYPE};
+        pub use crate::telemetry::{serve, Metrics, StatusQuery, CONTENT_TYPE};
     }
 }

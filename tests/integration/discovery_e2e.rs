@@ -336,7 +336,7 @@ fn assert_deregistered_before_the_signal(config: &str, app: &[&str]) {
     args.extend_from_slice(app);
     let autopilot = Autopilot::new(Mode::Subreaper, &args)
         .hostname("h1")
-        .env("CONSUL_DOUBLE", consul.addr().to_string())
+        .env("CONSUL_DOUBLE", &consul.addr().to_string())
         .current_dir(scratch.dir())
         .start();
     wait_for_state(&consul, "web passing", |s| {
@@ -506,7 +506,7 @@ fn registration_body_token_and_job_ip() {
         .env("CONSUL_HTTP_TOKEN", ENV_TOKEN)
         .env(
             "CONSUL_HTTP_TOKEN_FILE",
-            scratch.path("token").display().to_string(),
+            &scratch.path("token").display().to_string(),
         )
         .current_dir(scratch.dir())
         .start();

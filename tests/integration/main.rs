@@ -21,6 +21,7 @@ mod discovery_e2e;
 mod discovery_e2e_etcd;
 mod discovery_etcd;
 mod discovery_interfaces;
+mod dropin;
 mod engine;
 mod fuzz_corpus;
 mod fuzz_run;

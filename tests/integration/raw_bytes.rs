@@ -33,7 +33,7 @@ fn an_argument_that_is_not_utf8_reaches_the_app() {
 fn a_variable_that_is_not_utf8_reaches_the_app() {
     for mode in [Mode::Pid1, Mode::Subreaper] {
         let finished = Autopilot::new(mode, sh("printf %s \"$RAW\""))
-            .env("RAW", raw(b"a\xffb"))
+            .env_bytes("RAW", raw(b"a\xffb"))
             .run();
         assert_eq!(finished.code, 0, "{mode:?}: {}", finished.stderr_text());
         assert_eq!(finished.stdout, b"a\xffb", "{mode:?}");
@@ -54,8 +54,8 @@ fn jobs_get_every_variable_byte_for_byte_and_templates_a_lossy_copy() {
         }"#,
     );
     let finished = Autopilot::new(Mode::Pid1, ["-config", &config])
-        .env("RAW", raw(b"a\xffb"))
-        .env(raw(b"NAME_\xfe"), "value")
+        .env_bytes("RAW", raw(b"a\xffb"))
+        .env_bytes(raw(b"NAME_\xfe"), "value")
         .current_dir(scratch.dir())
         .run();
     assert_eq!(finished.code, 0, "{}", finished.stderr_text());
@@ -69,7 +69,7 @@ fn jobs_get_every_variable_byte_for_byte_and_templates_a_lossy_copy() {
 #[test]
 fn a_configuration_path_that_is_not_utf8_is_an_error_not_ignored() {
     let finished = Autopilot::new(Mode::Subreaper, ["--check"])
-        .env("CONTAINERPILOT", raw(b"/nonexistent/caf\xe9.json5"))
+        .env_bytes("CONTAINERPILOT", raw(b"/nonexistent/caf\xe9.json5"))
         .run();
     assert_eq!(finished.code, 2);
     assert_eq!(

@@ -46,7 +46,7 @@ fn stop(autopilot: common::Running) {
 fn start(scratch: &Scratch, consul: &ConsulDouble, config: &str) -> common::Running {
     let config = scratch.config(&config.replacen('{', r#"{ consul: "{{ .CONSUL }}","#, 1));
     Autopilot::new(Mode::Subreaper, ["-config", &config])
-        .env("CONSUL", consul.addr().to_string())
+        .env("CONSUL", &consul.addr().to_string())
         .env("STATE_SUFFIX", "from the environment")
         .current_dir(scratch.dir())
         .start()

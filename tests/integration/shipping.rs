@@ -31,7 +31,7 @@ fn hello_runs_its_hooks_around_the_app_and_exits_with_the_apps_code() {
     let scratch = common::Scratch::new();
     let hello = example("hello.json5").display().to_string();
     let finished = Autopilot::new(Mode::Subreaper, ["-config", &hello])
-        .env("TMPDIR", scratch.dir().display().to_string())
+        .env("TMPDIR", &scratch.dir().display().to_string())
         .run();
     let log = finished.stdout_text();
     assert_eq!(finished.code, 0, "{log}{}", finished.stderr_text());
@@ -44,7 +44,7 @@ fn hello_runs_its_hooks_around_the_app_and_exits_with_the_apps_code() {
     assert!(log.contains("app: done"), "{log}");
 
     let failing = Autopilot::new(Mode::Subreaper, ["-config", &hello])
-        .env("TMPDIR", scratch.dir().display().to_string())
+        .env("TMPDIR", &scratch.dir().display().to_string())
         .env("HELLO_EXIT", "3")
         .run();
     assert_eq!(

@@ -96,9 +96,14 @@ impl Autopilot {
         self
     }
 
-    /// Sets an environment variable for autopilot (and so its jobs); any
-    /// bytes but `=` and NUL.
-    pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+    /// Sets an environment variable for autopilot (and so its jobs).
+    pub fn env(self, name: &str, value: &str) -> Self {
+        self.env_bytes(name, value)
+    }
+
+    /// [`Autopilot::env`] for a name or value that need not be UTF-8 (any
+    /// bytes but `=` and NUL).
+    pub fn env_bytes(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.command.env(name, value);
         self
     }
