@@ -58,6 +58,9 @@ pub use cli::main;
 pub mod testing {
     pub mod config {
         pub use crate::config::{load_str, render_args, Config, Env, Format, Loaded, Origin};
+        pub mod template {
+            pub use crate::config::template::{Dependency, Fetched, ServiceQuery};
+        }
         pub mod model {
             pub use crate::config::model::{
                 CheckStatus, EtcdConfig, Frequency, HealthCheck, JobConfig, JobRole, LogFormat,

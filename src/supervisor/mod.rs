@@ -185,7 +185,7 @@ impl Supervisor {
         let (maintenance_switch, maintenance) = watch::channel(false);
         // Every watch is listed from the start (with no instances until it
         // answers), so templates and `--status` know all of them.
-        let (watched, watched_receiver) = watch::channel(
+        let (watched, _) = watch::channel(
             config
                 .watches
                 .iter()
@@ -202,7 +202,6 @@ impl Supervisor {
             discovery,
             maintenance,
             metrics,
-            watched: watched_receiver,
             in_catalog: Default::default(),
         };
         let bound = match &config.control {
