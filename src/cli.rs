@@ -11,6 +11,7 @@
 use clap::{ArgAction, CommandFactory, Parser};
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -98,13 +99,14 @@ pub struct Cli {
     #[arg(long, value_name = "SIGNAL", help_heading = "Stopping the APP")]
     pub stop_signal: Option<String>,
 
-    /// The APP to wrap, with its arguments.
+    /// The APP to wrap, with its arguments (any bytes: they reach the APP
+    /// unchanged).
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "APP"
     )]
-    pub app: Vec<String>,
+    pub app: Vec<OsString>,
 }
 
 /// Parses the process's arguments, runs what they ask for, and returns the
@@ -114,7 +116,7 @@ pub fn main() -> i32 {
     if let Err(error) = signals::hold() {
         crate::complain!("autopilot: cannot hold signals: {error}");
     }
-    let args = match normalize(std::env::args().collect()) {
+    let args = match normalize(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(message) => {
             crate::complain!("{message}\n\n{}", Cli::command().render_usage());
@@ -221,7 +223,7 @@ fn export_config_source(value: &str) {
 
 /// Re-reads `source` (with the same APP) when a reload is asked for,
 /// rendered with the environment it is given.
-fn reloader(source: Source, app: Vec<String>) -> Reloader {
+fn reloader(source: Source, app: Vec<OsString>) -> Reloader {
     Box::new(move |env| {
         let app = (!app.is_empty()).then_some(app.as_slice());
         let loaded = config::load_with_env(&source, app, env).map_err(|error| error.to_string())?;
@@ -262,7 +264,7 @@ fn render_config(source: Option<&Source>, out: &str) -> i32 {
 
 /// `--check`: validates and prints the normalized configuration as JSON;
 /// warnings go to stderr. Exits 0 when valid, 2 when not.
-fn check_config(source: Option<&Source>, app: Option<&[String]>, cli: &Cli) -> i32 {
+fn check_config(source: Option<&Source>, app: Option<&[OsString]>, cli: &Cli) -> i32 {
     let Some(source) = source else {
         crate::complain!("autopilot: --check needs a configuration (-config or CONTAINERPILOT)");
         return 2;
@@ -498,15 +500,23 @@ fn control_socket(source: Option<&Source>) -> Result<PathBuf, config::ConfigErro
 /// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)
 /// into the GNU forms clap parses (`--config x`, `--version`, nothing).
 /// Stops at `--` or at the first argument that is not a flag: that is the APP,
-/// and it and its arguments are passed through unchanged. A flag autopilot
-/// does not know is an error (as in Go), not the APP.
-pub fn normalize(args: Vec<String>) -> Result<Vec<String>, String> {
+/// and it and its arguments are passed through unchanged, whatever their
+/// bytes. A flag autopilot does not know is an error (as in Go), not the APP.
+pub fn normalize(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let command = Cli::command();
-    let mut out = Vec::with_capacity(args.len());
+    let mut out: Vec<OsString> = Vec::with_capacity(args.len());
     let mut args = args.into_iter();
     out.extend(args.next()); // the program name
     while let Some(arg) = args.next() {
-        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+        let Some(text) = arg.to_str() else {
+            if arg.as_bytes().starts_with(b"-") {
+                let flag = arg.to_string_lossy();
+                return Err(format!("flag provided but not defined: {flag}"));
+            }
+            out.push(arg);
+            break; // the APP, which needs no UTF-8
+        };
+        let Some(flag) = text.strip_prefix("--").or_else(|| text.strip_prefix('-')) else {
             out.push(arg);
             break; // the APP
         };
@@ -528,14 +538,14 @@ pub fn normalize(args: Vec<String>) -> Result<Vec<String>, String> {
         let is_switch = matches!(spec.get_action(), ArgAction::SetTrue);
         match (is_switch, value) {
             (true, Some(value)) => match parse_go_bool(value) {
-                Some(true) => out.push(format!("--{name}")),
+                Some(true) => out.push(format!("--{name}").into()),
                 Some(false) => {}
-                None => out.push(format!("--{name}={value}")), // clap explains the error
+                None => out.push(format!("--{name}={value}").into()), // clap explains the error
             },
-            (true, None) => out.push(format!("--{name}")),
-            (false, Some(value)) => out.push(format!("--{name}={value}")),
+            (true, None) => out.push(format!("--{name}").into()),
+            (false, Some(value)) => out.push(format!("--{name}={value}").into()),
             (false, None) => {
-                out.push(format!("--{name}"));
+                out.push(format!("--{name}").into());
                 out.extend(args.next()); // its value, whatever it looks like
             }
         }
@@ -557,9 +567,15 @@ fn parse_go_bool(value: &str) -> Option<bool> {
 mod tests {
     use super::*;
 
-    fn norm(args: &[&str]) -> Vec<String> {
-        let mut all = vec!["autopilot".to_string()];
-        all.extend(args.iter().map(|s| s.to_string()));
+    use std::os::unix::ffi::OsStringExt;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    fn norm(args: &[&str]) -> Vec<OsString> {
+        let mut all = os(&["autopilot"]);
+        all.extend(os(args));
         normalize(all).unwrap()[1..].to_vec()
     }
 
@@ -590,27 +606,27 @@ mod tests {
 
     #[test]
     fn unknown_flags_are_errors_not_the_app() {
-        let args = ["autopilot", "-bogus", "true"].map(String::from).to_vec();
         assert_eq!(
-            normalize(args),
+            normalize(os(&["autopilot", "-bogus", "true"])),
             Err("flag provided but not defined: -bogus".to_string())
         );
-        assert!(normalize(["autopilot", "-h"].map(String::from).to_vec()).is_ok());
+        assert!(normalize(os(&["autopilot", "-h"])).is_ok());
+        let not_utf8 = OsString::from_vec(b"-conf\xffig".to_vec());
+        assert_eq!(
+            normalize(vec!["autopilot".into(), not_utf8]),
+            Err("flag provided but not defined: -conf\u{fffd}ig".to_string())
+        );
     }
 
     #[test]
     fn parses_after_normalizing() {
-        let args = normalize(
-            [
-                "autopilot",
-                "-config=/etc/cp.json",
-                "/bin/app",
-                "-config",
-                "-x",
-            ]
-            .map(String::from)
-            .to_vec(),
-        )
+        let args = normalize(os(&[
+            "autopilot",
+            "-config=/etc/cp.json",
+            "/bin/app",
+            "-config",
+            "-x",
+        ]))
         .unwrap();
         let cli = Cli::try_parse_from(args).unwrap();
         assert_eq!(cli.config.as_deref(), Some("/etc/cp.json"));
@@ -619,10 +635,8 @@ mod tests {
 
     #[test]
     fn double_dash_separates_app_that_looks_like_a_flag() {
-        let cli = Cli::try_parse_from(
-            normalize(["autopilot", "--", "-weird"].map(String::from).to_vec()).unwrap(),
-        )
-        .unwrap();
+        let cli =
+            Cli::try_parse_from(normalize(os(&["autopilot", "--", "-weird"])).unwrap()).unwrap();
         assert_eq!(cli.app, ["-weird"]);
     }
 
@@ -650,7 +664,7 @@ mod tests {
 
     #[test]
     fn wrap_mode_passes_requests_on_unless_a_stop_signal_is_set() {
-        let app = || Config::app_only(vec!["app".to_string()]);
+        let app = || Config::app_only(vec!["app".into()]);
         let mut config = app();
         let requests = AppStop::default().apply(&mut config, true).unwrap();
         assert_eq!(requests, StopRequests::Passed { signal: None });
@@ -669,7 +683,7 @@ mod tests {
 
     #[test]
     fn stop_flags_without_an_app_are_refused_but_variables_ignored() {
-        let mut config = Config::app_only(vec!["app".to_string()]);
+        let mut config = Config::app_only(vec!["app".into()]);
         config.jobs.clear();
         let flag = AppStop::parse((None, None), (Some("1s"), None)).unwrap();
         assert!(matches!(
@@ -683,5 +697,14 @@ mod tests {
             variable.apply(&mut config, false).unwrap(),
             StopRequests::Graceful
         );
+    }
+
+    #[test]
+    fn an_app_that_is_not_utf8_is_kept_byte_for_byte() {
+        let app = OsString::from_vec(b"/bin/\xffapp".to_vec());
+        let arg = OsString::from_vec(b"\xfe".to_vec());
+        let args = normalize(vec!["autopilot".into(), app.clone(), arg.clone()]).unwrap();
+        let cli = Cli::try_parse_from(args).unwrap();
+        assert_eq!(cli.app, [app, arg]);
     }
 }

@@ -3,25 +3,34 @@
 //! autopilot's own environment at start, plus `CONTAINERPILOT_PID`, plus what
 //! the engine publishes while it runs (`CONTAINERPILOT_<JOB>_PID` while a job's
 //! process is alive, `CONTAINERPILOT_<JOB>_IP` for registered jobs) and what
-//! users set through the control plane (`-putenv`). This module owns that
-//! shared table; it must not spawn anything.
+//! users set through the control plane (`-putenv`). Names and values are kept
+//! as the bytes they were: a variable that is not UTF-8 reaches every child
+//! unchanged, and is converted (lossily) only as template data. This module
+//! owns that shared table; it must not spawn anything.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::sync::{Arc, RwLock};
+
+use crate::config::Env;
+
+/// Every variable, byte for byte, as a child gets it.
+pub type Table = BTreeMap<OsString, OsString>;
 
 /// A shared, cheaply cloned environment table.
 #[derive(Clone, Debug)]
 pub struct Environment {
-    vars: Arc<RwLock<BTreeMap<String, String>>>,
+    vars: Arc<RwLock<Table>>,
 }
 
 impl Environment {
     /// autopilot's own environment plus `CONTAINERPILOT_PID`.
     pub fn from_process() -> Environment {
-        let mut vars: BTreeMap<String, String> = std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect();
-        vars.insert("CONTAINERPILOT_PID".into(), std::process::id().to_string());
+        let mut vars: Table = std::env::vars_os().collect();
+        vars.insert(
+            "CONTAINERPILOT_PID".into(),
+            std::process::id().to_string().into(),
+        );
         Environment {
             vars: Arc::new(RwLock::new(vars)),
         }
@@ -31,23 +40,28 @@ impl Environment {
     pub fn set(&self, name: &str, value: Option<&str>) {
         let mut vars = self.vars.write().unwrap_or_else(|p| p.into_inner());
         match value {
-            Some(value) => vars.insert(name.to_string(), value.to_string()),
-            None => vars.remove(name),
+            Some(value) => vars.insert(name.into(), value.into()),
+            None => vars.remove(std::ffi::OsStr::new(name)),
         };
     }
 
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.read().get(name).cloned()
-    }
-
     /// The whole table, for a process about to be spawned.
-    pub fn snapshot(&self) -> BTreeMap<String, String> {
-        self.read().clone()
+    pub fn snapshot(&self) -> Table {
+        self.vars.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
+}
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, String>> {
-        self.vars.read().unwrap_or_else(|p| p.into_inner())
-    }
+/// `table` as template data: bytes that are not UTF-8 become U+FFFD.
+pub fn template_data(table: &Table) -> Env {
+    table
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// `CONTAINERPILOT_<JOB>_<SUFFIX>`: the job name upper-cased, every run of
@@ -69,6 +83,7 @@ pub fn job_variable(job: &str, suffix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
     #[test]
     fn job_variable_names() {
@@ -85,13 +100,21 @@ mod tests {
     #[test]
     fn set_and_unset() {
         let env = Environment::from_process();
-        assert_eq!(
-            env.get("CONTAINERPILOT_PID"),
-            Some(std::process::id().to_string())
-        );
+        let pid = std::process::id().to_string();
+        assert_eq!(env.snapshot()[&OsString::from("CONTAINERPILOT_PID")], *pid);
         env.set("AUTOPILOT_TEST_VAR", Some("x"));
-        assert_eq!(env.snapshot()["AUTOPILOT_TEST_VAR"], "x");
+        assert_eq!(env.snapshot()[&OsString::from("AUTOPILOT_TEST_VAR")], "x");
         env.set("AUTOPILOT_TEST_VAR", None);
-        assert_eq!(env.get("AUTOPILOT_TEST_VAR"), None);
+        assert!(!env
+            .snapshot()
+            .contains_key(&OsString::from("AUTOPILOT_TEST_VAR")));
+    }
+
+    #[test]
+    fn template_data_is_lossy_and_the_table_is_not() {
+        let raw = OsString::from_vec(b"a\xffb".to_vec());
+        let table: Table = [(OsString::from("RAW"), raw.clone())].into();
+        assert_eq!(template_data(&table)["RAW"], "a\u{fffd}b");
+        assert_eq!(table[&OsString::from("RAW")], raw);
     }
 }

@@ -4,7 +4,8 @@
 //! # Architecture
 //!
 //! One module per concern; each module's doc says what it owns and what it must
-//! not touch.
+//! not touch. `docs/design.md` draws the runtime picture (tasks, channels, how
+//! a stop and a reload travel) and states the behaviour rules the code cites.
 //!
 //! - [`cli`]: argument parsing (Go-style `-flag` and GNU `--flag`) and dispatch.
 //! - [`config`]: reading, rendering (Go templates), parsing (JSON5) and
@@ -32,21 +33,86 @@
 //!   of job output into log lines.
 //! - [`telemetry`]: the Prometheus metrics and the `/metrics` endpoint.
 //! - [`tasks`]: background tasks under one cancellation tree and tracker.
-pub mod cli;
-pub mod config;
-pub mod console;
-pub mod control;
-pub mod discovery;
-pub mod environment;
-pub mod events;
-pub mod http_server;
-pub mod job_control;
-pub mod jobs;
-pub mod logging;
-pub mod process;
-pub mod reaper;
-pub mod signals;
-pub mod supervisor;
-pub mod tasks;
-pub mod telemetry;
-pub mod watches;
+mod cli;
+mod config;
+mod console;
+mod control;
+mod discovery;
+mod environment;
+mod events;
+mod http_server;
+mod job_control;
+mod jobs;
+mod logging;
+mod process;
+mod reaper;
+mod signals;
+mod supervisor;
+mod tasks;
+mod telemetry;
+mod watches;
+
+/// The whole program: parses the arguments, runs what they ask for, and
+/// returns the exit code. The library's one interface; `src/main.rs` calls it.
+pub use cli::main;
+
+/// Called by `src/main.rs` from `.init_array`, before the Rust runtime
+/// changes any signal disposition.
+#[doc(hidden)]
+pub use signals::record_inherited;
+
+/// What the integration tests (`tests/`) and the fuzz drivers (`fuzz/`)
+/// reach inside the crate, under the same paths as inside it. Not an
+/// interface: it changes whenever the code does.
+#[doc(hidden)]
+pub mod testing {
+    pub mod config {
+        pub use crate::config::{load_str, render_args, Config, Env, Format, Loaded, Origin};
+        pub mod template {
+            pub use crate::config::template::{Dependency, Fetched, ServiceQuery};
+        }
+        pub mod model {
+            pub use crate::config::model::{
+                CheckStatus, EtcdConfig, Frequency, HealthCheck, JobConfig, JobRole, LogFormat,
+                LogLevel, LogOutput, LoggingConfig, MetricConfig, MetricKind, Restarts, TlsConfig,
+                WatchConfig, When, DEFAULT_STOP_TIMEOUT, GLOBAL_SOURCE, WRAP_KILL_TIMEOUT,
+            };
+        }
+    }
+    pub mod control {
+        pub use crate::control::{serve_connection, Api, Request, SignalOutcome};
+    }
+    pub mod discovery {
+        pub use crate::discovery::{
+            ConsulSettings, Discovery, DiscoveryError, HealthyInstances, Instance,
+            ServiceRegistration, MAX_CHECK_OUTPUT,
+        };
+        pub mod consul {
+            pub use crate::discovery::consul::{BasicAuth, Secret};
+        }
+        pub mod interfaces {
+            pub use crate::discovery::interfaces::{find_ip, InterfaceError};
+        }
+        pub mod watch {
+            pub use crate::discovery::watch::WatchState;
+        }
+    }
+    pub mod environment {
+        pub use crate::environment::Environment;
+    }
+    pub mod events {
+        pub use crate::events::EventCode;
+    }
+    pub mod logging {
+        pub use crate::logging::{
+            build_dispatch, init, LogHandle, LoggingError, OutputLabel, OutputRelay, OutputTail,
+            MAX_LINE_BYTES, TAIL_BYTES,
+        };
+    }
+    pub mod supervisor {
+        pub use crate::supervisor::SHUTDOWN_SIGNAL_BURST;
+    }
+    pub mod telemetry {
+        pub use crate::telemetry::{serve, Metrics, StatusQuery, CONTENT_TYPE};
+    }
+}

@@ -1,9 +1,9 @@
 //! Logging: autopilot's own log lines and the relay of job output into them.
 //!
 //! Owns the global `tracing` subscriber (level filter, the three line formats
-//! of SPEC §11, the output stream or file and its reopening on SIGUSR1) and the
-//! relay that turns a child's stdout/stderr pipe into log lines (SPEC §7
-//! "Output"). It does not decide *when* to reopen or reconfigure (the signal
+//! of docs/design.md, "Logging", the output stream or file and its reopening on SIGUSR1) and the
+//! relay that turns a child's stdout/stderr pipe into log lines (docs/design.md,
+//! "PID 1 duties"). It does not decide *when* to reopen or reconfigure (the signal
 //! and config code call [`LogHandle`]), never spawns or waits for processes,
 //! and never touches fds 1 and 2 other than by writing log lines to them.
 //!
@@ -44,7 +44,7 @@ use format::SharedFormat;
 use sink::SharedSink;
 use subscriber::{LogSubscriber, SharedLevel};
 
-pub use relay::{OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, OUTPUT_TARGET, TAIL_BYTES};
+pub use relay::{OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, TAIL_BYTES};
 
 /// Errors of the logging module.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@
 //! when (that is the supervisor's and the jobs' business) and it must never
 //! call `wait` itself.
 
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -46,9 +47,10 @@ impl SpawnError {
 /// What to run and how.
 #[derive(Debug, Clone, Default)]
 pub struct SpawnSpec {
-    pub argv: Vec<String>,
+    /// Passed to execve byte for byte, as is `env`: neither needs to be UTF-8.
+    pub argv: Vec<OsString>,
     /// The child's whole environment; `None` inherits autopilot's.
-    pub env: Option<std::collections::BTreeMap<String, String>>,
+    pub env: Option<crate::environment::Table>,
     /// Give the child our stdin and make its group the terminal's foreground
     /// group when stdin is a terminal and autopilot's group had it (the APP,
     /// like tini does). Otherwise the child gets no stdin.
@@ -131,8 +133,9 @@ fn prepare_child(take_terminal: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn classify_spawn_error(program: &str, source: io::Error) -> SpawnError {
-    let program = program.to_string();
+fn classify_spawn_error(program: &OsStr, source: io::Error) -> SpawnError {
+    // Only for the message: the process was started with the exact bytes.
+    let program = program.to_string_lossy().into_owned();
     match source.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound { program },
         io::ErrorKind::PermissionDenied => SpawnError::NotExecutable { program },

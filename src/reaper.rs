@@ -117,11 +117,6 @@ impl Reaper {
         }
     }
 
-    /// How many spawned children have not been reaped yet.
-    pub fn pending(&self) -> usize {
-        self.lock().len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Pid, oneshot::Sender<ExitStatus>>> {
         // A panic while holding the lock cannot leave the map inconsistent
         // (every operation is a single insert or remove), so poisoning is ignored.

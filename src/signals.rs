@@ -1,7 +1,7 @@
 //! POSIX signals as a stream, and the signal state the APP inherits.
 //!
 //! A single task receives every catchable signal except the few an init keeps
-//! for itself ([`KEPT`]). SIGCHLD is handled right there (it drives the
+//! for itself (`tests::KEPT`). SIGCHLD is handled right there (it drives the
 //! [`Reaper`] and [`job_control`]); every other signal is passed on, in arrival
 //! order, to the supervisor through a channel. A signal autopilot inherited
 //! as ignored stays ignored (`nohup`, a script's background job), as with
@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures_util::StreamExt;
 use libc::{
-    SIGABRT, SIGALRM, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGHUP, SIGILL, SIGINT, SIGIO, SIGKILL,
-    SIGPIPE, SIGPROF, SIGPWR, SIGQUIT, SIGSEGV, SIGSTKFLT, SIGSTOP, SIGSYS, SIGTERM, SIGTRAP,
-    SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGUSR1, SIGUSR2, SIGVTALRM, SIGWINCH, SIGXCPU, SIGXFSZ,
+    SIGALRM, SIGCHLD, SIGCONT, SIGHUP, SIGINT, SIGIO, SIGKILL, SIGPIPE, SIGPROF, SIGPWR, SIGQUIT,
+    SIGSTKFLT, SIGSTOP, SIGTERM, SIGTSTP, SIGURG, SIGUSR1, SIGUSR2, SIGVTALRM, SIGWINCH, SIGXCPU,
+    SIGXFSZ,
 };
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -31,21 +31,11 @@ use crate::job_control;
 use crate::reaper::Reaper;
 
 /// The standard signals autopilot receives and passes to the supervisor:
-/// every catchable one except [`KEPT`] (as tini and dumb-init do). The
+/// every catchable one except `tests::KEPT` (as tini and dumb-init do). The
 /// real-time signals are received too ([`real_time`]).
 pub const RECEIVED: [i32; 19] = [
     SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGCONT,
     SIGTSTP, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR,
-];
-
-/// The signals an init keeps for itself, tini's list: the faults its own code
-/// raises keep their default action (a crash must not be "forwarded");
-/// SIGTTIN/SIGTTOU are ignored, so that autopilot never stops on terminal
-/// access after handing the terminal to the APP; SIGCHLD drives the reaper;
-/// SIGKILL and SIGSTOP cannot be caught.
-pub const KEPT: [i32; 12] = [
-    SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS, SIGTTIN, SIGTTOU, SIGCHLD, SIGKILL,
-    SIGSTOP,
 ];
 
 /// The highest standard (non-real-time) signal number on Linux.
@@ -224,6 +214,17 @@ pub fn listen(reaper: Reaper) -> std::io::Result<mpsc::UnboundedReceiver<Receive
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libc::{SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGSYS, SIGTRAP, SIGTTIN, SIGTTOU};
+
+    /// The signals an init keeps for itself, tini's list: the faults its own code
+    /// raises keep their default action (a crash must not be "forwarded");
+    /// SIGTTIN/SIGTTOU are ignored, so that autopilot never stops on terminal
+    /// access after handing the terminal to the APP; SIGCHLD drives the reaper;
+    /// SIGKILL and SIGSTOP cannot be caught.
+    const KEPT: [i32; 12] = [
+        SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS, SIGTTIN, SIGTTOU, SIGCHLD,
+        SIGKILL, SIGSTOP,
+    ];
 
     #[test]
     fn every_standard_signal_is_either_received_or_kept() {

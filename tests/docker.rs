@@ -20,6 +20,9 @@
 //! docker-compose (or the compose plugin): `.ci/run` installs them and starts
 //! the daemon. Timings are printed (`cargo test --test docker -- --nocapture`).
 
+// The integration crate's shared helpers (processes, HTTP, ports).
+#[allow(dead_code)]
+#[path = "integration/common/mod.rs"]
 mod common;
 mod docker_support;
 

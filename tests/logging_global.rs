@@ -1,13 +1,15 @@
 //! `logging::init` installs the process-wide logger, once; it starts with
 //! defaults and is reconfigured when the config is known. One test: the
 //! global subscriber can be set only once per process.
+// Shares the logging tests' helpers; this one test uses only some of them.
 #[allow(dead_code)]
-mod logging_support;
+#[path = "logging/support.rs"]
+mod support;
 
-use autopilot::config::model::{LogFormat, LogLevel, LoggingConfig};
-use autopilot::logging::{self, LoggingError};
-use logging_support::{default_message, file_config, lines_of};
+use autopilot::testing::config::model::{LogFormat, LogLevel, LoggingConfig};
+use autopilot::testing::logging::{self, LoggingError};
 use serde_json::Value;
+use support::{default_message, file_config, lines_of};
 
 #[test]
 fn init_installs_the_global_logger_once() {

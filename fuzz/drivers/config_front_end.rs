@@ -2,9 +2,9 @@
 //! template rendering, JSON5 parsing, format detection, validation, 2.x
 //! translation) and APP argument rendering must never panic, whatever the
 //! input. Shared by the cargo-fuzz target and the corpus replay test
-//! (`tests/fuzz_corpus.rs`), which includes this file with `#[path]`.
+//! (`tests/integration/fuzz_corpus.rs`), which includes this file with `#[path]`.
 
-use autopilot::config::{load_str, render_args, Env, Origin};
+use autopilot::testing::config::{load_str, render_args, Env, Origin};
 
 /// Runs one input through the front end.
 pub fn run(data: &[u8]) {
@@ -13,9 +13,9 @@ pub fn run(data: &[u8]) {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let app = ["/bin/app".to_string(), "{{ .A }}".to_string()];
+    let app = ["/bin/app", "{{ .A }}"].map(std::ffi::OsString::from);
     if let Ok(loaded) = load_str(&text, &Origin::Inline, Some(&app), &env) {
         serde_json::to_string(&loaded.config).expect("a loaded config serializes");
     }
-    let _ = render_args(&[text.into_owned()], &env);
+    let _ = render_args(&[text.into_owned().into()], &env);
 }

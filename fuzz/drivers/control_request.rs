@@ -1,6 +1,6 @@
 //! The `control_request` fuzz driver: raw bytes, as one client connection to
 //! the control socket, through the same request handling the socket uses
-//! (`autopilot::control::serve_connection`: hyper's HTTP/1.1 parser, the body
+//! (`autopilot::testing::control::serve_connection`: hyper's HTTP/1.1 parser, the body
 //! limits, the routes and their JSON bodies), over an in-memory stream. A
 //! stand-in supervisor answers what the routes ask of it.
 //!
@@ -8,14 +8,14 @@
 //! closed after them, so no timeout is ever needed), nothing may panic, and
 //! what comes back must be HTTP/1.x responses, none of them a server error.
 //! Shared by the cargo-fuzz target and the corpus replay test
-//! (`tests/fuzz_corpus.rs`), which includes this file with `#[path]`.
+//! (`tests/integration/fuzz_corpus.rs`), which includes this file with `#[path]`.
 
 use std::time::Duration;
 
-use autopilot::config::model::{MetricConfig, MetricKind};
-use autopilot::control::{self, Api, Request, SignalOutcome};
-use autopilot::environment::Environment;
-use autopilot::telemetry::Metrics;
+use autopilot::testing::config::model::{MetricConfig, MetricKind};
+use autopilot::testing::control::{self, Api, Request, SignalOutcome};
+use autopilot::testing::environment::Environment;
+use autopilot::testing::telemetry::Metrics;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 

@@ -6,6 +6,7 @@
 //! at check time may be installed by a preStart job. This module only reads
 //! the model; it must not change it.
 
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -58,7 +59,8 @@ fn missing_check_command(job: &JobConfig, path: Option<&str>) -> Option<String> 
         return None;
     };
     let program = argv.first()?;
-    let found = if program.contains('/') {
+    let has_slash = program.as_bytes().contains(&b'/');
+    let found = if has_slash {
         is_executable(Path::new(program))
     } else {
         let path = path?;
@@ -68,9 +70,10 @@ fn missing_check_command(job: &JobConfig, path: Option<&str>) -> Option<String> 
     };
     (!found).then(|| {
         format!(
-            "job {:?}: health check command {program:?} is not {} on this machine: every check will fail until it is installed",
+            "job {:?}: health check command {:?} is not {} on this machine: every check will fail until it is installed",
             job.name,
-            if program.contains('/') { "an executable file" } else { "found on PATH" }
+            program.to_string_lossy(),
+            if has_slash { "an executable file" } else { "found on PATH" }
         )
     })
 }
@@ -138,7 +141,7 @@ mod tests {
     fn a_check_command_missing_from_path_warns() {
         let check = |argv: &[&str]| {
             let job = advertised(
-                HealthCheck::Exec(argv.iter().map(|s| s.to_string()).collect()),
+                HealthCheck::Exec(argv.iter().map(Into::into).collect()),
                 1,
                 5,
             );

@@ -3,16 +3,18 @@
 //! ContainerPilot decoded with mapstructure's weak typing: numeric strings
 //! for numbers, numbers for strings, `"true"`/`"1"` for booleans, `null` as
 //! absent, case-insensitive keys, and every unknown key an error. This
-//! module reproduces that reading (SPEC.md section 3) and names the place of
+//! module reproduces that reading (docs/design.md, "Configuration loading") and names the place of
 //! every problem (`jobs[2] "app".health.ttl`). It knows nothing about which
 //! keys exist where; the front ends (`v3`, `v2`) say that.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::duration;
 use super::error::{did_you_mean, ConfigError};
+use super::model::Argv;
 use super::words;
 
 pub type Result<T> = std::result::Result<T, ConfigError>;
@@ -108,11 +110,6 @@ impl<'a> Object<'a> {
         &self.path
     }
 
-    /// Renames the object's path (once a job's name is known).
-    pub fn set_path(&mut self, path: String) {
-        self.path = path;
-    }
-
     pub fn at(&self, key: &str) -> String {
         child(&self.path, key)
     }
@@ -123,10 +120,6 @@ impl<'a> Object<'a> {
 
     pub fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.fields.iter().map(|(k, _)| *k)
     }
 
     pub fn string(&self, key: &str) -> Result<Option<String>> {
@@ -170,7 +163,7 @@ impl<'a> Object<'a> {
 
     /// A command: an array of strings, or a string split into words like a
     /// POSIX shell does. Empty commands are an error.
-    pub fn command(&self, key: &str) -> Result<Option<Vec<String>>> {
+    pub fn command(&self, key: &str) -> Result<Option<Argv>> {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
@@ -188,7 +181,7 @@ impl<'a> Object<'a> {
                 "must name a program to run, but is empty",
             ));
         }
-        Ok(Some(argv))
+        Ok(Some(argv.into_iter().map(OsString::from).collect()))
     }
 
     pub fn object(&self, key: &str, known: &[&'static str]) -> Result<Option<Object<'a>>> {

@@ -2,6 +2,7 @@
 //! formats share (service names, `restarts`, `initial_status`, stop
 //! signals), the wrapped APP's job and the implicit telemetry job.
 
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -18,8 +19,8 @@ use crate::discovery::interfaces::InterfaceSpec;
 use crate::events::EventCode;
 
 /// Where a job's IP comes from when the config does not say: ContainerPilot
-/// 3.8 tried `eth0:inet`, then the first non-loopback IPv4 (observed from
-/// the real code, see compat/MANIFEST.md; its docs said only `eth0:inet`).
+/// 3.8 tried `eth0:inet`, then the first non-loopback IPv4 (so its code
+/// behaved, whatever its docs said: only `eth0:inet`).
 pub const DEFAULT_INTERFACES: [&str; 2] = ["eth0:inet", "inet"];
 /// The default `killTimeout` (ContainerPilot's `stopTimeout` default).
 pub const DEFAULT_KILL_TIMEOUT: Duration = DEFAULT_STOP_TIMEOUT;
@@ -44,8 +45,8 @@ pub fn check_service_name(name: &str, path: &str) -> Result<()> {
 }
 
 /// The name a job gets from its program: the last part of its path.
-pub fn program_name(program: &str) -> String {
-    JobConfig::app(vec![program.to_string()]).name
+pub fn program_name(program: &OsStr) -> String {
+    JobConfig::app(vec![program.to_owned()]).name
 }
 
 /// `wanted`, or `wanted-2`, `wanted-3`... whichever no job has yet.
@@ -62,7 +63,7 @@ pub fn unique_name(wanted: &str, jobs: &[JobConfig]) -> String {
 
 /// The wrapped APP from the command line. `argv` stays unrendered: the
 /// engine renders it with `render_args` just before each exec.
-pub fn app_job(argv: &[String], when: When, jobs: &[JobConfig]) -> JobConfig {
+pub fn app_job(argv: &[OsString], when: When, jobs: &[JobConfig]) -> JobConfig {
     let mut job = JobConfig::app(argv.to_vec());
     job.name = unique_name(&job.name, jobs);
     job.when = when;
@@ -345,9 +346,9 @@ mod tests {
 
     #[test]
     fn program_names_and_uniqueness() {
-        assert_eq!(program_name("/usr/sbin/nginx"), "nginx");
-        assert_eq!(program_name("node"), "node");
-        assert_eq!(program_name("/"), "app");
+        assert_eq!(program_name("/usr/sbin/nginx".as_ref()), "nginx");
+        assert_eq!(program_name("node".as_ref()), "node");
+        assert_eq!(program_name("/".as_ref()), "app");
         let jobs = vec![
             JobConfig::with_defaults("nginx", JobRole::Plain),
             JobConfig::with_defaults("nginx-2", JobRole::Plain),

@@ -27,6 +27,7 @@ pub mod v2;
 pub mod v3;
 pub mod words;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -80,9 +81,10 @@ impl Source {
 
 /// The configuration source: `flag` (from `-config`), else env
 /// `CONTAINERPILOT`, else env `CONTAINERBUDDY` (1.x). Empty values count as
-/// unset.
+/// unset. A value that is not UTF-8 is read lossily: the file it names then
+/// cannot be found, which is an error naming it, not a silent fallback.
 pub fn locate(flag: Option<&str>) -> Option<Source> {
-    let from_env = |name| std::env::var(name).ok();
+    let from_env = |name| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned());
     [
         flag.map(str::to_string),
         from_env("CONTAINERPILOT"),
@@ -97,14 +99,7 @@ pub fn locate(flag: Option<&str>) -> Option<Source> {
 /// The process environment as template data (values that are not UTF-8 are
 /// converted lossily).
 pub fn process_env() -> Env {
-    std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect()
+    crate::environment::template_data(&std::env::vars_os().collect())
 }
 
 /// Renders `text` as a Go template over `env`; errors name the line and column.
@@ -185,11 +180,15 @@ pub fn render_source(source: &Source, env: &Env) -> Result<String, ConfigError> 
 }
 
 /// Renders each APP argument as a template, just before exec (the engine
-/// calls this with the environment the APP will get).
-pub fn render_args(args: &[String], env: &Env) -> Result<Vec<String>, ConfigError> {
+/// calls this with the environment the APP will get). An argument that is
+/// not UTF-8 cannot hold a template: it passes through byte for byte.
+pub fn render_args(args: &[OsString], env: &Env) -> Result<Vec<OsString>, ConfigError> {
     args.iter()
         .enumerate()
-        .map(|(index, arg)| render_template(arg, &Origin::AppArgument(index), env))
+        .map(|(index, arg)| match arg.to_str() {
+            Some(text) => render_template(text, &Origin::AppArgument(index), env).map(Into::into),
+            None => Ok(arg.clone()),
+        })
         .collect()
 }
 
@@ -199,18 +198,6 @@ pub fn render_args(args: &[String], env: &Env) -> Result<Vec<String>, ConfigErro
 pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<String>,
-}
-
-/// Loads `source` over the process environment, logging warnings and the
-/// configuration. `app` is the wrapped APP's argv from the command line, if
-/// any; it becomes a job.
-pub fn load(source: &Source, app: Option<&[String]>) -> Result<Config, ConfigError> {
-    let loaded = load_with_env(source, app, &process_env())?;
-    for warning in &loaded.warnings {
-        tracing::warn!("config: {warning}");
-    }
-    log_loaded(&loaded.config);
-    Ok(loaded.config)
 }
 
 /// Logs the configuration autopilot runs, at DEBUG, under the words
@@ -250,7 +237,7 @@ fn redact_secrets(mut text: String, env: &Env) -> String {
 /// Loads `source` with `env` as the template data.
 pub fn load_with_env(
     source: &Source,
-    app: Option<&[String]>,
+    app: Option<&[OsString]>,
     env: &Env,
 ) -> Result<Loaded, ConfigError> {
     load_str(&source.read()?, &source.origin(), app, env)
@@ -260,7 +247,7 @@ pub fn load_with_env(
 pub fn load_str(
     text: &str,
     origin: &Origin,
-    app: Option<&[String]>,
+    app: Option<&[OsString]>,
     env: &Env,
 ) -> Result<Loaded, ConfigError> {
     let rendered = render_template(text, origin, env)?;
@@ -446,13 +433,9 @@ mod tests {
     #[test]
     fn app_arguments_render_with_their_position() {
         let env: Env = [("PORT".to_string(), "80".to_string())].into();
-        let args = [
-            "nginx".to_string(),
-            "-p".to_string(),
-            "{{ .PORT }}".to_string(),
-        ];
+        let args = ["nginx", "-p", "{{ .PORT }}"].map(OsString::from);
         assert_eq!(render_args(&args, &env).unwrap(), ["nginx", "-p", "80"]);
-        let error = render_args(&["x".to_string(), "{{ nope }}".to_string()], &env)
+        let error = render_args(&["x", "{{ nope }}"].map(OsString::from), &env)
             .unwrap_err()
             .to_string();
         assert!(
@@ -461,5 +444,13 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    #[test]
+    fn app_arguments_that_are_not_utf8_pass_through_unrendered() {
+        use std::os::unix::ffi::OsStringExt;
+        let raw = OsString::from_vec(b"{{ .PORT }}\xff".to_vec());
+        let rendered = render_args(std::slice::from_ref(&raw), &Env::new()).unwrap();
+        assert_eq!(rendered, [raw]);
     }
 }

@@ -7,12 +7,35 @@
 //! exist. This module owns only plain data; it must not read files, render
 //! templates or start anything.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::events::EventCode;
+
+/// A command and its arguments, byte for byte: the APP's come from the
+/// command line and need not be UTF-8 (see docs/design.md, "Bytes in,
+/// bytes out").
+pub type Argv = Vec<OsString>;
+
+/// `--check` prints an argv as strings; bytes that are not UTF-8 show as
+/// U+FFFD there, and only there.
+fn serialize_argv<S: Serializer>(argv: &Argv, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(argv.iter().map(|arg| arg.to_string_lossy()))
+}
+
+fn serialize_optional_argv<S: Serializer>(
+    argv: &Option<Argv>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match argv {
+        Some(argv) => serialize_argv(argv, serializer),
+        None => serializer.serialize_none(),
+    }
+}
 
 /// Which configuration dialect the user's file was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,7 +160,7 @@ impl Default for LoggingConfig {
 pub struct ControlConfig {
     pub socket: PathBuf,
     /// True when the user named the socket explicitly: then failing to create
-    /// it is an error instead of a warning (SPEC.md section 9).
+    /// it is an error instead of a warning (docs/control-plane.md).
     pub explicit: bool,
 }
 
@@ -243,7 +266,7 @@ pub enum CheckStatus {
 #[serde(rename_all = "lowercase")]
 pub enum HealthCheck {
     /// Run this argv; exit 0 within the timeout passes.
-    Exec(Vec<String>),
+    Exec(#[serde(serialize_with = "serialize_argv")] Argv),
     /// GET this URL; a 2xx answer within the timeout passes. [beyond]
     Http(String),
     /// Connect to `host:port`; an accepted connection passes. [beyond]
@@ -293,7 +316,8 @@ pub struct JobConfig {
     pub role: JobRole,
     /// The argv to run; `None` for a job that only registers an externally run
     /// service (or only reacts to events with nothing to exec).
-    pub exec: Option<Vec<String>>,
+    #[serde(serialize_with = "serialize_optional_argv")]
+    pub exec: Option<Argv>,
     /// Inherit autopilot's stdout/stderr instead of logging lines.
     pub logging_raw: bool,
     pub when: When,
@@ -309,7 +333,7 @@ pub struct JobConfig {
     pub port: Option<u16>,
     pub initial_status: Option<CheckStatus>,
     pub tags: Vec<String>,
-    /// IP selection specs (SPEC.md 8.4), default `["eth0:inet", "inet"]`
+    /// IP selection specs (docs/configuration.md, `jobs[]`), default `["eth0:inet", "inet"]`
     /// (what ContainerPilot 3.8's code used; its docs said `["eth0:inet"]`).
     pub interfaces: Vec<String>,
     pub consul: JobConsulExtras,
@@ -441,13 +465,15 @@ impl JobConfig {
 
     /// The wrapped APP from the command line: raw output, stdin, its exit ends
     /// autopilot.
-    pub fn app(argv: Vec<String>) -> JobConfig {
+    pub fn app(argv: Argv) -> JobConfig {
         let name = argv
             .first()
-            .and_then(|program| program.rsplit('/').next())
+            .and_then(|program| program.as_bytes().rsplit(|byte| *byte == b'/').next())
             .filter(|name| !name.is_empty())
-            .unwrap_or("app")
-            .to_string();
+            .map_or_else(
+                || "app".to_string(),
+                |name| String::from_utf8_lossy(name).into_owned(),
+            );
         JobConfig {
             exec: Some(argv),
             logging_raw: true,
@@ -459,7 +485,7 @@ impl JobConfig {
 impl Config {
     /// No configuration file: just the wrapped APP, tini-style. autopilot
     /// keeps the APP's stdout to itself: only warnings and errors, on stderr.
-    pub fn app_only(argv: Vec<String>) -> Config {
+    pub fn app_only(argv: Argv) -> Config {
         Config {
             format: Format::V3,
             consul: None,

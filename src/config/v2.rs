@@ -1,9 +1,10 @@
 //! The ContainerPilot 2.x (and Containerbuddy 1.x) front end: translates
 //! `preStart`/`onStart`, `preStop`, `postStop`, `stopTimeout`, `services`,
 //! `backends`, `coprocesses`, `tasks` and `telemetry.sensors` into the same
-//! jobs, watches and metrics the 3.x front end produces (SPEC.md section 6),
+//! jobs, watches and metrics the 3.x front end produces (docs/configuration.md, "2.x reference"),
 //! so one engine runs both. It must not know the 3.x keys.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -66,7 +67,7 @@ const SENSOR_KEYS: [&str; 8] = [
 /// Reads a 2.x document (already checked to have only [`TOP_KEYS`]).
 pub fn decode(
     root: &Object<'_>,
-    app: Option<&[String]>,
+    app: Option<&[OsString]>,
     warnings: &mut Vec<String>,
 ) -> Result<Parts> {
     if root.has("consul") && root.has("etcd") {
@@ -138,7 +139,7 @@ fn once(code: EventCode, source: &str) -> When {
 /// when there is no APP). Returns the preStart job's name.
 fn hooks(
     root: &Object<'_>,
-    app: Option<&[String]>,
+    app: Option<&[OsString]>,
     jobs_list: &mut Vec<JobConfig>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<String>> {

@@ -2,8 +2,9 @@
 //! `watches`, `control`, `telemetry` (and the undocumented top-level
 //! `stopTimeout`, which autopilot applies to the wrapped APP) read into the
 //! model with every rule ContainerPilot 3.8 enforced, plus the checks
-//! SPEC.md section 4 adds. It must not know the 2.x keys.
+//! docs/design.md, "The 3.x model" adds. It must not know the 2.x keys.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -65,7 +66,7 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 /// Reads a 3.x document (already checked to have only [`TOP_KEYS`]).
 pub fn decode(
     root: &Object<'_>,
-    app: Option<&[String]>,
+    app: Option<&[OsString]>,
     warnings: &mut Vec<String>,
 ) -> Result<Parts> {
     let mut jobs_list = Vec::new();

@@ -1,4 +1,4 @@
-//! The control plane: HTTP/1.1 over a unix socket (SPEC.md section 9).
+//! The control plane: HTTP/1.1 over a unix socket (docs/control-plane.md).
 //!
 //! Jobs and operators talk back to the supervisor here: `-putenv`,
 //! `-putmetric`, `-reload`, `-maintenance`, `--status`, `-signal`. The server
@@ -76,12 +76,6 @@ pub struct ControlError {
 #[derive(Debug)]
 pub struct SocketFile {
     path: PathBuf,
-}
-
-impl SocketFile {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Drop for SocketFile {

@@ -1,4 +1,4 @@
-//! The Consul backend: the agent's HTTP API v1 (SPEC.md 8.2).
+//! The Consul backend: the agent's HTTP API v1 (docs/design.md, "Discovery").
 //!
 //! Owns the Consul settings (config merged with the `CONSUL_*` environment variables, the
 //! way Consul's own CLI reads them), the HTTP client (token, basic auth, TLS) and the request
@@ -213,7 +213,7 @@ impl ConsulBackend {
         })
     }
 
-    /// `PUT /v1/agent/service/register` with a TTL check (SPEC.md 8.2).
+    /// `PUT /v1/agent/service/register` with a TTL check (docs/design.md, "Discovery").
     pub async fn register(&self, service: &ServiceRegistration) -> Result<(), DiscoveryError> {
         let request = self
             .put(&["v1", "agent", "service", "register"])
@@ -377,7 +377,7 @@ fn status_name(status: CheckStatus) -> &'static str {
     }
 }
 
-/// The register body of SPEC.md 8.2. The embedded check gets the ID `service:<ID>`.
+/// The register body (docs/design.md, "Discovery"). The embedded check gets the ID `service:<ID>`.
 fn register_body(service: &ServiceRegistration) -> Value {
     let mut check = json!({
         "TTL": go_duration(service.ttl),

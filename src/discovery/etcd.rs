@@ -1,4 +1,4 @@
-//! The etcd backend: etcd v3 through its JSON gateway (SPEC.md 8.3) **\[beyond\]**.
+//! The etcd backend: etcd v3 through its JSON gateway (docs/design.md, "Discovery") **\[beyond\]**.
 //!
 //! Owns the key layout and the lease of every service it registered. Each healthy instance
 //! is the key `<prefix>/<service>/<ID>` holding `{"ID","Name","Address","Port","Tags"}`,

@@ -1,4 +1,4 @@
-//! Choosing the IP a service advertises (SPEC.md 8.4).
+//! Choosing the IP a service advertises (docs/configuration.md, `jobs[]`, `interfaces`).
 //!
 //! Owns the interface spec syntax and the selection rule; the only OS access is the
 //! getifaddrs call in [`find_ip`]. Selection itself ([`select`]) is pure.

@@ -1,4 +1,4 @@
-//! Discovery: advertising jobs in a service catalog and reading it back (SPEC.md section 8).
+//! Discovery: advertising jobs in a service catalog and reading it back (docs/design.md, "Discovery").
 //!
 //! Owns the catalog backends ([`consul`] over Consul's HTTP API v1, [`etcd`] over etcd's v3
 //! JSON gateway), the pure logic around them ([`watch`]: which events a watch result means;
@@ -51,9 +51,9 @@ pub use reads::Read;
 
 use outage::{CallKind, OutageLog};
 
-/// How long the telemetry service's TTL is (SPEC.md 8.2).
+/// How long the telemetry service's TTL is (docs/design.md, "Discovery").
 pub const TELEMETRY_TTL: Duration = Duration::from_secs(15);
-/// How often the telemetry service heartbeats (SPEC.md 8.2).
+/// How often the telemetry service heartbeats (docs/design.md, "Discovery").
 pub const TELEMETRY_HEARTBEAT: Duration = Duration::from_secs(5);
 /// The most check output sent to the catalog: the last 4 KiB.
 pub const MAX_CHECK_OUTPUT: usize = 4096;

@@ -1,4 +1,4 @@
-//! What to do while the catalog is unavailable (SPEC.md 8.1): retry with capped exponential
+//! What to do while the catalog is unavailable (docs/design.md, "Discovery"): retry with capped exponential
 //! backoff, and log one warning per outage (not per call) plus one line when it ends.
 //!
 //! An outage starts with the first failed call and ends once every kind of call that failed

@@ -1,4 +1,4 @@
-//! What a watch result means (SPEC.md 8.2): which events to publish and which index to
+//! What a watch result means (docs/design.md, "Discovery"): which events to publish and which index to
 //! block on next. Pure logic; the engine runs the loop and publishes.
 //!
 //! Events, in the order to publish them:

@@ -138,7 +138,7 @@ impl Checks {
 }
 
 /// The telemetry service has no check: it heartbeats every 5 s while
-/// autopilot runs (SPEC.md 8.2).
+/// autopilot runs (docs/design.md, "Discovery").
 pub fn spawn_heartbeat(tasks: &Tasks, registration: Arc<Registration>) -> CancellationToken {
     tasks.spawn(async move {
         let mut ticker = tokio::time::interval(TELEMETRY_HEARTBEAT);
@@ -181,7 +181,7 @@ async fn check(
 
 async fn check_exec(
     job: &str,
-    argv: &[String],
+    argv: &[std::ffi::OsString],
     raw: bool,
     limit: Option<Duration>,
     shared: &Shared,

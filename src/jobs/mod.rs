@@ -24,7 +24,6 @@ pub mod spawner;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +34,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config;
 use crate::config::model::{Format, Frequency, JobConfig, JobRole, Restarts, When, GLOBAL_SOURCE};
-use crate::discovery::{Discovery, Instance, ServiceRegistration};
-use crate::environment::{job_variable, Environment};
+use crate::discovery::{Discovery, ServiceRegistration};
+use crate::environment::{self, job_variable, Environment};
 use crate::events::{Bus, Event, EventCode};
 use crate::process::SpawnSpec;
 use crate::reaper::{ExitStatus, Reaper};
@@ -111,8 +110,6 @@ pub struct Shared {
     pub format: Format,
     /// True while autopilot is in maintenance mode.
     pub maintenance: watch::Receiver<bool>,
-    /// The healthy instances each watch saw last, for `render` templates.
-    pub watched: watch::Receiver<BTreeMap<String, Vec<Instance>>>,
     /// How many services are in the catalog (the APP waits for none at shutdown).
     pub in_catalog: InCatalog,
 }
@@ -599,15 +596,17 @@ impl Job {
     }
 
     /// Starts the run's process; the status a run that cannot start ends with.
-    fn spawn_run(&mut self, env: config::Env) -> Result<Box<dyn Child>, ExitStatus> {
+    fn spawn_run(&mut self, env: environment::Table) -> Result<Box<dyn Child>, ExitStatus> {
         let argv = self.config.exec.clone().ok_or(ExitStatus::Code(0))?;
         let argv = match self.config.role {
             // The APP's arguments are templates, rendered just before each
             // exec so they see CONTAINERPILOT_<JOB>_IP and -putenv values.
-            JobRole::App => config::render_args(&argv, &env).map_err(|error| {
-                crate::complain!("autopilot: {error}");
-                ExitStatus::Code(2)
-            })?,
+            JobRole::App => {
+                config::render_args(&argv, &environment::template_data(&env)).map_err(|error| {
+                    crate::complain!("autopilot: {error}");
+                    ExitStatus::Code(2)
+                })?
+            }
             _ => argv,
         };
         let spec = SpawnSpec {
@@ -635,13 +634,13 @@ impl Job {
     /// (exit code 1) when the template could not be rendered, and waits
     /// (no event) while the template's data is being fetched: the job runs
     /// again when it arrives.
-    fn render_before_run(&self, env: &config::Env) -> RenderStep {
+    fn render_before_run(&self, env: &environment::Table) -> RenderStep {
         let Some(renderer) = &self.renderer else {
             return RenderStep::Exec;
         };
         let job = &self.config.name;
         let output = renderer.output().display();
-        match renderer.render(env) {
+        match renderer.render(&environment::template_data(env)) {
             Ok(render::Outcome::Changed) => {
                 tracing::info!(job = %job, "rendered {output}");
                 match self.config.exec {

@@ -1,6 +1,7 @@
 //! The engine's rules on paused time: every job here runs through a scripted
 //! spawner, and every instant is exact (milliseconds after `startup`).
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use futures_util::future::BoxFuture;
@@ -143,7 +144,6 @@ impl Engine {
             shutdown: shutdown_receiver,
             format: Format::V3,
             maintenance: watch::channel(false).1,
-            watched: watch::channel(BTreeMap::new()).1,
             in_catalog: InCatalog::default(),
         };
         let events = Arc::new(Mutex::new(Vec::new()));

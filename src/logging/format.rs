@@ -1,5 +1,5 @@
-//! The three line formats of SPEC §11, applied to `tracing` events; the
-//! format can be switched while the logger runs.
+//! The three line formats of docs/design.md, "Logging", applied to `tracing`
+//! events; the format can be switched while the logger runs.
 //!
 //! - `default` — ContainerPilot 3's own format: `<RFC3339 UTC time, ns> <message>`.
 //!   Structured fields of autopilot's own messages follow as ` key=value`

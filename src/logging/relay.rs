@@ -1,4 +1,4 @@
-//! The job output relay (SPEC §7 "Output"): reads a child's stdout or stderr
+//! The job output relay (docs/design.md, "PID 1 duties"): reads a child's stdout or stderr
 //! pipe and logs it line by line, labelled `job=<name>` or
 //! `check=check.<name>`.
 //!

@@ -140,7 +140,11 @@ mod tests {
         let debug = LevelFilter::DEBUG;
         assert!(enables(debug, "autopilot::jobs", Level::DEBUG));
         assert!(enables(debug, "autopilot", Level::DEBUG));
-        assert!(enables(debug, super::super::OUTPUT_TARGET, Level::DEBUG));
+        assert!(enables(
+            debug,
+            crate::logging::relay::OUTPUT_TARGET,
+            Level::DEBUG
+        ));
         assert!(!enables(debug, "autopilotx", Level::DEBUG));
         assert!(!enables(debug, "hyper_util::client", Level::DEBUG));
         assert!(enables(debug, "hyper", Level::WARN));

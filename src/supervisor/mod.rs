@@ -4,8 +4,8 @@
 //! starts one task per job, publishes `startup`, gives signals their meaning
 //! (shutdown, signal events, reload, maintenance, forwarding to the APP's
 //! process group), answers the control plane, runs the graceful shutdown,
-//! and turns what the jobs report into autopilot's exit code (SPEC.md
-//! sections 2, 7 and 9). What one configuration started lives in its run
+//! and turns what the jobs report into autopilot's exit code (docs/design.md,
+//! "Exit codes", "PID 1 duties" and "Control plane"). What one configuration started lives in its run
 //! [`generation`]; a reload prepares the next one beside it and swaps only
 //! once it is built, keeping every job whose configuration did not change.
 //! It owns the top-level control flow and the exit
@@ -29,7 +29,7 @@ use crate::config::Env;
 use crate::control::{self, Request, SignalOutcome, SocketFile};
 use crate::discovery::interfaces::InterfaceError;
 use crate::discovery::DiscoveryError;
-use crate::environment::Environment;
+use crate::environment::{self, Environment};
 use crate::events::{Event, EventCode};
 use crate::jobs::{self, JobSpec, ProcessSpawner, Report, Shared, ShutdownState, Start};
 use crate::logging::LogHandle;
@@ -132,7 +132,7 @@ impl StartError {
     }
 }
 
-/// The exit codes that decide autopilot's own (SPEC.md section 2).
+/// The exit codes that decide autopilot's own (docs/design.md, "Exit codes").
 #[derive(Debug, Default)]
 struct ExitCodes {
     app: Option<i32>,
@@ -206,12 +206,11 @@ impl Supervisor {
         let (report_sender, reports) = mpsc::unbounded_channel();
         let (shutdown, shutdown_receiver) = watch::channel(ShutdownState::default());
         let (maintenance_switch, maintenance) = watch::channel(false);
-        let (watched, watched_receiver) = watch::channel(BTreeMap::new());
         let ground = Ground {
             tasks: Tasks::default(),
             bus: Default::default(),
             env,
-            watched,
+            watched: watch::Sender::new(BTreeMap::new()),
             metrics: watch::Sender::new(None),
             status: status_query(request_sender.clone()),
         };
@@ -231,7 +230,6 @@ impl Supervisor {
             shutdown: shutdown_receiver,
             format: generation.config.format,
             maintenance,
-            watched: watched_receiver,
             in_catalog: Default::default(),
         };
         let bound = match &generation.config.control {
@@ -584,7 +582,7 @@ impl Supervisor {
             .reloader
             .as_ref()
             .ok_or("there is no configuration file to reload")?;
-        let mut new = reloader(&self.shared.env.snapshot())?;
+        let mut new = reloader(&environment::template_data(&self.shared.env.snapshot()))?;
         let app = self
             .generation
             .config

@@ -1,4 +1,4 @@
-//! Telemetry: the Prometheus metrics autopilot exposes (SPEC.md section 10).
+//! Telemetry: the Prometheus metrics autopilot exposes (docs/telemetry.md).
 //!
 //! [`Metrics`] holds the user's metrics (`telemetry.metrics[]`, and 2.x
 //! `telemetry.sensors[]`) next to autopilot's own: `containerpilot_events`,

@@ -1,0 +1,768 @@
+//! The Consul backend against a scripted HTTP listener that records every request: request
+//! shapes (docs/design.md, "Discovery"), the re-register-and-retry rule, the token's secrecy, health query
+//! parsing and blocking indexes, maintenance and outage logging.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autopilot::testing::config::model::{CheckStatus, TlsConfig, WatchConfig};
+use autopilot::testing::discovery::consul::{BasicAuth, Secret};
+use autopilot::testing::discovery::watch::WatchState;
+use autopilot::testing::discovery::{
+    ConsulSettings, Discovery, DiscoveryError, Instance, ServiceRegistration, MAX_CHECK_OUTPUT,
+};
+use autopilot::testing::events::EventCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
+
+const TOKEN: &str = "acl-7f3e-very-secret";
+
+/// One request as the listener saw it.
+#[derive(Debug, Clone)]
+struct Recorded {
+    method: String,
+    /// Path and query, as sent.
+    target: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Recorded {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+
+    fn line(&self) -> String {
+        format!("{} {}", self.method, self.target)
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+fn ok() -> Reply {
+    status(200, "")
+}
+
+fn status(code: u16, body: &str) -> Reply {
+    Reply {
+        status: code,
+        headers: Vec::new(),
+        body: body.to_string(),
+    }
+}
+
+type Script = dyn Fn(usize, &Recorded) -> Reply + Send + Sync;
+
+/// A minimal HTTP/1.1 listener standing in for a Consul agent. Hand-written on a raw TCP
+/// socket because the tests need the exact bytes of every request and nothing else: one
+/// request per connection, `Connection: close`, Content-Length bodies only.
+struct FakeAgent {
+    address: SocketAddr,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl FakeAgent {
+    /// `script` gets the request's number (from 0) and the request, and says what to answer.
+    async fn start(script: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static) -> Self {
+        FakeAgent::start_with(None, script).await
+    }
+
+    /// Like [`FakeAgent::start`], speaking TLS through `tls` when given.
+    async fn start_with(
+        tls: Option<TlsAcceptor>,
+        script: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script: Arc<Script> = Arc::new(script);
+        let recorded = Arc::clone(&requests);
+        tokio::spawn(async move {
+            let counter = Arc::new(AtomicUsize::new(0));
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (script, recorded, counter) = (
+                    Arc::clone(&script),
+                    Arc::clone(&recorded),
+                    Arc::clone(&counter),
+                );
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    match tls {
+                        None => serve(stream, &*script, &recorded, &counter).await,
+                        // A failed handshake is what some tests expect: nothing to serve.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve(stream, &*script, &recorded, &counter).await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        FakeAgent { address, requests }
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.requests().iter().map(Recorded::line).collect()
+    }
+
+    fn settings(&self) -> ConsulSettings {
+        let mut settings = ConsulSettings::resolve(None, |_| None).unwrap();
+        settings.address = self.address.to_string();
+        settings.token = Some(Secret::new(TOKEN));
+        settings
+    }
+
+    fn discovery(&self) -> Discovery {
+        Discovery::consul(self.settings()).unwrap()
+    }
+}
+
+async fn serve(
+    stream: impl AsyncRead + AsyncWrite + Unpin,
+    script: &Script,
+    recorded: &Mutex<Vec<Recorded>>,
+    counter: &AtomicUsize,
+) {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).await.unwrap();
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap(), parts.next().unwrap());
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        match line.trim_end().split_once(':') {
+            Some((key, value)) => headers.push((key.to_string(), value.trim().to_string())),
+            None => break,
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, value)| value.parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.unwrap();
+    let request = Recorded {
+        method: method.to_string(),
+        target: target.to_string(),
+        headers,
+        body: String::from_utf8(body).unwrap(),
+    };
+    let number = counter.fetch_add(1, Ordering::SeqCst);
+    recorded.lock().unwrap().push(request.clone());
+    let reply = script(number, &request);
+    let mut head = format!(
+        "HTTP/1.1 {} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reply.status,
+        reply.body.len()
+    );
+    for (key, value) in &reply.headers {
+        head.push_str(&format!("{key}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = reader.into_inner();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(reply.body.as_bytes()).await.unwrap();
+    stream.shutdown().await.unwrap();
+}
+
+fn service(name: &str, initial_status: Option<CheckStatus>) -> ServiceRegistration {
+    ServiceRegistration {
+        id: format!("{name}-host1"),
+        name: name.to_string(),
+        tags: vec!["web".to_string(), "v2".to_string()],
+        port: 8080,
+        address: "10.0.0.5".parse().unwrap(),
+        ttl: Duration::from_secs(10),
+        initial_status,
+        enable_tag_override: true,
+        deregister_critical_service_after: Some(Duration::from_secs(90)),
+    }
+}
+
+fn watch(name: &str) -> WatchConfig {
+    WatchConfig {
+        name: name.to_string(),
+        interval: Duration::from_secs(5),
+        tag: Some("blue".to_string()),
+        dc: Some("dc2".to_string()),
+    }
+}
+
+/// Runs `action` against an agent that accepts everything; returns the requests it made.
+async fn requests_of<F, Fut>(action: F) -> Vec<Recorded>
+where
+    F: FnOnce(Discovery) -> Fut,
+    Fut: Future<Output = Result<(), DiscoveryError>>,
+{
+    let agent = FakeAgent::start(|_, _| ok()).await;
+    action(agent.discovery()).await.unwrap();
+    agent.requests()
+}
+
+#[tokio::test]
+async fn register_sends_the_spec_body_with_the_token_and_json_content_type() {
+    let app = service("app", Some(CheckStatus::Warning));
+    let requests = requests_of(|d| async move { d.register(&app).await }).await;
+    let request = &requests[0];
+    assert_eq!(request.line(), "PUT /v1/agent/service/register");
+    assert_eq!(request.header("X-Consul-Token"), Some(TOKEN));
+    assert_eq!(request.header("Content-Type"), Some("application/json"));
+    assert_eq!(
+        request.json(),
+        json!({
+            "ID": "app-host1",
+            "Name": "app",
+            "Tags": ["web", "v2"],
+            "Port": 8080,
+            "Address": "10.0.0.5",
+            "EnableTagOverride": true,
+            "Check": {
+                "TTL": "10s",
+                "Status": "warning",
+                "Notes": "TTL for app set by autopilot",
+                "DeregisterCriticalServiceAfter": "90s",
+            },
+        })
+    );
+}
+
+#[tokio::test]
+async fn register_without_initial_status_is_passing_and_omits_optional_fields() {
+    let mut plain = service("db", None);
+    plain.deregister_critical_service_after = None;
+    let requests = requests_of(|d| async move { d.register(&plain).await }).await;
+    assert_eq!(
+        requests[0].json()["Check"],
+        json!({"TTL": "10s", "Status": "passing", "Notes": "TTL for db set by autopilot"})
+    );
+}
+
+#[tokio::test]
+async fn heartbeat_updates_the_ttl_check_with_its_output() {
+    let app = service("app", None);
+    let requests = requests_of(|d| async move { d.pass(&app, "all good").await }).await;
+    let request = &requests[0];
+    assert_eq!(
+        request.line(),
+        "PUT /v1/agent/check/update/service:app-host1"
+    );
+    assert_eq!(request.header("Content-Type"), Some("application/json"));
+    assert_eq!(
+        request.json(),
+        json!({"Status": "passing", "Output": "all good"})
+    );
+}
+
+#[tokio::test]
+async fn heartbeat_re_registers_and_retries_once_when_the_agent_forgot_the_check() {
+    // 404 from current agents, 500 "does not have associated TTL" from older ones.
+    for (code, body) in [
+        (
+            404,
+            "CheckID \"service:app-host1\" does not have associated TTL",
+        ),
+        (
+            500,
+            "CheckID \"service:app-host1\" does not have associated TTL",
+        ),
+    ] {
+        let agent =
+            FakeAgent::start(move |n, _| if n == 0 { status(code, body) } else { ok() }).await;
+        agent
+            .discovery()
+            .pass(&service("app", None), "fine")
+            .await
+            .unwrap();
+        assert_eq!(
+            agent.lines(),
+            [
+                "PUT /v1/agent/check/update/service:app-host1",
+                "PUT /v1/agent/service/register",
+                "PUT /v1/agent/check/update/service:app-host1",
+            ],
+            "after a {code}"
+        );
+        assert_eq!(agent.requests()[2].json()["Output"], "fine");
+    }
+}
+
+#[tokio::test]
+async fn heartbeat_retries_only_once() {
+    let agent = FakeAgent::start(|_, request| {
+        if request.target.contains("/check/update/") {
+            status(404, "unknown check")
+        } else {
+            ok()
+        }
+    })
+    .await;
+    let error = agent
+        .discovery()
+        .pass(&service("app", None), "")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DiscoveryError::Rejected { status: 404, .. }),
+        "{error}"
+    );
+    assert_eq!(agent.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn failing_check_goes_critical_at_once_with_the_tail_of_its_output() {
+    let app = service("app", None);
+    let output = format!(
+        "{}{}",
+        "early noise ".repeat(100),
+        "E".repeat(MAX_CHECK_OUTPUT)
+    );
+    let requests = requests_of(|d| async move { d.mark_critical(&app, &output).await }).await;
+    assert_eq!(
+        requests[0].line(),
+        "PUT /v1/agent/check/update/service:app-host1"
+    );
+    assert_eq!(
+        requests[0].json(),
+        json!({"Status": "critical", "Output": "E".repeat(MAX_CHECK_OUTPUT)})
+    );
+}
+
+#[tokio::test]
+async fn deregister_and_maintenance() {
+    let with_status = service("app", Some(CheckStatus::Passing));
+    let without = service("worker", None);
+    let both = [with_status.clone(), without];
+    let requests = requests_of(|d| async move {
+        d.deregister(&with_status).await?;
+        d.enter_maintenance(&both).await?;
+        d.exit_maintenance(&both).await
+    })
+    .await;
+    let lines: Vec<String> = requests.iter().map(Recorded::line).collect();
+    assert_eq!(lines[0], "PUT /v1/agent/service/deregister/app-host1");
+    // The maintenance calls run concurrently: compare without order.
+    let mut maintenance = lines[1..3].to_vec();
+    maintenance.sort();
+    assert_eq!(
+        maintenance,
+        [
+            "PUT /v1/agent/service/deregister/app-host1",
+            "PUT /v1/agent/service/deregister/worker-host1",
+        ]
+    );
+    // Only the service with an initial status comes back at once.
+    assert_eq!(lines[3..], ["PUT /v1/agent/service/register"]);
+    assert_eq!(requests[3].json()["ID"], "app-host1");
+}
+
+fn health_reply(index: u64, body: Value) -> Reply {
+    Reply {
+        status: 200,
+        headers: vec![("X-Consul-Index", index.to_string())],
+        body: body.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn health_query_parameters_index_and_node_address_fallback() {
+    let agent = FakeAgent::start(|_, _| {
+        health_reply(
+            42,
+            json!([
+                {"Node": {"Node": "n1", "Address": "10.0.0.9"},
+                 "Service": {"ID": "db-a", "Service": "db", "Address": "", "Port": 5432}},
+                {"Node": {"Node": "n2", "Address": "10.0.0.10"},
+                 "Service": {"ID": "db-b", "Service": "db", "Address": "10.1.1.1", "Port": 5433}},
+            ]),
+        )
+    })
+    .await;
+    let discovery = agent.discovery();
+    let first = discovery.healthy_instances(&watch("db"), 0).await.unwrap();
+    assert_eq!(first.index, 42);
+    assert_eq!(
+        first.instances,
+        [
+            Instance {
+                id: "db-a".to_string(),
+                address: "10.0.0.9".to_string(),
+                port: 5432
+            },
+            Instance {
+                id: "db-b".to_string(),
+                address: "10.1.1.1".to_string(),
+                port: 5433
+            },
+        ]
+    );
+    discovery.healthy_instances(&watch("db"), 42).await.unwrap();
+    let requests = agent.requests();
+    assert_eq!(
+        requests[0].line(),
+        "GET /v1/health/service/db?passing=1&tag=blue&dc=dc2"
+    );
+    assert_eq!(
+        requests[1].line(),
+        "GET /v1/health/service/db?passing=1&tag=blue&dc=dc2&index=42&wait=5s"
+    );
+    assert_eq!(requests[0].header("X-Consul-Token"), Some(TOKEN));
+}
+
+#[tokio::test]
+async fn watch_restarts_without_blocking_when_the_index_goes_backwards() {
+    let indexes = [100, 50, 60];
+    let agent = FakeAgent::start(move |n, _| health_reply(indexes[n.min(2)], json!([]))).await;
+    let discovery = agent.discovery();
+    let mut state = WatchState::new();
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        let result = discovery
+            .healthy_instances(&watch("db"), state.index())
+            .await
+            .unwrap();
+        events.extend(state.update(result));
+    }
+    let targets: Vec<String> = agent.requests().into_iter().map(|r| r.target).collect();
+    assert!(!targets[0].contains("index="), "{}", targets[0]);
+    assert!(targets[1].contains("index=100&wait=5s"), "{}", targets[1]);
+    assert!(!targets[2].contains("index="), "reset to 0: {}", targets[2]);
+    assert_eq!(state.index(), 60);
+    assert_eq!(
+        events,
+        [EventCode::Unhealthy],
+        "absent at start, then nothing new"
+    );
+}
+
+#[tokio::test]
+async fn basic_auth_from_consul_http_auth() {
+    let agent = FakeAgent::start(|_, _| ok()).await;
+    let mut settings = agent.settings();
+    settings.basic_auth = Some(BasicAuth {
+        user: "alice".to_string(),
+        password: Some(Secret::new("pw")),
+    });
+    Discovery::consul(settings)
+        .unwrap()
+        .deregister(&service("app", None))
+        .await
+        .unwrap();
+    // base64("alice:pw")
+    assert_eq!(
+        agent.requests()[0].header("Authorization"),
+        Some("Basic YWxpY2U6cHc=")
+    );
+}
+
+/// Collects what tracing writes on the current thread (the tests run on current-thread
+/// runtimes, so the backend's logs come from the test's own thread).
+///
+/// One global TRACE subscriber for the whole binary, whose writer routes to the capturing
+/// thread: a per-thread `set_default` subscriber would race with tracing's global callsite
+/// interest cache when tests run in parallel, and lose events.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<CapturedLogs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The writer of the global subscriber: appends to this thread's capture, if any.
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|capture| {
+            if let Some(logs) = capture.borrow().as_ref() {
+                logs.0.lock().unwrap().extend_from_slice(bytes);
+            }
+        });
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn install() -> CapturedLogs {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(|| ThreadWriter)
+                .init();
+        });
+        let logs = CapturedLogs::default();
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(logs.clone()));
+        logs
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_debug_output_or_logs() {
+    let logs = CapturedLogs::install();
+    // The agent rejects every call, so every error path logs.
+    let agent = FakeAgent::start(|_, _| status(403, "ACL not found")).await;
+    let discovery = agent.discovery();
+    let app = service("app", None);
+    assert!(discovery.pass(&app, "out").await.is_err());
+    assert!(discovery.register(&app).await.is_err());
+    let error = discovery
+        .healthy_instances(&watch("db"), 0)
+        .await
+        .unwrap_err();
+    assert!(agent
+        .requests()
+        .iter()
+        .all(|r| r.header("X-Consul-Token") == Some(TOKEN)));
+    let logged = logs.text();
+    assert!(
+        logged.contains("ACL not found"),
+        "the failures were logged: {logged}"
+    );
+    for shown in [
+        logged,
+        format!("{discovery:?}"),
+        format!("{:?}", agent.settings()),
+        format!("{error} {error:?}"),
+    ] {
+        assert!(!shown.contains(TOKEN), "token leaked into: {shown}");
+    }
+}
+
+#[tokio::test]
+async fn an_outage_is_warned_about_once_and_its_end_is_logged() {
+    let logs = CapturedLogs::install();
+    let agent = FakeAgent::start(|n, _| {
+        if n < 3 {
+            status(503, "no leader")
+        } else {
+            ok()
+        }
+    })
+    .await;
+    let discovery = agent.discovery();
+    let app = service("app", Some(CheckStatus::Passing));
+    for _ in 0..3 {
+        assert!(discovery.register(&app).await.is_err());
+    }
+    discovery.register(&app).await.unwrap();
+    discovery.register(&app).await.unwrap();
+    let logged = logs.text();
+    let warnings: Vec<&str> = logged.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), 1, "{logged}");
+    assert!(warnings[0].contains("no leader"), "{logged}");
+    let recoveries: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("catalog reachable again after 3 failed call(s)"))
+        .collect();
+    assert_eq!(recoveries.len(), 1, "{logged}");
+}
+
+#[tokio::test]
+async fn an_unreachable_agent_is_an_error_not_a_hang_or_panic() {
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let mut settings = ConsulSettings::resolve(None, |_| None).unwrap();
+    settings.address = address.to_string();
+    let error = Discovery::consul(settings)
+        .unwrap()
+        .register(&service("app", None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DiscoveryError::Unreachable { .. }),
+        "{error}"
+    );
+}
+
+/// A CA, a server certificate valid only for `server.dc1.consul` and a client certificate,
+/// written as PEM files.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: rcgen::Certificate,
+    server: (rcgen::Certificate, rcgen::KeyPair),
+}
+
+impl Pki {
+    fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf = |name: &str, usage| {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+            params.extended_key_usages = vec![usage];
+            (params.signed_by(&key, &ca, &ca_key).unwrap(), key)
+        };
+        let server = leaf("server.dc1.consul", ExtendedKeyUsagePurpose::ServerAuth);
+        let (client, client_key) = leaf("autopilot", ExtendedKeyUsagePurpose::ClientAuth);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("cas")).unwrap();
+        for (file, pem) in [
+            ("ca.pem", ca.pem()),
+            ("cas/ca.pem", ca.pem()),
+            ("client.pem", client.pem()),
+            ("client-key.pem", client_key.serialize_pem()),
+        ] {
+            std::fs::write(dir.path().join(file), pem).unwrap();
+        }
+        Pki { dir, ca, server }
+    }
+
+    fn path(&self, file: &str) -> Option<std::path::PathBuf> {
+        Some(self.dir.path().join(file))
+    }
+
+    /// A server that presents its certificate and requires a client certificate of the CA.
+    fn acceptor(&self) -> TlsAcceptor {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&provider),
+        )
+        .build()
+        .unwrap();
+        let (cert, key) = &self.server;
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(clients)
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// Verified TLS with this PKI's CA file, client certificate and server name.
+    fn tls(&self) -> TlsConfig {
+        TlsConfig {
+            cafile: self.path("ca.pem"),
+            capath: None,
+            clientcert: self.path("client.pem"),
+            clientkey: self.path("client-key.pem"),
+            servername: Some("server.dc1.consul".to_string()),
+            verify: true,
+        }
+    }
+}
+
+#[tokio::test]
+async fn tls_is_verified_unless_turned_off() {
+    let pki = Pki::new();
+    let agent = FakeAgent::start_with(Some(pki.acceptor()), |_, _| ok()).await;
+    let deregister = |tls: TlsConfig| {
+        let mut settings = agent.settings();
+        settings.scheme = "https".to_string();
+        settings.tls = tls;
+        async move {
+            Discovery::consul(settings)
+                .unwrap()
+                .deregister(&service("app", None))
+                .await
+        }
+    };
+    let accepted = [
+        ("CA file, client certificate, server name", pki.tls()),
+        (
+            "CA directory instead of a CA file",
+            TlsConfig {
+                cafile: None,
+                capath: pki.path("cas"),
+                ..pki.tls()
+            },
+        ),
+        (
+            "verification off: unknown CA and wrong name are accepted",
+            TlsConfig {
+                cafile: None,
+                servername: None,
+                verify: false,
+                ..pki.tls()
+            },
+        ),
+    ];
+    let refused = [
+        (
+            "the bundled web roots do not know the CA",
+            TlsConfig {
+                cafile: None,
+                ..pki.tls()
+            },
+        ),
+        (
+            "without the server name, 127.0.0.1 is not in the certificate",
+            TlsConfig {
+                servername: None,
+                ..pki.tls()
+            },
+        ),
+        (
+            "the agent requires a client certificate",
+            TlsConfig {
+                clientcert: None,
+                clientkey: None,
+                ..pki.tls()
+            },
+        ),
+    ];
+    for (case, tls) in accepted {
+        let before = agent.requests().len();
+        deregister(tls)
+            .await
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(agent.requests().len(), before + 1, "{case}");
+    }
+    let served = agent.requests().len();
+    for (case, tls) in refused {
+        let error = deregister(tls).await.expect_err(case);
+        assert!(
+            matches!(error, DiscoveryError::Unreachable { .. }),
+            "{case}: {error}"
+        );
+    }
+    assert_eq!(
+        agent.requests().len(),
+        served,
+        "no refused call reached HTTP"
+    );
+}
