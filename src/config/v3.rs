@@ -13,8 +13,8 @@ use super::decode::{Object, Result};
 use super::error::{did_you_mean, ConfigError};
 use super::jobs;
 use super::model::{
-    Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, RenderConfig, TelemetryConfig,
-    WatchConfig, When,
+    Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, RenderConfig, RenderWait,
+    TelemetryConfig, WatchConfig, When,
 };
 use super::sections;
 use super::Parts;
@@ -55,7 +55,7 @@ const WHEN_KEYS: [&str; 5] = ["interval", "source", "once", "each", "timeout"];
 const HEALTH_KEYS: [&str; 7] = [
     "exec", "http", "tcp", "interval", "ttl", "timeout", "logging",
 ];
-const RENDER_KEYS: [&str; 2] = ["template", "output"];
+const RENDER_KEYS: [&str; 3] = ["template", "output", "wait"];
 const WATCH_KEYS: [&str; 4] = ["name", "interval", "tag", "dc"];
 const TELEMETRY_KEYS: [&str; 4] = ["port", "interfaces", "tags", "metrics"];
 const METRIC_KEYS: [&str; 5] = ["namespace", "subsystem", "name", "help", "type"];
@@ -170,6 +170,10 @@ fn render(object: &Object<'_>) -> Result<RenderConfig> {
     let render = RenderConfig {
         template: path("template")?,
         output: path("output")?,
+        wait: object
+            .object("wait", &["min", "max"])?
+            .map(|wait| render_wait(&wait))
+            .transpose()?,
     };
     if render.template == render.output {
         return Err(ConfigError::invalid(
@@ -178,6 +182,22 @@ fn render(object: &Object<'_>) -> Result<RenderConfig> {
         ));
     }
     Ok(render)
+}
+
+/// `render.wait: {min, max}`: `max` defaults to four times `min`, as in
+/// consul-template.
+fn render_wait(object: &Object<'_>) -> Result<RenderWait> {
+    let min = object
+        .duration("min")?
+        .ok_or_else(|| ConfigError::invalid(object.at("min"), "required (a duration)"))?;
+    let max = object.duration("max")?.unwrap_or(min * 4);
+    if max < min {
+        return Err(ConfigError::invalid(
+            object.at("max"),
+            "must not be shorter than min",
+        ));
+    }
+    Ok(RenderWait { min, max })
 }
 
 fn raw_logging(object: &Object<'_>) -> Result<bool> {

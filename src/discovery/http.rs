@@ -50,6 +50,27 @@ impl Call {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, DiscoveryError> {
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        self.accept(response).await
+    }
+
+    /// Like [`Call::send`], but a 404 is an answer (a KV key that does not exist, whose
+    /// headers still carry the index to block on), not an error.
+    pub async fn send_or_absent(
+        self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, DiscoveryError> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(response);
+        }
+        self.accept(response).await
+    }
+
+    /// A 2xx answer, or [`DiscoveryError::Rejected`].
+    async fn accept(
+        self,
+        response: reqwest::Response,
+    ) -> Result<reqwest::Response, DiscoveryError> {
         if response.status().is_success() {
             return Ok(response);
         }

@@ -33,6 +33,7 @@ pub mod etcd;
 mod http;
 pub mod interfaces;
 pub mod outage;
+mod reads;
 pub mod watch;
 
 use std::future::Future;
@@ -46,6 +47,7 @@ use crate::config::model::{CheckStatus, Config, EtcdConfig, JobConfig, WatchConf
 
 pub use consul::{ConsulBackend, ConsulSettings};
 pub use etcd::EtcdBackend;
+pub use reads::Read;
 
 use outage::{CallKind, OutageLog};
 

@@ -15,6 +15,7 @@ use crate::agent::{Agent, Node};
 use crate::error::WaitTimeout;
 use crate::faults::{FaultRule, FaultSet};
 use crate::journal::{Journal, RecordedRequest};
+use crate::kv::Kv;
 use crate::state::State;
 
 /// How the double is set up.
@@ -70,6 +71,7 @@ pub enum Restart {
 
 pub(crate) struct Inner {
     pub agent: Agent,
+    pub kv: Kv,
     pub journal: Journal,
     pub faults: FaultSet,
 }
@@ -95,6 +97,7 @@ impl Shared {
             started: Instant::now(),
             inner: Mutex::new(Inner {
                 agent: Agent::new(node),
+                kv: Kv::default(),
                 journal: Journal::default(),
                 faults: FaultSet::default(),
             }),

@@ -44,6 +44,9 @@ pub enum ApiError {
     /// 500: `structs.ErrNoDCPath`.
     #[error("No path to datacenter")]
     NoPathToDatacenter,
+    /// 404 with an empty body: a KV key that does not exist.
+    #[error("")]
+    NoSuchKey,
     /// 404 from Go's default mux.
     #[error("404 page not found")]
     NoSuchEndpoint,
@@ -60,7 +63,8 @@ impl ApiError {
             ApiError::UnknownCheck(_)
             | ApiError::UnknownService(_)
             | ApiError::LegacyNoSuchService(_)
-            | ApiError::NoSuchEndpoint => 404,
+            | ApiError::NoSuchEndpoint
+            | ApiError::NoSuchKey => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::NoAssociatedTtl(_) | ApiError::NoPathToDatacenter => 500,
         }

@@ -3,7 +3,7 @@
 //!
 //! It stands in for a real agent where Consul cannot be installed: autopilot's integration
 //! tests and its Docker-free demo. It is not a Consul: one node, one datacenter, TTL checks
-//! only (other check kinds are stored and reported but never run), no KV, no DNS.
+//! only (other check kinds are stored and reported but never run), one KV store, no DNS.
 //!
 //! # Endpoints
 //! - `PUT /v1/agent/service/register[?replace-existing-checks]`
@@ -12,6 +12,9 @@
 //! - `PUT /v1/agent/check/update/<id>` (`{"Status","Output"}`), `PUT /v1/agent/check/pass|warn|fail/<id>[?note=]`
 //! - `GET /v1/health/service/<name>[?passing][&tag=T...][&dc=D][&index=N&wait=W]`
 //! - `GET /v1/catalog/service/<name>` (same parameters)
+//! - `GET /v1/catalog/services[?dc=D][&index=N&wait=W]`, `GET /v1/catalog/datacenters`
+//! - `GET /v1/kv/<key>[?recurse|?keys[&separator=S]|?raw][&index=N&wait=W]` (404 when
+//!   absent), `PUT /v1/kv/<key>[?flags=F]` (the body is the value), `DELETE /v1/kv/<key>[?recurse]`
 //! - `GET /v1/agent/services`, `GET /v1/agent/checks`, `GET /v1/status/leader`
 //! - `/_double/...`: the double's own control surface (see the `introspect` module docs).
 //!
@@ -53,6 +56,7 @@ mod faults;
 mod handle;
 mod introspect;
 mod journal;
+mod kv;
 mod registration;
 mod render;
 mod reply;
