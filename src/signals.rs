@@ -177,7 +177,7 @@ pub fn listen(reaper: Reaper) -> std::io::Result<mpsc::UnboundedReceiver<Receive
         .copied()
         .chain(real_time())
         .filter(|signal| !inherited_ignored(*signal));
-    let mut signals = SignalsInfo::<WithOrigin>::new(wanted.chain([SIGCHLD]))?;
+    let mut signals = Stream(SignalsInfo::<WithOrigin>::new(wanted.chain([SIGCHLD]))?);
     job_control::ignore_terminal_stops();
     release()?;
     let (sender, receiver) = mpsc::unbounded_channel();
@@ -185,7 +185,7 @@ pub fn listen(reaper: Reaper) -> std::io::Result<mpsc::UnboundedReceiver<Receive
     reaper.reap();
     let own_pid = std::process::id() as i32;
     tokio::spawn(async move {
-        while let Some(origin) = signals.next().await {
+        while let Some(origin) = signals.0.next().await {
             if origin.signal == SIGCHLD {
                 job_control::on_children_stopped(&reaper.reap());
                 continue;
@@ -209,6 +209,19 @@ pub fn listen(reaper: Reaper) -> std::io::Result<mpsc::UnboundedReceiver<Receive
         }
     });
     Ok(receiver)
+}
+
+/// The signal stream. Dropped (at exit), it closes the pipe signal-hook's
+/// handlers write to, and a signal arriving after that would make the
+/// handler's write raise SIGPIPE, whose handler writes again, forever: so
+/// SIGPIPE is ignored again first.
+struct Stream(SignalsInfo<WithOrigin>);
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // SAFETY: setting a disposition to SIG_IGN installs no handler code.
+        unsafe { libc::signal(SIGPIPE, libc::SIG_IGN) };
+    }
 }
 
 #[cfg(test)]

@@ -472,8 +472,14 @@ fn tini_passes_on_the_same_signals() {
 struct Init(std::process::Child);
 
 impl Init {
+    /// Starts `command` as the leader of a process group of its own, in the
+    /// test's session: a stopped APP in dumb-init's group (or autopilot's)
+    /// is then never in an orphaned process group, whose SIGTSTP the kernel
+    /// would discard, whatever process group the test runner has.
     fn start(mut command: std::process::Command) -> Init {
+        use std::os::unix::process::CommandExt;
         let child = command
+            .process_group(0)
             .stdin(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|error| panic!("{command:?}: {error} (is it installed?)"));
@@ -491,13 +497,13 @@ impl Init {
 
 impl Drop for Init {
     fn drop(&mut self) {
-        if let Ok(Some(_)) = self.0.try_wait() {
-            return;
-        }
+        // The APP leads a group of its own (autopilot, tini) or is in the
+        // init's (dumb-init --single-child, which leaves the APP's children
+        // behind when the APP ends).
         for group in procfs::children(self.pid()) {
             let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
         }
-        let _ = self.0.kill();
+        let _ = killpg(Pid::from_raw(self.pid()), Signal::SIGKILL);
         let _ = self.0.wait();
     }
 }
