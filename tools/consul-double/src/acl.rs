@@ -81,11 +81,16 @@ impl Principal {
 
     /// `service:write` on a service name.
     pub fn require_service_write(self, service_name: &str) -> Result<(), ApiError> {
+        self.require("service:write", service_name)
+    }
+
+    /// Only the management token may do anything that needs `permission` on `resource`.
+    pub fn require(self, permission: &'static str, resource: &str) -> Result<(), ApiError> {
         match self {
             Principal::Management => Ok(()),
             Principal::Anonymous => Err(ApiError::AnonymousDenied {
-                permission: "service:write",
-                resource: service_name.to_string(),
+                permission,
+                resource: resource.to_string(),
             }),
         }
     }

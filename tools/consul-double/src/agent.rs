@@ -472,6 +472,17 @@ impl Agent {
     }
 
     /// Moves the index when anything changed, recording it for the touched service names.
+    /// Takes the next index for a write outside the agent's services (the KV store).
+    pub(crate) fn next_index(&mut self) -> u64 {
+        self.index += 1;
+        self.index
+    }
+
+    /// The index of the last change to the catalog.
+    pub(crate) fn index(&self) -> u64 {
+        self.index
+    }
+
     fn commit(&mut self, touched_names: impl IntoIterator<Item = String>) {
         let mut names = touched_names.into_iter().peekable();
         if names.peek().is_none() {

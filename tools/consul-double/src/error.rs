@@ -44,6 +44,16 @@ pub enum ApiError {
     /// 500: `structs.ErrNoDCPath`.
     #[error("No path to datacenter")]
     NoPathToDatacenter,
+    /// 404: renewing a session that does not exist (any more).
+    #[error("Session id '{0}' not found")]
+    NoSuchSession(String),
+    /// 500 with the server's text: a request the state store refused (e.g. a session for
+    /// a check that is critical).
+    #[error("{0}")]
+    Internal(String),
+    /// 404 with an empty body: a KV key that does not exist.
+    #[error("")]
+    NoSuchKey,
     /// 404 from Go's default mux.
     #[error("404 page not found")]
     NoSuchEndpoint,
@@ -60,9 +70,13 @@ impl ApiError {
             ApiError::UnknownCheck(_)
             | ApiError::UnknownService(_)
             | ApiError::LegacyNoSuchService(_)
-            | ApiError::NoSuchEndpoint => 404,
+            | ApiError::NoSuchEndpoint
+            | ApiError::NoSuchKey
+            | ApiError::NoSuchSession(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
-            ApiError::NoAssociatedTtl(_) | ApiError::NoPathToDatacenter => 500,
+            ApiError::NoAssociatedTtl(_) | ApiError::NoPathToDatacenter | ApiError::Internal(_) => {
+                500
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The JSON bodies of the read endpoints, in the shapes Consul 1.x answers with
-//! (`/v1/health/service`, `/v1/catalog/service`, `/v1/agent/services`, `/v1/agent/checks`).
+//! (`/v1/health/service`, `/v1/catalog/service`, `/v1/catalog/services`, `/v1/agent/services`,
+//! `/v1/agent/checks`).
 //!
 //! Owns presentation only: it reads the agent and never changes it. Fields a client of this
 //! subset never sets (Connect, Proxy, Weights) are rendered with Consul's defaults so that
@@ -70,6 +71,18 @@ pub(crate) fn catalog_service(agent: &Agent, instances: &[Instance]) -> Value {
             object
         })
         .collect()
+}
+
+/// `GET /v1/catalog/services`: each service name with the union of its instances' tags.
+pub(crate) fn catalog_services<'a>(services: impl Iterator<Item = &'a ServiceEntry>) -> Value {
+    let mut tags: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for entry in services {
+        let names = tags.entry(&entry.service.name).or_default();
+        names.extend(entry.service.tags.iter().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+    }
+    json!(tags)
 }
 
 /// `GET /v1/agent/services`: a map from service ID to the agent's view of the service.

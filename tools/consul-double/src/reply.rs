@@ -40,6 +40,16 @@ impl Reply {
         }
     }
 
+    /// 200 with raw bytes (`?raw` KV reads).
+    pub fn bytes(body: Vec<u8>) -> Self {
+        Reply {
+            status: 200,
+            body: Bytes::from(body),
+            content_type: None,
+            headers: Vec::new(),
+        }
+    }
+
     pub fn text(status: u16, body: impl Into<String>) -> Self {
         Reply {
             status,
