@@ -36,6 +36,8 @@ use super::http::{blocking_timeout, build_client, Call, REQUEST_TIMEOUT};
 use super::{DiscoveryError, HealthyInstances, Instance, ServiceRegistration};
 use crate::config::model::{CheckStatus, EtcdConfig, WatchConfig};
 
+mod lock;
+
 const BACKEND: &str = "etcd";
 /// The HTTP status the gateway gives gRPC's NotFound (a lease that no longer exists).
 const NOT_FOUND: u16 = 404;

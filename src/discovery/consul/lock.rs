@@ -1,0 +1,173 @@
+//! The Consul side of leader locks: sessions (`/v1/session/...`) and KV lock writes
+//! (`/v1/kv/<key>?acquire=|?release=`), following Consul's HTTP API.
+//!
+//! Owns only the request and answer shapes; when to call is `discovery::lock`'s. Sessions
+//! use `Behavior: release`: when one dies, the key stays with its last value (who held it
+//! last) and only loses its holder, and its lock-delay applies.
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{call, consul_index, ConsulBackend, MAX_WAIT};
+use crate::discovery::http::{blocking_timeout, REQUEST_TIMEOUT};
+use crate::discovery::lock::{KeyOwner, LockSpec, OWNER_WAIT};
+use crate::discovery::{go_duration, DiscoveryError};
+
+/// Consul's answer to a renewal of a session it no longer has.
+const NOT_FOUND: u16 = 404;
+
+#[derive(Deserialize)]
+struct Created {
+    #[serde(rename = "ID")]
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct KvEntry {
+    #[serde(rename = "Session", default)]
+    session: Option<String>,
+}
+
+impl ConsulBackend {
+    /// `PUT /v1/session/create` with the lock's TTL, lock-delay and checks.
+    pub(in crate::discovery) async fn open_session(
+        &self,
+        spec: &LockSpec,
+    ) -> Result<String, DiscoveryError> {
+        let checks: Vec<_> = spec.checks.iter().map(|id| json!({ "ID": id })).collect();
+        let body = json!({
+            "Name": format!("autopilot lock {}", spec.name),
+            "TTL": go_duration(spec.ttl),
+            "LockDelay": go_duration(spec.lock_delay),
+            "Behavior": "release",
+            // The node's serfHealth check too, as Consul's default: a dead node loses it.
+            "NodeChecks": ["serfHealth"],
+            "ServiceChecks": checks,
+        });
+        let call = call("session create");
+        let request = self.put(&["v1", "session", "create"]).json(&body);
+        let created: Created = call.decode(call.send(request).await?).await?;
+        Ok(created.id)
+    }
+
+    /// `PUT /v1/session/renew/<id>`: whether the session still exists.
+    pub(in crate::discovery) async fn renew_session(
+        &self,
+        session: &str,
+    ) -> Result<bool, DiscoveryError> {
+        let request = self.put(&["v1", "session", "renew", session]);
+        match call("session renew").send(request).await {
+            Ok(_) => Ok(true),
+            Err(DiscoveryError::Rejected {
+                status: NOT_FOUND, ..
+            }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `PUT /v1/session/destroy/<id>`.
+    pub(in crate::discovery) async fn destroy_session(
+        &self,
+        session: &str,
+    ) -> Result<(), DiscoveryError> {
+        let request = self.put(&["v1", "session", "destroy", session]);
+        call("session destroy").send(request).await.map(drop)
+    }
+
+    /// `PUT /v1/kv/<key>?acquire=<session>` with the holder's value: whether it got it.
+    pub(in crate::discovery) async fn acquire(
+        &self,
+        spec: &LockSpec,
+        session: &str,
+    ) -> Result<bool, DiscoveryError> {
+        self.lock_write(spec, "acquire", session).await
+    }
+
+    /// `PUT /v1/kv/<key>?release=<session>`, then destroys the session.
+    pub(in crate::discovery) async fn release(
+        &self,
+        spec: &LockSpec,
+        session: &str,
+    ) -> Result<(), DiscoveryError> {
+        self.lock_write(spec, "release", session).await?;
+        self.destroy_session(session).await
+    }
+
+    /// `GET /v1/kv/<key>[?index=&wait=]`: the key's holding session (none when the key is
+    /// absent or free).
+    pub(in crate::discovery) async fn key_owner(
+        &self,
+        key: &str,
+        index: u64,
+    ) -> Result<KeyOwner, DiscoveryError> {
+        let call = call("lock watch");
+        let mut url = self.url(&kv_path(key));
+        let timeout = if index > 0 {
+            let wait = OWNER_WAIT.min(MAX_WAIT);
+            url.query_pairs_mut()
+                .append_pair("index", &index.to_string())
+                .append_pair("wait", &go_duration(wait));
+            blocking_timeout(wait)
+        } else {
+            REQUEST_TIMEOUT
+        };
+        let response = match call.send(self.client.get(url).timeout(timeout)).await {
+            Err(DiscoveryError::Rejected {
+                status: NOT_FOUND, ..
+            }) => {
+                // An absent key: its index comes with the 404, read it again plainly.
+                return Ok(KeyOwner {
+                    holder: None,
+                    index: self.kv_index(key).await?,
+                });
+            }
+            other => other?,
+        };
+        let index = consul_index(response.headers());
+        let entries: Vec<KvEntry> = call.decode(response).await?;
+        Ok(KeyOwner {
+            holder: entries.into_iter().next().and_then(|entry| entry.session),
+            index,
+        })
+    }
+
+    /// The `X-Consul-Index` of a read of `key`, whatever its status.
+    async fn kv_index(&self, key: &str) -> Result<u64, DiscoveryError> {
+        let call = call("lock watch");
+        let request = self
+            .client
+            .get(self.url(&kv_path(key)))
+            .timeout(REQUEST_TIMEOUT);
+        let response = request.send().await.map_err(|e| call.unreachable(e))?;
+        Ok(consul_index(response.headers()))
+    }
+
+    async fn lock_write(
+        &self,
+        spec: &LockSpec,
+        verb: &'static str,
+        session: &str,
+    ) -> Result<bool, DiscoveryError> {
+        let call = call(if verb == "acquire" {
+            "lock acquire"
+        } else {
+            "lock release"
+        });
+        let mut url = self.url(&kv_path(&spec.key));
+        url.query_pairs_mut().append_pair(verb, session);
+        let request = self
+            .client
+            .put(url)
+            .timeout(REQUEST_TIMEOUT)
+            .body(spec.value.clone());
+        call.decode(call.send(request).await?).await
+    }
+}
+
+/// `/v1/kv/<key>` as URL segments (each one percent-encoded by `url`).
+fn kv_path(key: &str) -> Vec<&str> {
+    ["v1", "kv"]
+        .into_iter()
+        .chain(key.trim_start_matches('/').split('/'))
+        .collect()
+}
