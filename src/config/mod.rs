@@ -18,6 +18,7 @@ pub mod duration;
 pub mod error;
 pub mod jobs;
 pub mod json5;
+pub mod locks;
 pub mod model;
 pub mod sections;
 pub mod template;
@@ -204,6 +205,7 @@ pub fn load_str(
             .unwrap_or_default(),
         jobs: parts.jobs,
         watches: parts.watches,
+        locks: parts.locks,
         control: Some(parts.control),
         telemetry: parts.telemetry,
     };
@@ -216,6 +218,7 @@ pub fn load_str(
 pub struct Parts {
     pub jobs: Vec<model::JobConfig>,
     pub watches: Vec<model::WatchConfig>,
+    pub locks: Vec<model::LockConfig>,
     pub control: model::ControlConfig,
     pub telemetry: Option<model::TelemetryConfig>,
 }

@@ -35,12 +35,32 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub jobs: Vec<JobConfig>,
     pub watches: Vec<WatchConfig>,
+    /// **\[beyond\]** Leader locks held through the catalog.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<LockConfig>,
     /// The control plane; `None` without a configuration file (tini-style
     /// use), where autopilot serves no socket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub control: Option<ControlConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetryConfig>,
+}
+
+/// One entry of `locks` **\[beyond\]**: a catalog key one instance at a time holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LockConfig {
+    /// Events come from `lock.<name>`.
+    pub name: String,
+    pub key: String,
+    /// The session (Consul) or lease (etcd) TTL.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Consul's lock-delay after the holder's session is invalidated.
+    #[serde(with = "humantime_serde")]
+    pub lock_delay: Duration,
+    /// The job whose service check the session is tied to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 /// `consul`: where the agent is and how to talk to it. Environment variables
@@ -432,6 +452,7 @@ impl Config {
             },
             jobs: vec![JobConfig::app(argv)],
             watches: Vec::new(),
+            locks: Vec::new(),
             control: None,
             telemetry: None,
         }

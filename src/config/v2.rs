@@ -116,6 +116,7 @@ pub fn decode(
     Ok(Parts {
         jobs: jobs_list,
         watches,
+        locks: Vec::new(),
         control: Default::default(),
         telemetry,
     })

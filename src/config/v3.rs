@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::decode::{Object, Result};
 use super::error::{did_you_mean, ConfigError};
 use super::jobs;
+use super::locks::{self, LockCatalog};
 use super::model::{
     Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, RenderConfig, TelemetryConfig,
     WatchConfig, When,
@@ -19,12 +20,13 @@ use super::sections;
 use super::Parts;
 use crate::events::{EventCode, SIGNAL_EVENT_SOURCES};
 
-pub const TOP_KEYS: [&str; 8] = [
+pub const TOP_KEYS: [&str; 9] = [
     "consul",
     "etcd",
     "logging",
     "jobs",
     "watches",
+    "locks",
     "control",
     "telemetry",
     "stopTimeout",
@@ -87,10 +89,17 @@ pub fn decode(
         jobs::app_stop(root.get("stopTimeout"), "stopTimeout")?;
     }
     jobs::check_one_primary(&jobs_list)?;
+    let catalog = match (root.has("etcd"), root.has("consul")) {
+        (true, _) => LockCatalog::Etcd,
+        (false, true) => LockCatalog::Consul,
+        (false, false) => LockCatalog::None,
+    };
+    let locks = locks::locks(root.array("locks")?, &jobs_list, catalog)?;
     warnings.extend(jobs::dangling_sources(&jobs_list, &watches));
     Ok(Parts {
         jobs: jobs_list,
         watches,
+        locks,
         control: root
             .get("control")
             .map(|v| sections::control(v, "control"))
