@@ -7,15 +7,10 @@
 //! lease it is attached to; revoking the lease (on release, or its expiry) deletes the key,
 //! which is what wakes the other contenders' watches. etcd has no lock-delay.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    call, encode, int64, read_until_event, ttl_seconds, EtcdBackend, LeaseGrant, ResponseHeader,
-};
-use crate::discovery::http::blocking_timeout;
+use super::{call, encode, int64, ttl_seconds, EtcdBackend, LeaseGrant, ResponseHeader};
 use crate::discovery::lock::{KeyOwner, LockSpec, OWNER_WAIT};
 use crate::discovery::DiscoveryError;
 
@@ -91,7 +86,9 @@ impl EtcdBackend {
         index: u64,
     ) -> Result<KeyOwner, DiscoveryError> {
         if index > 0 {
-            self.wait_for_key_change(key, index, OWNER_WAIT).await?;
+            let range = json!({ "key": encode(key) });
+            self.watch_range(call("lock watch"), range, index, OWNER_WAIT)
+                .await?;
         }
         let range: OwnerRange = self
             .post_json(
@@ -108,27 +105,6 @@ impl EtcdBackend {
                 .map(|kv| kv.lease.to_string()),
             index: range.header.revision,
         })
-    }
-
-    /// Returns when `key` changes after revision `index`, or after `wait`.
-    async fn wait_for_key_change(
-        &self,
-        key: &str,
-        index: u64,
-        wait: Duration,
-    ) -> Result<(), DiscoveryError> {
-        let call = call("lock watch");
-        let body = json!({ "create_request": {
-            "key": encode(key),
-            "start_revision": (index + 1).to_string(),
-        }});
-        let watching = async {
-            let response = self
-                .send(call, "/v3/watch", &body, blocking_timeout(wait))
-                .await?;
-            read_until_event(call, response).await
-        };
-        tokio::time::timeout(wait, watching).await.unwrap_or(Ok(()))
     }
 }
 
