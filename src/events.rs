@@ -28,13 +28,17 @@ pub enum EventCode {
     Changed,
     EnterMaintenance,
     ExitMaintenance,
+    /// **\[beyond\]** This instance holds the lock `lock.<name>` now.
+    Acquired,
+    /// **\[beyond\]** This instance held the lock `lock.<name>` and no longer does.
+    Lost,
     /// A signal event (`SIGHUP`, `SIGUSR2`); its source is the signal's name.
     Signal,
 }
 
 impl EventCode {
     /// Every code a user may name in `when.once` / `when.each`.
-    pub const NAMED: [EventCode; 11] = [
+    pub const NAMED: [EventCode; 13] = [
         EventCode::Startup,
         EventCode::Shutdown,
         EventCode::Healthy,
@@ -46,6 +50,8 @@ impl EventCode {
         EventCode::Changed,
         EventCode::EnterMaintenance,
         EventCode::ExitMaintenance,
+        EventCode::Acquired,
+        EventCode::Lost,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +67,8 @@ impl EventCode {
             EventCode::Changed => "changed",
             EventCode::EnterMaintenance => "enterMaintenance",
             EventCode::ExitMaintenance => "exitMaintenance",
+            EventCode::Acquired => "acquired",
+            EventCode::Lost => "lost",
             EventCode::Signal => "signal",
         }
     }

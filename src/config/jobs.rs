@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::decode::{self, Object, Result};
 use super::error::ConfigError;
 use super::model::{
-    CheckStatus, JobConfig, JobConsulExtras, JobRole, Restarts, TelemetryConfig, WatchConfig, When,
-    DEFAULT_STOP_TIMEOUT, GLOBAL_SOURCE,
+    CheckStatus, JobConfig, JobConsulExtras, JobRole, LockConfig, Restarts, TelemetryConfig,
+    WatchConfig, When, DEFAULT_STOP_TIMEOUT, GLOBAL_SOURCE,
 };
 use super::sections::one_of;
 use crate::events::EventCode;
@@ -255,17 +255,22 @@ pub fn add_unique(jobs: &mut Vec<JobConfig>, job: JobConfig, path: &str) -> Resu
     Ok(())
 }
 
-/// Warnings for `when.source`s that name no job and no watch: the job can
+/// Warnings for `when.source`s that name no job, watch or lock: the job can
 /// never start (ContainerPilot accepted this silently).
-pub fn dangling_sources(jobs: &[JobConfig], watches: &[WatchConfig]) -> Vec<String> {
+pub fn dangling_sources(
+    jobs: &[JobConfig],
+    watches: &[WatchConfig],
+    locks: &[LockConfig],
+) -> Vec<String> {
     jobs.iter()
         .filter_map(|job| match &job.when {
             When::Event { code, source, .. } if *code != EventCode::Signal && source != GLOBAL_SOURCE => {
-                let known = match source.strip_prefix("watch.") {
-                    Some(watch) => watches.iter().any(|w| w.name == watch),
-                    None => jobs.iter().any(|j| &j.name == source),
+                let known = match (source.strip_prefix("watch."), source.strip_prefix("lock.")) {
+                    (Some(watch), _) => watches.iter().any(|w| w.name == watch),
+                    (None, Some(lock)) => locks.iter().any(|l| l.name == lock),
+                    (None, None) => jobs.iter().any(|j| &j.name == source),
                 };
-                (!known).then(|| format!("job {:?} waits for {code} from {source:?}, but no job or watch has that name: it will never start", job.name))
+                (!known).then(|| format!("job {:?} waits for {code} from {source:?}, but no job, watch or lock has that name: it will never start", job.name))
             }
             _ => None,
         })
@@ -380,6 +385,7 @@ mod tests {
         };
         let warnings = dangling_sources(
             &[JobConfig::with_defaults("a", JobRole::Plain), waiting],
+            &[],
             &[],
         );
         assert_eq!(warnings.len(), 1);

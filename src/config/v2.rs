@@ -112,7 +112,7 @@ pub fn decode(
     if let Some(telemetry) = &telemetry {
         jobs::add_unique(&mut jobs_list, jobs::telemetry_job(telemetry), "telemetry")?;
     }
-    warnings.extend(jobs::dangling_sources(&jobs_list, &watches));
+    warnings.extend(jobs::dangling_sources(&jobs_list, &watches, &[]));
     Ok(Parts {
         jobs: jobs_list,
         watches,

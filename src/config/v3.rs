@@ -95,7 +95,7 @@ pub fn decode(
         (false, false) => LockCatalog::None,
     };
     let locks = locks::locks(root.array("locks")?, &jobs_list, catalog)?;
-    warnings.extend(jobs::dangling_sources(&jobs_list, &watches));
+    warnings.extend(jobs::dangling_sources(&jobs_list, &watches, &locks));
     Ok(Parts {
         jobs: jobs_list,
         watches,

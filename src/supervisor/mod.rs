@@ -27,6 +27,7 @@ use crate::discovery::{self, Discovery, DiscoveryError, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
 use crate::events::{Event, EventCode};
 use crate::jobs::{self, JobSpec, Report, Shared, ShutdownState};
+use crate::locks::Locks;
 use crate::logging::LogHandle;
 use crate::process;
 use crate::reaper::Reaper;
@@ -163,6 +164,8 @@ struct Supervisor {
     shutting_down: bool,
     /// When the last SIGTERM or SIGINT arrived (see [`SHUTDOWN_SIGNAL_BURST`]).
     last_shutdown_signal: Option<Instant>,
+    /// The leader locks, until shutdown releases them.
+    locks: Option<Locks>,
 }
 
 impl Supervisor {
@@ -240,11 +243,13 @@ impl Supervisor {
             maintenance: false,
             shutting_down: false,
             last_shutdown_signal: None,
+            locks: None,
         };
         for job in supervisor.config.jobs.clone() {
             supervisor.start_job(job, false);
         }
         supervisor.start_watches();
+        supervisor.locks = supervisor.start_locks()?;
         Ok(supervisor)
     }
 
@@ -303,6 +308,23 @@ impl Supervisor {
                 self.shared.metrics.clone(),
             );
         }
+    }
+
+    /// Starts the leader locks (the configuration guarantees a catalog when there are any).
+    fn start_locks(&self) -> Result<Option<Locks>, StartError> {
+        let (Some(discovery), false) = (&self.shared.discovery, self.config.locks.is_empty())
+        else {
+            return Ok(None);
+        };
+        let hostname = discovery::hostname()?;
+        let service_of = |job: &str| self.services.get(job);
+        Ok(Some(Locks::start(
+            &self.config.locks,
+            discovery,
+            &self.shared.bus,
+            service_of,
+            &hostname,
+        )))
     }
 
     // ---- signals ------------------------------------------------------
@@ -428,9 +450,18 @@ impl Supervisor {
         if !self.shutting_down {
             self.shutting_down = true;
             self.restart_after_stop.clear();
-            self.shared
-                .bus
-                .publish(Event::new(EventCode::Shutdown, GLOBAL_SOURCE));
+            let shutdown = Event::new(EventCode::Shutdown, GLOBAL_SOURCE);
+            match self.locks.take() {
+                // Locks are released before any job stops (and deregisters its service).
+                Some(locks) => {
+                    let bus = self.shared.bus.clone();
+                    tokio::spawn(async move {
+                        locks.release_all().await;
+                        bus.publish(shutdown);
+                    });
+                }
+                None => self.shared.bus.publish(shutdown),
+            }
             self.check_all_regular_jobs_done();
         }
     }
@@ -469,7 +500,11 @@ impl Supervisor {
                     .iter()
                     .map(|(name, instances)| (name.clone(), instances.len()))
                     .collect();
-                let _ = reply.send(self.status.to_json(self.maintenance, &counts));
+                let mut status = self.status.to_json(self.maintenance, &counts);
+                if let Some(locks) = &self.locks {
+                    status["locks"] = locks.status();
+                }
+                let _ = reply.send(status);
             }
             Request::SignalJob { job, signal, reply } => {
                 let Some(live) = self.live.get(&job) else {
