@@ -48,6 +48,7 @@ pub struct Config {
 
 /// One entry of `locks` **\[beyond\]**: a catalog key one instance at a time holds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LockConfig {
     /// Events come from `lock.<name>`.
     pub name: String,
