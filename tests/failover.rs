@@ -67,6 +67,22 @@ impl Instance {
             .to_string()
     }
 
+    /// `autopilot --status --json` against this instance's control socket: its locks.
+    fn locks_status(&self) -> serde_json::Value {
+        let output = std::process::Command::new(common::binary())
+            .args(["--status", "--json"])
+            .env(
+                "CONTAINERPILOT",
+                failover_dir().join("containerpilot.json5"),
+            )
+            .env("CONTROL_SOCKET", self.state.join("cp.socket"))
+            .output()
+            .expect("run autopilot --status");
+        assert!(output.status.success(), "{output:?}");
+        let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        status["locks"].clone()
+    }
+
     fn is_primary(&self) -> bool {
         self.read("role") == "primary"
     }
@@ -135,6 +151,15 @@ fn three_instances_elect_a_primary_and_fail_over_when_it_stops() {
             && passing(&consul, "db-replica").len() == 2
     });
     let holder = consul.lock_holder(KEY).expect("the lock is held");
+    for (i, instance) in instances.iter().enumerate() {
+        let lock = &instance.locks_status()["primary"];
+        assert_eq!(
+            lock["holding"],
+            i == primary,
+            "{}: {lock}",
+            instance.hostname
+        );
+    }
 
     let old = instances.remove(primary);
     let stopped = Instant::now();

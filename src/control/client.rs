@@ -185,6 +185,15 @@ fn status_table(status: &Value) -> String {
             field(watch, "instances")
         ));
     }
+    let locks = status["locks"].as_object().into_iter().flatten();
+    for (i, (name, lock)) in locks.enumerate() {
+        if i == 0 {
+            lines.push(String::new());
+            lines.push(format!("{:<24} {:<8} {}", "LOCK", "HOLDING", "SINCE"));
+        }
+        let holding = if lock["holding"] == true { "yes" } else { "no" };
+        lines.push(format!("{name:<24} {holding:<8} {}", field(lock, "since")));
+    }
     lines.push(String::new());
     lines.push(format!("maintenance: {}", field(status, "maintenance")));
     lines.join("\n")
@@ -271,10 +280,15 @@ mod tests {
         let status = serde_json::json!({
             "jobs": [{"name": "app", "state": "running", "pid": 7, "restarts": 0, "health": "healthy"}],
             "watches": [{"name": "db", "instances": 2}],
+            "locks": {"primary": {"holding": true, "since": "2026-12-06T20:00:00Z"}},
             "maintenance": false
         });
         let table = status_table(&status);
         assert!(table.contains("app") && table.contains("running") && table.contains("healthy"));
         assert!(table.contains("db") && table.contains("maintenance: false"));
+        assert!(
+            table.contains("primary                  yes      2026-12-06T20:00:00Z"),
+            "{table}"
+        );
     }
 }
