@@ -159,11 +159,15 @@ fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
+    if let Some(value) = &cli.config {
+        export_config_source(value);
+    }
     match logging::init(&config.logging) {
         Ok(log) => {
             for warning in warnings {
                 tracing::warn!("config: {warning}");
             }
+            config::log_loaded(&config);
             supervisor::run(config, source.map(|s| reloader(s, cli.app)), log)
         }
         Err(error) => {
@@ -171,6 +175,22 @@ fn run(cli: Cli) -> i32 {
             1
         }
     }
+}
+
+/// Puts the `-config` value into autopilot's environment as
+/// `CONTAINERPILOT` (a file as an absolute path), so every job inherits it
+/// and a client command it runs (`autopilot -putenv`, `-putmetric`,
+/// `-ping`...) reads the same configuration and so reaches this
+/// autopilot's control socket, not the default one.
+fn export_config_source(value: &str) {
+    let value = match Source::from_value(value) {
+        Source::File(path) => std::path::absolute(&path).unwrap_or(path).into_os_string(),
+        Source::Inline(text) => text.into(),
+    };
+    // Sound: autopilot is still single-threaded here (the runtime and its
+    // tasks start later, in the supervisor), so nothing reads the
+    // environment concurrently.
+    std::env::set_var("CONTAINERPILOT", value);
 }
 
 /// Re-reads `source` (with the same APP) when a reload is asked for.

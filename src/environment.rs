@@ -50,12 +50,20 @@ impl Environment {
     }
 }
 
-/// `CONTAINERPILOT_<JOB>_<SUFFIX>`: the job name upper-cased, `-` → `_`.
+/// `CONTAINERPILOT_<JOB>_<SUFFIX>`: the job name upper-cased, every run of
+/// characters other than ASCII letters and digits turned into one `_`, as
+/// ContainerPilot named them (`test-Case--now` → `TEST_CASE_NOW`, `x.sh` →
+/// `X_SH`), so a shell can read every such variable.
 pub fn job_variable(job: &str, suffix: &str) -> String {
-    format!(
-        "CONTAINERPILOT_{}_{suffix}",
-        job.to_uppercase().replace('-', "_")
-    )
+    let mut name = String::with_capacity(job.len());
+    for c in job.chars() {
+        if c.is_ascii_alphanumeric() {
+            name.push(c.to_ascii_uppercase());
+        } else if !name.ends_with('_') {
+            name.push('_');
+        }
+    }
+    format!("CONTAINERPILOT_{name}_{suffix}")
 }
 
 #[cfg(test)]
@@ -66,6 +74,12 @@ mod tests {
     fn job_variable_names() {
         assert_eq!(job_variable("my-db", "IP"), "CONTAINERPILOT_MY_DB_IP");
         assert_eq!(job_variable("testpid", "PID"), "CONTAINERPILOT_TESTPID_PID");
+        assert_eq!(
+            job_variable("test-Case--now", "PID"),
+            "CONTAINERPILOT_TEST_CASE_NOW_PID"
+        );
+        assert_eq!(job_variable("x.sh", "PID"), "CONTAINERPILOT_X_SH_PID");
+        assert_eq!(job_variable("a_-b", "IP"), "CONTAINERPILOT_A_B_IP");
     }
 
     #[test]

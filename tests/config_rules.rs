@@ -80,11 +80,46 @@ fn job_name_defaults_to_the_program_and_is_otherwise_required() {
 }
 
 #[test]
-fn job_names_are_unique() {
-    let message = error("{jobs: [{name: 'a', exec: 'x'}, {name: 'a', exec: 'y'}]}");
-    assert_eq!(
-        message,
-        "config error: jobs[1] \"a\": another job is already named \"a\""
+fn duplicate_job_names_load_with_a_warning_naming_both_entries() {
+    let loaded = load_with(
+        "{jobs: [{name: 'a', exec: 'x'}, {name: 'a', exec: 'y'}, {name: 'b', exec: 'z', when: {source: 'a', once: 'exitSuccess'}}]}",
+        None,
+        &Env::new(),
+    )
+    .unwrap();
+    let names: Vec<(&str, &str)> = loaded
+        .config
+        .jobs
+        .iter()
+        .map(|j| (j.name.as_str(), j.public_name()))
+        .collect();
+    assert_eq!(names, [("a", "a"), ("a-2", "a"), ("b", "b")]);
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    let warning = &loaded.warnings[0];
+    assert!(
+        warning.starts_with("jobs[1] \"a\": jobs[0] \"a\" has the same name \"a\"")
+            && warning.contains("runs as \"a-2\""),
+        "{warning}"
+    );
+}
+
+#[test]
+fn duplicate_2x_service_names_load_with_a_warning() {
+    let loaded = load_with(
+        r#"{"consul": "c:8500", "services": [
+            {"name": "nginx", "port": 80, "health": "true", "poll": 10, "ttl": 25},
+            {"name": "nginx", "port": 443, "health": "true", "poll": 10, "ttl": 25}]}"#,
+        None,
+        &Env::new(),
+    )
+    .unwrap();
+    let second = job(&loaded.config, "nginx-2");
+    assert_eq!((second.public_name(), second.port), ("nginx", Some(443)));
+    assert!(
+        loaded.warnings[0]
+            .starts_with("services[1] \"nginx\": services[0] \"nginx\" has the same name"),
+        "{:?}",
+        loaded.warnings
     );
 }
 
@@ -220,8 +255,69 @@ fn health_interval_and_ttl_must_be_positive() {
         "config error: jobs[0] \"app\".health.ttl: must be > 0"
     );
     assert!(error(&base("{exec: 'true', interval: '500ms', ttl: 5}")).contains("at least 1s"));
-    assert!(error(&base("{interval: 5, ttl: 5}"))
-        .contains("needs exactly one of 'exec', 'http' or 'tcp'"));
+    assert!(
+        error(&base("{exec: 'true', tcp: 'h:1', interval: 5, ttl: 5}"))
+            .contains("can have only one of 'exec', 'http' or 'tcp'")
+    );
+}
+
+#[test]
+fn health_without_a_command_only_heartbeats_as_in_containerpilot_3() {
+    let config =
+        load("{jobs: [{name: 'app', exec: 'x', port: 80, health: {interval: 5, ttl: 10}}]}");
+    let health = job(&config, "app").health.as_ref().unwrap();
+    assert_eq!(
+        (&health.check, health.interval, health.ttl),
+        (&HealthCheck::Heartbeat, secs(5), secs(10))
+    );
+}
+
+#[test]
+fn malformed_addresses_are_refused_with_the_field_named() {
+    assert_eq!(
+        error("{consul: '127.0.0.1:99999', jobs: []}"),
+        "config error: consul: \"127.0.0.1:99999\" is not a valid address: port \"99999\" is not a TCP port (1-65535)"
+    );
+    assert!(error("{consul: 'http//bad address', jobs: []}")
+        .starts_with("config error: consul: \"http//bad address\" is not a valid address: \"http//bad address\" is not a host name"));
+    assert!(error("{consul: {address: 'consul:8500:1'}, jobs: []}")
+        .starts_with("config error: consul.address: \"consul:8500:1\" is not a valid address"));
+    assert!(
+        error("{etcd: {endpoints: ['http://etcd:2379', 'http://etcd:0']}, jobs: []}")
+            .starts_with("config error: etcd.endpoints: \"http://etcd:0\" is not a valid URL")
+    );
+    let health = |check: &str| {
+        error(&format!(
+            "{{jobs: [{{name: 'app', port: 80, health: {{{check}, interval: 1, ttl: 5}}}}]}}"
+        ))
+    };
+    assert!(health("http: 'localhost/health'").contains("health.http: \"localhost/health\" is not a valid URL: it must start with http:// or https://"));
+    assert!(health("tcp: 'localhost'")
+        .contains("health.tcp: \"localhost\" is not a valid address: the port is missing"));
+    for good in ["consul:8500", "https://[::1]:8501", "10.0.0.1"] {
+        load(&format!("{{consul: '{good}', jobs: []}}"));
+    }
+}
+
+#[test]
+fn interface_specs_must_be_interface_names() {
+    let with = |interfaces: &str| {
+        error(&format!(
+            "{{jobs: [{{name: 'app', port: 80, interfaces: {interfaces}, health: {{exec: 'true', interval: 1, ttl: 5}}}}]}}"
+        ))
+    };
+    assert!(
+        with("['eth0', '127.0.0.1']").starts_with(
+            "config error: jobs[0] \"app\".interfaces[1]: invalid interface spec \"127.0.0.1\": an IP address is not an interface name"
+        ),
+        "{}",
+        with("['eth0', '127.0.0.1']")
+    );
+    assert!(with("['!']")
+        .contains("interfaces[0]: invalid interface spec \"!\": not an interface name"));
+    assert!(error("{telemetry: {interfaces: ['eth0:inet7']}}")
+        .contains("telemetry.interfaces[0]: invalid interface spec"));
+    load("{jobs: [{name: 'app', port: 80, interfaces: ['eth0.100', 'br-1a2b[1]', 'static:127.0.0.1', '10.0.0.0/8', 'inet6'], health: {exec: 'true', interval: 1, ttl: 5}}]}");
 }
 
 #[test]
@@ -230,7 +326,7 @@ fn health_timeout_defaults_to_the_interval_and_accepts_numeric_strings() {
     let app = job(&config, "app").health.as_ref().unwrap();
     assert_eq!(
         (app.interval, app.ttl, app.timeout),
-        (secs(10), secs(103), secs(10))
+        (secs(10), secs(103), Some(secs(10)))
     );
     assert_eq!(
         app.check,
@@ -239,7 +335,7 @@ fn health_timeout_defaults_to_the_interval_and_accepts_numeric_strings() {
     let web = job(&config, "web").health.as_ref().unwrap();
     assert_eq!(
         (web.check.clone(), web.timeout),
-        (HealthCheck::Http("http://localhost/".into()), secs(2))
+        (HealthCheck::Http("http://localhost/".into()), Some(secs(2)))
     );
 }
 
@@ -486,7 +582,7 @@ fn v2_translation() {
             health.ttl,
             health.timeout
         ),
-        (None, Some(80), secs(10), secs(30), secs(2))
+        (None, Some(80), secs(10), secs(30), Some(secs(2)))
     );
     assert_eq!(
         (
@@ -600,13 +696,37 @@ fn v2_rules() {
             .contains("backends[0] \"b\".onChange: required")
     );
     assert!(error(
-        r#"{"consul": "c", "services": [{"name": "app", "port": 80, "poll": 10, "ttl": 30}]}"#
+        r#"{"consul": "c", "services": [{"name": "app", "health": "x", "poll": 10, "ttl": 30}]}"#
     )
-    .contains("services[0] \"app\".health: required"));
+    .contains("services[0] \"app\".port: must be > 0"));
     assert!(error(
-        r#"{"consul": "c", "services": [{"name": "app", "health": "x", "poll": 0, "ttl": 30}]}"#
+        r#"{"consul": "c", "services": [{"name": "app", "port": 0, "health": "x", "poll": 10, "ttl": 30}]}"#
+    )
+    .contains("services[0] \"app\".port: must be > 0"));
+    assert!(error(
+        r#"{"consul": "c", "services": [{"name": "app", "port": 80, "health": "x", "poll": 0, "ttl": 30}]}"#
     )
     .contains("poll: must be > 0"));
+    let service = |extra: &str| {
+        load(&format!(
+            r#"{{"consul": "c", "services": [{{"name": "app", "port": 80, "poll": 10, "ttl": 30{extra}}}]}}"#
+        ))
+        .jobs[0]
+        .health
+        .clone()
+        .unwrap()
+    };
+    let without_health = service("");
+    assert_eq!(
+        (without_health.check, without_health.timeout),
+        (HealthCheck::Heartbeat, None)
+    );
+    let slow = service(r#", "health": "mongo --eval 1""#);
+    assert_eq!(slow.timeout, None, "2.x checks have no timeout by default");
+    assert_eq!(
+        service(r#", "health": "x", "timeout": "3s""#).timeout,
+        Some(secs(3))
+    );
     assert!(error(r#"{"consul": "c", "tasks": [{"command": "x"}]}"#)
         .contains("tasks[0].frequency: required"));
     assert!(
@@ -697,4 +817,21 @@ fn render_rules() {
     let unknown = render("{template: 't', output: 'o', command: 'x'}");
     assert!(unknown.contains("unknown key \"command\""), "{unknown}");
     assert!(render("'t'").contains("render: must be an object"));
+}
+
+#[test]
+fn metrics_the_registry_would_refuse_fail_at_load_time() {
+    let metric = |name: &str, help: &str| {
+        format!("{{telemetry: {{metrics: [{{name: '{name}', help: '{help}', type: 'counter'}}]}}}}")
+    };
+    assert!(
+        error(&metric("my_counter", ""))
+            .starts_with("config error: telemetry.metrics: metric my_counter cannot be registered"),
+        "{}",
+        error(&metric("my_counter", ""))
+    );
+    assert!(error(&metric("containerpilot_events", "mine")).starts_with(
+        "config error: telemetry.metrics: metric containerpilot_events cannot be registered"
+    ));
+    load(&metric("my_counter", "help"));
 }

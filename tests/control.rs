@@ -440,7 +440,7 @@ fn client_commands_find_the_socket_through_config_or_containerpilot() {
     for args in spellings {
         let output = client(dir, args, &[]);
         assert!(output.status.success(), "{args:?}: {}", stderr(&output));
-        assert_eq!(stdout(&output), "", "{args:?}");
+        assert_eq!(stdout(&output), "ok\n", "{args:?}");
     }
     let url = format!("file://{config}");
     for value in [config, url.as_str()] {

@@ -1,6 +1,7 @@
-//! The `/metrics` endpoint over a real TCP connection.
+//! The `/metrics` and `/status` endpoints over a real TCP connection.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use autopilot::config::model::{MetricConfig, MetricKind};
@@ -10,12 +11,35 @@ use reqwest::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Serves `metrics` on a fresh loopback port and returns its address.
+/// Serves `metrics` on a fresh loopback port and returns its address;
+/// `/status` answers a fixed document.
 async fn start(metrics: Metrics) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    telemetry::serve(listener, metrics);
+    let status: telemetry::StatusQuery =
+        Arc::new(|| Box::pin(async { Some(serde_json::json!({"Version": "test"})) }));
+    telemetry::serve(listener, metrics, status);
     address
+}
+
+#[tokio::test]
+async fn status_answers_get_with_json_and_refuses_other_methods() {
+    let address = start(Metrics::new(&[]).unwrap()).await;
+    let url = format!("http://{address}/status");
+    let response = request(Method::GET, url.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+    let document: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(document, serde_json::json!({"Version": "test"}));
+    for method in [Method::POST, Method::HEAD, Method::PUT] {
+        let response = request(method.clone(), url.clone()).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
+        assert_eq!(response.headers()[ALLOW], "GET", "{method}");
+    }
 }
 
 fn counter(name: &str) -> MetricConfig {

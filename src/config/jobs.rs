@@ -14,6 +14,7 @@ use super::model::{
     WatchConfig, When, DEFAULT_STOP_TIMEOUT, GLOBAL_SOURCE,
 };
 use super::sections::one_of;
+use crate::discovery::interfaces::InterfaceSpec;
 use crate::events::EventCode;
 
 /// Where a job's IP comes from when the config does not say: ContainerPilot
@@ -109,6 +110,7 @@ pub fn read_registration(
     job.initial_status = initial_status(object, job.port.is_some(), warnings)?;
     job.tags = object.strings("tags")?.unwrap_or_default();
     if let Some(interfaces) = object.string_or_strings("interfaces")? {
+        check_interfaces(&interfaces, &object.at("interfaces"))?;
         job.interfaces = interfaces;
     }
     if let Some(consul) = object.object(
@@ -119,6 +121,21 @@ pub fn read_registration(
             enable_tag_override: consul.bool("enableTagOverride")?.unwrap_or(false),
             deregister_critical_service_after: consul.duration("deregisterCriticalServiceAfter")?,
         };
+    }
+    Ok(())
+}
+
+/// Each interface spec must parse (`eth0`, `eth0:inet6`, `eth0[1]`, a CIDR
+/// network, `inet`, `inet6`, `static:<ip>`): run time would refuse it. Which
+/// interfaces exist is only known at run time, on the container's host.
+pub fn check_interfaces(specs: &[String], path: &str) -> Result<()> {
+    for (index, spec) in specs.iter().enumerate() {
+        if let Err(error) = spec.parse::<InterfaceSpec>() {
+            return Err(ConfigError::invalid(
+                format!("{path}[{index}]"),
+                error.to_string(),
+            ));
+        }
     }
     Ok(())
 }
@@ -242,17 +259,31 @@ pub fn app_stop(value: Option<&Value>, path: &str) -> Result<(i32, Duration)> {
     Ok((Signal::SIGTERM as i32, grace))
 }
 
-/// Adds a job whose name must be unique (a catalog name, or one the user
-/// chose); `path` names it in the error.
-pub fn add_unique(jobs: &mut Vec<JobConfig>, job: JobConfig, path: &str) -> Result<()> {
-    if jobs.iter().any(|other| other.name == job.name) {
-        return Err(ConfigError::invalid(
-            path,
-            format!("another job is already named {:?}", job.name),
+/// Adds a job the user named. ContainerPilot checked no uniqueness, and
+/// files in use rely on it, so a name already taken is a warning naming both
+/// entries, not an error: the job runs as `name-2` (see
+/// [`JobConfig::shared_name`]) and speaks under the shared name. `path`
+/// names the entry; `entries` remembers each earlier named entry's name and
+/// path.
+pub fn add_named(
+    jobs: &mut Vec<JobConfig>,
+    mut job: JobConfig,
+    path: &str,
+    entries: &mut Vec<(String, String)>,
+    warnings: &mut Vec<String>,
+) {
+    let earlier = entries.iter().find(|(name, _)| *name == job.name);
+    if earlier.is_some() || jobs.iter().any(|other| other.name == job.name) {
+        let unique = unique_name(&job.name, jobs);
+        let first = earlier.map_or("an earlier job", |(_, first)| first.as_str());
+        warnings.push(format!(
+            "{path}: {first} has the same name {:?}; ContainerPilot ran both, and so does autopilot: this one runs as {unique:?} (--status, -signal) and publishes its events, variables and catalog service as {:?}",
+            job.name, job.name
         ));
+        job.shared_name = Some(std::mem::replace(&mut job.name, unique));
     }
+    entries.push((job.public_name().to_string(), path.to_string()));
     jobs.push(job);
-    Ok(())
 }
 
 /// Warnings for `when.source`s that name no job, watch or lock: the job can
@@ -268,7 +299,7 @@ pub fn dangling_sources(
                 let known = match (source.strip_prefix("watch."), source.strip_prefix("lock.")) {
                     (Some(watch), _) => watches.iter().any(|w| w.name == watch),
                     (None, Some(lock)) => locks.iter().any(|l| l.name == lock),
-                    (None, None) => jobs.iter().any(|j| &j.name == source),
+                    (None, None) => jobs.iter().any(|j| j.public_name() == source),
                 };
                 (!known).then(|| format!("job {:?} waits for {code} from {source:?}, but no job, watch or lock has that name: it will never start", job.name))
             }

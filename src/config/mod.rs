@@ -13,6 +13,8 @@
 //!        ─detect→ v3::decode | v2::decode → Config (+ warnings)
 //! ```
 
+pub mod address;
+pub mod advice;
 pub mod decode;
 pub mod duration;
 pub mod error;
@@ -141,14 +143,50 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Loads `source` over the process environment, logging warnings. `app` is
-/// the wrapped APP's argv from the command line, if any; it becomes a job.
+/// Loads `source` over the process environment, logging warnings and the
+/// configuration. `app` is the wrapped APP's argv from the command line, if
+/// any; it becomes a job.
 pub fn load(source: &Source, app: Option<&[String]>) -> Result<Config, ConfigError> {
     let loaded = load_with_env(source, app, &process_env())?;
     for warning in &loaded.warnings {
         tracing::warn!("config: {warning}");
     }
+    log_loaded(&loaded.config);
     Ok(loaded.config)
+}
+
+/// Logs the configuration autopilot runs, at DEBUG, under the words
+/// ContainerPilot used (`loaded config:`, `Loaded config:` for 2.x files):
+/// users and ContainerPilot's own tests look for that line. Secrets stay
+/// out of it: the model serializes the Consul token as `<redacted>`, and
+/// what templates rendered from secret-looking variables is masked.
+pub fn log_loaded(config: &Config) {
+    let prefix = match config.format {
+        Format::V3 => "loaded config",
+        Format::V2 => "Loaded config",
+    };
+    match serde_json::to_string(config) {
+        Ok(json) => tracing::debug!("{prefix}: {}", redact_secrets(json, &process_env())),
+        Err(error) => tracing::debug!("{prefix} (cannot be shown: {error})"),
+    }
+}
+
+/// Parts of a variable's name that say its value is a secret.
+const SECRET_NAMES: [&str; 6] = ["PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH"];
+
+/// `text` with the value of every variable whose name says it is a secret
+/// (`DB_PASSWORD`, `CONSUL_HTTP_TOKEN`, `API_KEY`...) replaced by
+/// `<redacted>`: a template may have rendered it anywhere in the file.
+/// Values shorter than 4 characters are left alone (they would mask
+/// ordinary words and numbers, and reveal little).
+fn redact_secrets(mut text: String, env: &Env) -> String {
+    for (name, value) in env {
+        let upper = name.to_ascii_uppercase();
+        if value.len() >= 4 && SECRET_NAMES.iter().any(|part| upper.contains(part)) {
+            text = text.replace(value.as_str(), "<redacted>");
+        }
+    }
+    text
 }
 
 /// Loads `source` with `env` as the template data.
@@ -209,6 +247,10 @@ pub fn load_str(
         control: Some(parts.control),
         telemetry: parts.telemetry,
     };
+    warnings.extend(advice::warnings(
+        &config,
+        env.get("PATH").map(String::as_str),
+    ));
     Ok(Loaded { config, warnings })
 }
 
@@ -322,6 +364,25 @@ mod tests {
         assert!(
             mixed.contains("(watches) with 2.x keys (telemetry.sensors)"),
             "{mixed}"
+        );
+    }
+
+    #[test]
+    fn secrets_rendered_into_the_config_are_masked_in_the_log() {
+        let env: Env = [
+            ("DB_PASSWORD", "hunter22"),
+            ("API_KEY", "k3y-value"),
+            ("PORT", "8080"),
+            ("SHORT_TOKEN", "abc"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let text =
+            r#"{"exec":["app","--password","hunter22","--key=k3y-value","-p","8080","abc"]}"#;
+        assert_eq!(
+            redact_secrets(text.to_string(), &env),
+            r#"{"exec":["app","--password","<redacted>","--key=<redacted>","-p","8080","abc"]}"#
         );
     }
 

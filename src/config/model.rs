@@ -269,6 +269,10 @@ pub enum HealthCheck {
     Http(String),
     /// Connect to `host:port`; an accepted connection passes. [beyond]
     Tcp(String),
+    /// No command: the service is heartbeated as passing every interval and
+    /// no `healthy`/`unhealthy` event is published, as ContainerPilot did
+    /// for a 3.x `health` without `exec` and a 2.x service without `health`.
+    Heartbeat,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -279,9 +283,10 @@ pub struct HealthConfig {
     pub interval: Duration,
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
-    /// Default: the interval.
+    /// Kill the check after this long. 3.x default: the interval; 2.x
+    /// default: none (ContainerPilot 2 let a check run as long as it took).
     #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
+    pub timeout: Option<Duration>,
     pub logging_raw: bool,
 }
 
@@ -298,7 +303,14 @@ pub struct JobConsulExtras {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobConfig {
+    /// Unique among the jobs: how `--status`, `-signal` and reload tell them apart.
     pub name: String,
+    /// The name the file gave a job whose name another job already had
+    /// (ContainerPilot accepted duplicates): such a job runs as `name-2`,
+    /// `-3`..., but its events, `CONTAINERPILOT_<JOB>_*` variables and
+    /// catalog service use this shared name, as ContainerPilot's did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_name: Option<String>,
     pub role: JobRole,
     /// The argv to run; `None` for a job that only registers an externally run
     /// service (or only reacts to events with nothing to exec).
@@ -400,6 +412,7 @@ impl JobConfig {
     pub fn with_defaults(name: &str, role: JobRole) -> JobConfig {
         JobConfig {
             name: name.to_string(),
+            shared_name: None,
             role,
             exec: None,
             logging_raw: false,
@@ -419,6 +432,12 @@ impl JobConfig {
             primary: false,
             render: None,
         }
+    }
+
+    /// The name the job's events, variables and catalog service use: the
+    /// name the file gave it.
+    pub fn public_name(&self) -> &str {
+        self.shared_name.as_deref().unwrap_or(&self.name)
     }
 
     /// The wrapped APP from the command line: raw output, stdin, its exit ends

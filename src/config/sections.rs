@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::address::{check_host_port, check_http_url, Port};
 use super::decode::{Object, Result};
 use super::error::{did_you_mean, ConfigError};
-use super::jobs::DEFAULT_INTERFACES;
+use super::jobs::{check_interfaces, DEFAULT_INTERFACES};
 use super::model::{
     ConsulConfig, ControlConfig, EtcdConfig, LogFormat, LogLevel, LogOutput, LoggingConfig,
     MetricConfig, MetricKind, TlsConfig,
@@ -21,6 +22,7 @@ pub fn consul(value: &Value, path: &str) -> Result<Option<ConsulConfig>> {
         Value::String(text) if text.is_empty() => return Ok(None),
         Value::String(text) => {
             let (scheme, address) = split_scheme(text, path)?;
+            check_host_port(&address, path, Port::Optional)?;
             return Ok(Some(ConsulConfig {
                 address,
                 scheme: scheme.unwrap_or("http").to_string(),
@@ -32,6 +34,7 @@ pub fn consul(value: &Value, path: &str) -> Result<Option<ConsulConfig>> {
     };
     let address_text = object.string("address")?.unwrap_or_default();
     let (address_scheme, address) = split_scheme(&address_text, &object.at("address"))?;
+    check_host_port(&address, &object.at("address"), Port::Optional)?;
     let scheme = match object.non_empty_string("scheme")? {
         Some(scheme) if scheme == "http" || scheme == "https" => scheme,
         Some(other) => {
@@ -103,6 +106,9 @@ pub fn etcd(value: &Value, path: &str) -> Result<EtcdConfig> {
             "required: at least one etcd URL",
         ));
     }
+    for endpoint in endpoints.iter().filter(|e| !e.is_empty()) {
+        check_http_url(endpoint, &object.at("endpoints"), false)?;
+    }
     Ok(EtcdConfig {
         endpoints,
         prefix: object
@@ -156,15 +162,43 @@ pub fn logging(value: &Value, path: &str) -> Result<LoggingConfig> {
     Ok(config)
 }
 
-/// `control`: `{socket}`.
+/// The longest path a unix socket can be bound at: `sun_path` holds 108
+/// bytes with the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// `control`: `{socket}`. An empty `socket` is refused: ContainerPilot tried
+/// to listen on "" and failed, and falling back to the default path would
+/// leave `-putenv` and friends of a job talking to another socket.
 pub fn control(value: &Value, path: &str) -> Result<ControlConfig> {
     let object = Object::new(value, path, &["socket"])?;
-    Ok(match object.non_empty_string("socket")? {
-        Some(socket) => ControlConfig {
-            socket: PathBuf::from(socket),
-            explicit: true,
-        },
-        None => ControlConfig::default(),
+    let Some(socket) = object.string("socket")? else {
+        return Ok(ControlConfig::default());
+    };
+    let at = object.at("socket");
+    if socket.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            at,
+            "must not be empty: give a path, or leave out `socket` for the default /var/run/containerpilot.socket",
+        ));
+    }
+    if socket.ends_with('/') {
+        return Err(ConfigError::invalid(
+            at,
+            format!("{socket:?} names a directory: give the socket file's path"),
+        ));
+    }
+    if socket.len() > MAX_SOCKET_PATH {
+        return Err(ConfigError::invalid(
+            at,
+            format!(
+                "{} bytes is too long for a unix socket path (at most {MAX_SOCKET_PATH})",
+                socket.len()
+            ),
+        ));
+    }
+    Ok(ControlConfig {
+        socket: PathBuf::from(socket),
+        explicit: true,
     })
 }
 
@@ -189,11 +223,13 @@ pub fn telemetry_base(object: &Object<'_>) -> Result<TelemetryBase> {
                 )
             })?,
     };
+    let interfaces = object
+        .strings("interfaces")?
+        .unwrap_or_else(|| DEFAULT_INTERFACES.map(String::from).to_vec());
+    check_interfaces(&interfaces, &object.at("interfaces"))?;
     Ok(TelemetryBase {
         port,
-        interfaces: object
-            .strings("interfaces")?
-            .unwrap_or_else(|| DEFAULT_INTERFACES.map(String::from).to_vec()),
+        interfaces,
         tags: object.strings("tags")?.unwrap_or_default(),
     })
 }
@@ -249,7 +285,10 @@ fn is_metric_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-/// Metric names must be unique.
+/// Metric names must be unique, and every metric must be one the registry
+/// accepts at run time (a help text, no clash with autopilot's own metrics):
+/// registering them into a throwaway registry here is what makes `--check`
+/// refuse what run time would.
 pub fn check_unique_metrics(metrics: &[MetricConfig], path: &str) -> Result<()> {
     for (i, metric) in metrics.iter().enumerate() {
         if metrics[..i].iter().any(|m| m.full_name == metric.full_name) {
@@ -259,7 +298,9 @@ pub fn check_unique_metrics(metrics: &[MetricConfig], path: &str) -> Result<()> 
             ));
         }
     }
-    Ok(())
+    crate::telemetry::Metrics::new(metrics)
+        .map(drop)
+        .map_err(|error| ConfigError::invalid(path, error.to_string()))
 }
 
 /// `"x" is not one of a, b, c (did you mean "b"?)`.
@@ -364,6 +405,30 @@ mod tests {
             control(&json!({}), "control").unwrap(),
             ControlConfig::default()
         );
+    }
+
+    #[test]
+    fn control_socket_paths_that_cannot_be_bound_are_refused() {
+        let refused = |socket: &str| {
+            control(&json!({ "socket": socket }), "control")
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            refused("").contains("control.socket: must not be empty"),
+            "{}",
+            refused("")
+        );
+        assert!(refused("  ").contains("must not be empty"));
+        assert!(refused("/var/run/").contains("names a directory"));
+        let long = format!("/tmp/{}", "s".repeat(103));
+        assert!(
+            refused(&long).contains("108 bytes is too long"),
+            "{}",
+            refused(&long)
+        );
+        let longest = format!("/tmp/{}", "s".repeat(102));
+        assert!(control(&json!({ "socket": longest }), "control").is_ok());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::model::{
     TelemetryConfig, WatchConfig, When,
 };
 use super::sections;
-use super::v3::whole_seconds;
+use super::v3::{check_timeout, whole_seconds};
 use super::Parts;
 use crate::events::EventCode;
 
@@ -76,9 +76,10 @@ pub fn decode(
         ));
     }
     let mut jobs_list = Vec::new();
+    let mut named = Vec::new();
     for (path, value) in root.array("services")? {
         let job = service(&path, value, warnings)?;
-        jobs::add_unique(&mut jobs_list, job, &path)?;
+        jobs::add_named(&mut jobs_list, job, &path, &mut named, warnings);
     }
     let pre_start = hooks(root, app, &mut jobs_list, warnings)?;
     let after_pre_start = match &pre_start {
@@ -110,7 +111,8 @@ pub fn decode(
         .map(|v| telemetry(v, &mut jobs_list))
         .transpose()?;
     if let Some(telemetry) = &telemetry {
-        jobs::add_unique(&mut jobs_list, jobs::telemetry_job(telemetry), "telemetry")?;
+        let job = jobs::telemetry_job(telemetry);
+        jobs::add_named(&mut jobs_list, job, "telemetry", &mut named, warnings);
     }
     warnings.extend(jobs::dangling_sources(&jobs_list, &watches, &[]));
     Ok(Parts {
@@ -231,22 +233,23 @@ fn service(path: &str, value: &Value, warnings: &mut Vec<String>) -> Result<JobC
         .non_empty_string("name")?
         .ok_or_else(|| ConfigError::invalid(object.at("name"), "must not be blank"))?;
     jobs::check_service_name(&name, &object.at("name"))?;
-    let check = object.command("health")?.ok_or_else(|| {
-        ConfigError::invalid(
-            object.at("health"),
-            "required: the command that checks the service",
-        )
-    })?;
-    let interval = whole_seconds(&object, "poll")?;
+    if !matches!(object.int("port")?, Some(port) if port > 0) {
+        return Err(ConfigError::invalid(
+            object.at("port"),
+            "must be > 0: a 2.x service is registered in the catalog on its port",
+        ));
+    }
+    // ContainerPilot 2 heartbeated a service without `health` as always
+    // passing, and let a check run as long as it took unless `timeout` is set.
+    let check = object
+        .command("health")?
+        .map_or(HealthCheck::Heartbeat, HealthCheck::Exec);
     let mut job = JobConfig::with_defaults(&name, JobRole::Plain);
     job.health = Some(HealthConfig {
-        check: HealthCheck::Exec(check),
-        interval,
+        check,
+        interval: whole_seconds(&object, "poll")?,
         ttl: whole_seconds(&object, "ttl")?,
-        timeout: object
-            .duration("timeout")?
-            .filter(|t| !t.is_zero())
-            .unwrap_or(interval),
+        timeout: check_timeout(&object)?,
         logging_raw: false,
     });
     jobs::read_registration(&object, &mut job, warnings)?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::address::{check_host_port, check_http_url, Port};
 use super::decode::{Object, Result};
 use super::error::{did_you_mean, ConfigError};
 use super::jobs;
@@ -70,14 +71,16 @@ pub fn decode(
     warnings: &mut Vec<String>,
 ) -> Result<Parts> {
     let mut jobs_list = Vec::new();
+    let mut named = Vec::new();
     for (path, value) in root.array("jobs")? {
         let job = job(&path, value, warnings)?;
-        jobs::add_unique(&mut jobs_list, job, &path)?;
+        jobs::add_named(&mut jobs_list, job, &path, &mut named, warnings);
     }
     let watches = watches(root)?;
     let telemetry = root.get("telemetry").map(telemetry).transpose()?;
     if let Some(telemetry) = &telemetry {
-        jobs::add_unique(&mut jobs_list, jobs::telemetry_job(telemetry), "telemetry")?;
+        let job = jobs::telemetry_job(telemetry);
+        jobs::add_named(&mut jobs_list, job, "telemetry", &mut named, warnings);
     }
     if let Some(argv) = app {
         let (stop_signal, kill_timeout) = jobs::app_stop(root.get("stopTimeout"), "stopTimeout")?;
@@ -293,27 +296,33 @@ fn health(object: &Object<'_>) -> Result<HealthConfig> {
         checks.push(HealthCheck::Exec(argv));
     }
     if let Some(url) = object.non_empty_string("http")? {
+        check_http_url(&url, &object.at("http"), true)?;
         checks.push(HealthCheck::Http(url));
     }
     if let Some(address) = object.non_empty_string("tcp")? {
+        check_host_port(&address, &object.at("tcp"), Port::Required)?;
         checks.push(HealthCheck::Tcp(address));
     }
-    if checks.len() != 1 {
+    if checks.len() > 1 {
         return Err(ConfigError::invalid(
             object.path(),
-            "needs exactly one of 'exec', 'http' or 'tcp' to check with",
+            "can have only one of 'exec', 'http' or 'tcp' to check with",
         ));
     }
+    // Without a command, ContainerPilot 3 heartbeated the service every interval.
+    let check = checks.pop().unwrap_or(HealthCheck::Heartbeat);
     Ok(HealthConfig {
-        check: checks.remove(0),
+        check,
         interval,
         ttl,
-        timeout: object
-            .duration("timeout")?
-            .filter(|t| !t.is_zero())
-            .unwrap_or(interval),
+        timeout: Some(check_timeout(object)?.unwrap_or(interval)),
         logging_raw: raw_logging(object)?,
     })
+}
+
+/// A health check's own `timeout`, when set and not zero.
+pub fn check_timeout(object: &Object<'_>) -> Result<Option<Duration>> {
+    Ok(object.duration("timeout")?.filter(|t| !t.is_zero()))
 }
 
 /// `health.interval` and `health.ttl`: required, at least one second.

@@ -67,9 +67,10 @@ pub fn run(command: Command, socket: &Path) -> i32 {
 /// Performs `command`; returns what to print on success.
 pub async fn execute(command: Command, socket: &Path) -> Result<String, ClientError> {
     match command {
+        // ContainerPilot printed `ok`; scripts wait for that word.
         Command::Ping => call(socket, Method::GET, "/v3/ping", None)
             .await
-            .map(|_| String::new()),
+            .map(|_| "ok".to_string()),
         Command::Reload => call(socket, Method::POST, "/v3/reload", None)
             .await
             .map(|_| String::new()),

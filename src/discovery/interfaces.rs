@@ -98,6 +98,7 @@ impl FromStr for InterfaceSpec {
             let index = index
                 .parse()
                 .map_err(|_| invalid("the index must be a non-negative integer"))?;
+            check_interface_name(interface).map_err(invalid)?;
             return Ok(InterfaceSpec::Indexed {
                 interface: interface.to_string(),
                 index,
@@ -109,10 +110,33 @@ impl FromStr for InterfaceSpec {
             Some((interface, "inet6")) => (interface, Family::Inet6),
             Some(_) => return Err(invalid("the family must be inet or inet6")),
         };
+        check_interface_name(interface).map_err(invalid)?;
         Ok(InterfaceSpec::Named {
             interface: interface.to_string(),
             family,
         })
+    }
+}
+
+/// The longest interface name Linux allows (`IFNAMSIZ` less its NUL).
+const MAX_INTERFACE_NAME: usize = 15;
+
+/// An interface name as Linux names them: 1 to 15 letters, digits, `_`, `-`
+/// or `.` (`eth0`, `br-1a2b`, `eth0.100`). An IP address is not a name:
+/// ContainerPilot refused it too, and the user meant `static:` or a CIDR.
+fn check_interface_name(name: &str) -> Result<(), &'static str> {
+    if name.parse::<IpAddr>().is_ok() {
+        return Err("an IP address is not an interface name: write static:<ip> to advertise it, or <ip>/32 to pick the interface that has it");
+    }
+    let valid = !name.is_empty()
+        && name.len() <= MAX_INTERFACE_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err("not an interface name (1 to 15 letters, digits, '_', '-' or '.'), nor inet, inet6, static:<ip> or a CIDR network")
     }
 }
 
@@ -335,6 +359,11 @@ mod tests {
             "static:nope",
             "",
             "eth0]",
+            "127.0.0.1",
+            "!",
+            "eth 0",
+            "!eth0[1]",
+            "sixteen-chars-xx",
         ] {
             assert!(
                 matches!(

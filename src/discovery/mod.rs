@@ -86,8 +86,8 @@ impl ServiceRegistration {
             .as_ref()
             .map_or(TELEMETRY_TTL, |health| health.ttl);
         Some(ServiceRegistration {
-            id: service_id(&job.name, hostname),
-            name: job.name.clone(),
+            id: service_id(job.public_name(), hostname),
+            name: job.public_name().to_string(),
             tags: job.tags.clone(),
             port,
             address,
@@ -397,6 +397,7 @@ mod tests {
     fn job(port: Option<u16>, health: Option<HealthConfig>) -> JobConfig {
         JobConfig {
             name: "web".to_string(),
+            shared_name: None,
             role: JobRole::Plain,
             exec: None,
             logging_raw: false,
@@ -427,7 +428,7 @@ mod tests {
             check: HealthCheck::Tcp("127.0.0.1:80".to_string()),
             interval: Duration::from_secs(3),
             ttl: Duration::from_secs(7),
-            timeout: Duration::from_secs(3),
+            timeout: Some(Duration::from_secs(3)),
             logging_raw: false,
         };
         let address: IpAddr = "10.0.0.5".parse().unwrap();

@@ -3,11 +3,12 @@
 //! registration what to say.
 //!
 //! The first check runs as soon as the job starts (ContainerPilot waited one
-//! interval). An exec check passes when it exits 0 within its timeout; at the
-//! timeout its process group is SIGKILLed and the check fails. Its output is
-//! logged as `check=check.<job>` and its last 4 KiB become the catalog check's
-//! output. `http` and `tcp` checks [beyond] need no helper binary in the
-//! image. This module owns the check loop and the health state; it must not
+//! interval). An exec check passes when it exits 0 within its timeout (2.x
+//! checks have none unless the file sets one); at the timeout its process
+//! group is SIGKILLed and the check fails. Its output is logged as
+//! `check=check.<job>` and its last 4 KiB become the catalog check's output.
+//! `http` and `tcp` checks [beyond] need no helper binary in the image. A
+//! check without a command only heartbeats the catalog. This module owns the check loop and the health state; it must not
 //! touch the job's process.
 
 use std::sync::Arc;
@@ -60,6 +61,9 @@ pub fn spawn(
             if let Outcome::Failed(output) = &outcome {
                 tracing::debug!(job = %job, "health check failed: {output}");
             }
+            if config.check == HealthCheck::Heartbeat {
+                continue; // ContainerPilot published no events for it
+            }
             if healthy != Some(passed) {
                 healthy = Some(passed);
                 let code = if passed {
@@ -86,11 +90,15 @@ pub fn spawn_heartbeat(registration: Arc<Registration>) -> JoinHandle<()> {
 }
 
 async fn check(job: &str, config: &HealthConfig, shared: &Shared) -> Outcome {
-    let limit = config.timeout;
+    // Only 2.x checks, which are all exec checks, go without a timeout.
+    let limit = config.timeout.unwrap_or(config.interval);
     match &config.check {
-        HealthCheck::Exec(argv) => check_exec(job, argv, config.logging_raw, limit, shared).await,
+        HealthCheck::Exec(argv) => {
+            check_exec(job, argv, config.logging_raw, config.timeout, shared).await
+        }
         HealthCheck::Tcp(address) => check_tcp(address, limit).await,
         HealthCheck::Http(url) => check_http(url, limit).await,
+        HealthCheck::Heartbeat => Outcome::Passed("ok".to_string()),
     }
 }
 
@@ -98,7 +106,7 @@ async fn check_exec(
     job: &str,
     argv: &[String],
     raw: bool,
-    limit: Duration,
+    limit: Option<Duration>,
     shared: &Shared,
 ) -> Outcome {
     let spec = SpawnSpec {
@@ -118,10 +126,14 @@ async fn check_exec(
         shared.format,
         Some(&tail),
     );
-    let verdict = match timeout(limit, process.wait()).await {
+    let exited = match limit {
+        Some(limit) => timeout(limit, process.wait()).await.map_err(|_| limit),
+        None => Ok(process.wait().await),
+    };
+    let verdict = match exited {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!("exit status {}", status.code())),
-        Err(_) => {
+        Err(limit) => {
             process.signal_group(nix::sys::signal::Signal::SIGKILL);
             process.wait().await;
             Err(format!("timed out after {limit:?}"))

@@ -506,7 +506,7 @@ impl Job {
     /// `CONTAINERPILOT_<JOB>_PID`, and for the APP also ContainerPilot 2's
     /// `CONTAINERPILOT_APP_PID`.
     fn pid_variables(&self) -> Vec<String> {
-        let mut variables = vec![job_variable(&self.config.name, "PID")];
+        let mut variables = vec![job_variable(self.config.public_name(), "PID")];
         if self.config.role == JobRole::App {
             variables.push(job_variable("app", "PID"));
         }
@@ -700,7 +700,7 @@ impl Job {
         let registration = self.registration.clone();
         self.health = match (&self.config.health, &self.config.role) {
             (Some(health), _) => Some(health::spawn(
-                self.config.name.clone(),
+                self.config.public_name().to_string(),
                 health.clone(),
                 self.shared.clone(),
                 registration,
@@ -726,7 +726,9 @@ impl Job {
     // ---- helpers ------------------------------------------------------
 
     fn publish(&self, code: EventCode) {
-        self.shared.bus.publish(Event::new(code, &self.config.name));
+        self.shared
+            .bus
+            .publish(Event::new(code, self.config.public_name()));
     }
 
     fn report(&self, report: Report) {

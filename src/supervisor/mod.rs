@@ -179,7 +179,8 @@ impl Supervisor {
         let env = Environment::from_process();
         let services = advertised_services(&config, &env)?;
         let discovery = Discovery::from_config(&config)?.map(Arc::new);
-        let metrics = serve_telemetry(&config)?;
+        let (request_sender, requests) = mpsc::unbounded_channel();
+        let metrics = serve_telemetry(&config, status_query(request_sender.clone()))?;
         let reaper = Reaper::install()?;
         let signals = signals::listen(reaper.clone())?;
         let (report_sender, reports) = mpsc::unbounded_channel();
@@ -207,7 +208,6 @@ impl Supervisor {
             watched: watched_receiver,
             in_catalog: Default::default(),
         };
-        let (request_sender, requests) = mpsc::unbounded_channel();
         let bound = match &config.control {
             Some(control) => control::bind(control)?,
             None => None,
@@ -278,10 +278,11 @@ impl Supervisor {
 
     fn start_job(&mut self, config: JobConfig, late: bool) {
         let hook = jobs::is_shutdown_hook(&config);
-        self.status.add(&config.name);
+        self.status
+            .add(&config.name, self.services.get(&config.name));
         let name = config.name.clone();
         let spec = JobSpec {
-            dependents: jobs::stopping_dependents(&name, &self.config.jobs),
+            dependents: jobs::stopping_dependents(config.public_name(), &self.config.jobs),
             service: self.services.get(&name).cloned(),
             config,
         };
@@ -612,7 +613,10 @@ fn advertised_services(
             job: job.name.clone(),
             source,
         })?;
-        env.set(&job_variable(&job.name, "IP"), Some(&address.to_string()));
+        env.set(
+            &job_variable(job.public_name(), "IP"),
+            Some(&address.to_string()),
+        );
         if let Some(service) = ServiceRegistration::for_job(job, address, &hostname) {
             services.insert(job.name.clone(), service);
         }
@@ -620,9 +624,25 @@ fn advertised_services(
     Ok(services)
 }
 
-/// Builds the metrics registry and serves `/metrics` on the telemetry
-/// interface and port, when telemetry is configured.
-fn serve_telemetry(config: &Config) -> Result<Option<Metrics>, StartError> {
+/// Builds ContainerPilot's `/status` document from the supervisor's status,
+/// asked for as the control plane asks for it.
+fn status_query(requests: mpsc::UnboundedSender<Request>) -> telemetry::StatusQuery {
+    Arc::new(move || {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = requests.send(Request::Status(reply)).is_ok();
+        Box::pin(async move {
+            let status = if sent { answer.await.ok() } else { None };
+            status.map(|status| status::containerpilot_document(&status))
+        })
+    })
+}
+
+/// Builds the metrics registry and serves `/metrics` and `/status` on the
+/// telemetry interface and port, when telemetry is configured.
+fn serve_telemetry(
+    config: &Config,
+    status: telemetry::StatusQuery,
+) -> Result<Option<Metrics>, StartError> {
     let Some(telemetry) = &config.telemetry else {
         return Ok(None);
     };
@@ -636,7 +656,7 @@ fn serve_telemetry(config: &Config) -> Result<Option<Metrics>, StartError> {
     let listener = std::net::TcpListener::bind(address).map_err(listen)?;
     listener.set_nonblocking(true).map_err(listen)?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(listen)?;
-    telemetry::serve(listener, metrics.clone());
-    tracing::info!("telemetry: serving /metrics on {address}");
+    telemetry::serve(listener, metrics.clone(), status);
+    tracing::info!("telemetry: serving /metrics and /status on {address}");
     Ok(Some(metrics))
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::discovery::ServiceRegistration;
 use crate::events::{Event, EventCode};
 use crate::jobs::Report;
 
@@ -36,6 +37,11 @@ pub struct JobStatus {
     /// Runs after the first one.
     pub restarts: u32,
     pub health: Option<Health>,
+    /// Where an advertised job's service is registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     #[serde(skip)]
     runs: u32,
 }
@@ -47,8 +53,8 @@ pub struct StatusBoard {
 }
 
 impl StatusBoard {
-    /// A job (re)appears, waiting.
-    pub fn add(&mut self, name: &str) {
+    /// A job (re)appears, waiting; `service` is its catalog registration.
+    pub fn add(&mut self, name: &str, service: Option<&ServiceRegistration>) {
         self.jobs.retain(|job| job.name != name);
         self.jobs.push(JobStatus {
             name: name.to_string(),
@@ -56,6 +62,8 @@ impl StatusBoard {
             pid: None,
             restarts: 0,
             health: None,
+            address: service.map(|s| s.address.to_string()),
+            port: service.map(|s| s.port),
             runs: 0,
         });
     }
@@ -116,6 +124,50 @@ impl StatusBoard {
     }
 }
 
+/// ContainerPilot's `/status` document (served on the telemetry port),
+/// derived from [`StatusBoard::to_json`]'s: `Version`; `Jobs` (`Name`,
+/// `Status`) for jobs without a port and `Services` (`Name`, `Address`,
+/// `Port`, `Status`) for advertised ones, each in configuration order;
+/// `Watches`, the watched service names. A status is `healthy`,
+/// `unhealthy`, `maintenance`, `completed` or `unknown`, as ContainerPilot
+/// named them; its telemetry service `containerpilot` is always `healthy`.
+pub fn containerpilot_document(status: &Value) -> Value {
+    let maintenance = status["maintenance"] == true;
+    let (mut jobs, mut services) = (Vec::new(), Vec::new());
+    for job in status["jobs"].as_array().into_iter().flatten() {
+        let name = &job["name"];
+        let state = if maintenance {
+            "maintenance"
+        } else if name == crate::config::jobs::TELEMETRY_JOB {
+            "healthy"
+        } else if let Some(health) = job["health"].as_str() {
+            health
+        } else if job["state"] == "stopped" {
+            "completed"
+        } else {
+            "unknown"
+        };
+        match job.get("port") {
+            Some(port) => services.push(serde_json::json!({
+                "Name": name, "Address": job["address"], "Port": port, "Status": state,
+            })),
+            None => jobs.push(serde_json::json!({ "Name": name, "Status": state })),
+        }
+    }
+    let watches: Vec<&Value> = status["watches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|watch| &watch["name"])
+        .collect();
+    serde_json::json!({
+        "Version": env!("CARGO_PKG_VERSION"),
+        "Jobs": jobs,
+        "Services": services,
+        "Watches": watches,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,7 +178,7 @@ mod tests {
     #[test]
     fn follows_a_job_through_its_life() {
         let mut board = StatusBoard::default();
-        board.add("app");
+        board.add("app", None);
         let started = Report::Started {
             job: "app".into(),
             role: JobRole::Plain,
@@ -154,5 +206,32 @@ mod tests {
         assert_eq!(json["watches"][0]["instances"], 2);
         assert_eq!(json["jobs"][0]["state"], "stopped");
         assert_eq!(json["maintenance"], true);
+    }
+
+    #[test]
+    fn containerpilot_document_splits_jobs_and_services() {
+        let mut board = StatusBoard::default();
+        board.add("pre", None);
+        board.on_report(&Report::Finished { job: "pre".into() });
+        board.add("worker", None);
+        let address = "10.0.0.5".parse().unwrap();
+        let mut web = crate::config::model::JobConfig::with_defaults("web", JobRole::Plain);
+        web.port = Some(80);
+        let service = ServiceRegistration::for_job(&web, address, "h").unwrap();
+        board.add("web", Some(&service));
+        board.on_event(&Event::new(EventCode::Unhealthy, "web"));
+        let watches = BTreeMap::from([("db".to_string(), 0)]);
+        let document = containerpilot_document(&board.to_json(false, &watches));
+        assert_eq!(
+            document,
+            serde_json::json!({
+                "Version": env!("CARGO_PKG_VERSION"),
+                "Jobs": [{"Name": "pre", "Status": "completed"}, {"Name": "worker", "Status": "unknown"}],
+                "Services": [{"Name": "web", "Address": "10.0.0.5", "Port": 80, "Status": "unhealthy"}],
+                "Watches": ["db"],
+            })
+        );
+        let in_maintenance = containerpilot_document(&board.to_json(true, &watches));
+        assert_eq!(in_maintenance["Services"][0]["Status"], "maintenance");
     }
 }

@@ -5,7 +5,8 @@
 //! `containerpilot_watch_instances`, `containerpilot_control_http_requests`
 //! and the process metrics Prometheus' process collector names
 //! (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ...).
-//! [`serve`] answers `GET /metrics` on a TCP listener the caller bound.
+//! [`serve`] answers `GET /metrics` (and ContainerPilot's `GET /status`,
+//! from a document the supervisor builds) on a TCP listener the caller bound.
 //!
 //! This module owns the registry and the exposition. It must not touch jobs,
 //! the event bus or the control socket: the supervisor, the bus and the
@@ -50,7 +51,7 @@ use prometheus::{
 
 use crate::config::model::{MetricConfig, MetricKind};
 
-pub use server::{serve, CONTENT_TYPE};
+pub use server::{serve, StatusQuery, CONTENT_TYPE};
 
 use process::ProcessCollector;
 use summary::Summary;

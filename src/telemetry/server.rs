@@ -1,11 +1,16 @@
-//! The `/metrics` HTTP endpoint Prometheus scrapes.
+//! The telemetry HTTP endpoint: `/metrics`, which Prometheus scrapes, and
+//! `/status`, ContainerPilot's JSON summary of jobs, services and watches.
 //!
-//! `GET` (or `HEAD`) `/metrics` answers the exposition; other methods on
-//! `/metrics` get 405, other paths 404. Connections are bounded in number,
+//! `GET` (or `HEAD`) `/metrics` answers the exposition; `GET /status` the
+//! document a [`StatusQuery`] produces (as ContainerPilot, only GET: even
+//! HEAD gets 405); other methods get 405, other paths 404. Connections are bounded in number,
 //! a request's headers must arrive in time, and each connection serves one
 //! request (no keep-alive), so idle or slow clients cannot hold every slot.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,41 +35,68 @@ const MAX_CONNECTIONS: usize = 16;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The path Prometheus scrapes.
 const METRICS_PATH: &str = "/metrics";
+/// ContainerPilot's status document.
+const STATUS_PATH: &str = "/status";
 
-/// Serves `/metrics` on `listener` until the task is aborted. Binding the
-/// address (telemetry interfaces and port) is the caller's job.
-pub fn serve(listener: TcpListener, metrics: Metrics) -> JoinHandle<()> {
+/// Produces the `/status` document on demand; `None` when autopilot is no
+/// longer there to answer (it is exiting). The supervisor builds it: this
+/// module does not know jobs.
+pub type StatusQuery =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<serde_json::Value>> + Send>> + Send + Sync>;
+
+/// Serves `/metrics` and `/status` on `listener` until the task is aborted.
+/// Binding the address (telemetry interfaces and port) is the caller's job.
+pub fn serve(listener: TcpListener, metrics: Metrics, status: StatusQuery) -> JoinHandle<()> {
     let limits = Limits {
         max_connections: MAX_CONNECTIONS,
         header_timeout: HEADER_TIMEOUT,
         keep_alive: false,
     };
     http_server::serve(listener, limits, "telemetry", move |request| {
-        let response = respond(&metrics, &request);
-        async move { Ok::<_, Infallible>(response) }
+        let (metrics, status) = (metrics.clone(), status.clone());
+        async move { Ok::<_, Infallible>(respond(&metrics, &status, &request).await) }
     })
 }
 
-fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if request.uri().path() != METRICS_PATH {
-        return text(StatusCode::NOT_FOUND, "404 page not found\n");
-    }
-    match *request.method() {
-        Method::GET | Method::HEAD => {
-            let mut response = text(StatusCode::OK, metrics.encode());
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(CONTENT_TYPE));
-            response
+async fn respond(
+    metrics: &Metrics,
+    status: &StatusQuery,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let method = request.method();
+    match request.uri().path() {
+        METRICS_PATH if method == Method::GET || method == Method::HEAD => {
+            with_type(text(StatusCode::OK, metrics.encode()), CONTENT_TYPE)
         }
-        _ => {
-            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            response
-        }
+        METRICS_PATH => not_allowed("GET, HEAD"),
+        STATUS_PATH if method == Method::GET => match status().await {
+            Some(document) => with_type(
+                text(StatusCode::OK, format!("{document}\n")),
+                "application/json",
+            ),
+            None => text(StatusCode::SERVICE_UNAVAILABLE, "autopilot is exiting\n"),
+        },
+        STATUS_PATH => not_allowed("GET"),
+        _ => text(StatusCode::NOT_FOUND, "404 page not found\n"),
     }
+}
+
+fn with_type(
+    mut response: Response<Full<Bytes>>,
+    content_type: &'static str,
+) -> Response<Full<Bytes>> {
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE_HEADER, HeaderValue::from_static(content_type));
+    response
+}
+
+fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
