@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::model::LockConfig;
-use crate::discovery::lock::{LockEvent, LockSpec};
+use crate::discovery::lock::{HolderValue, LockEvent, LockSpec};
 use crate::discovery::{Discovery, ServiceRegistration};
 use crate::events::{Bus, Event, EventCode};
 
@@ -23,10 +23,10 @@ use crate::events::{Bus, Event, EventCode};
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where one lock stands, as `--status` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Standing {
-    /// Waiting for the key to be free.
-    Contending,
+    /// Waiting for the key to be free; what the holder wrote, when one was seen.
+    Contending { holder: Option<HolderValue> },
     /// This instance holds it.
     Holding { since: SystemTime },
 }
@@ -79,14 +79,24 @@ impl Locks {
         }
     }
 
-    /// `{"<name>": {"holding": bool, "since": "<RFC 3339>"}}` for `--status`.
+    /// `{"<name>": {"holding": bool, "since": "<RFC 3339>", "holder": <value>}}` for
+    /// `--status`: `since` while this instance holds the lock, `holder` (what the holder
+    /// wrote: its ID and address) while another one does.
     pub fn status(&self) -> Value {
         let table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         table
             .iter()
             .map(|(name, standing)| {
                 let entry = match standing {
-                    Standing::Contending => json!({ "holding": false }),
+                    Standing::Contending { holder: None } => json!({ "holding": false }),
+                    Standing::Contending {
+                        holder: Some(holder),
+                    } => json!({
+                        "holding": false,
+                        // The value autopilot writes is JSON; another writer's is shown as text.
+                        "holder": serde_json::from_str::<Value>(holder)
+                            .unwrap_or_else(|_| Value::from(&**holder)),
+                    }),
                     Standing::Holding { since } => json!({
                         "holding": true,
                         "since": humantime::format_rfc3339_seconds(*since).to_string(),
@@ -136,7 +146,7 @@ fn spawn(
             table.insert(name.clone(), standing);
         }
     };
-    set(Standing::Contending);
+    set(Standing::Contending { holder: None });
     let task = tokio::spawn(async move {
         let source = format!("lock.{}", spec.name);
         let report = |event| match event {
@@ -147,11 +157,14 @@ fn spawn(
                 bus.publish(Event::new(EventCode::Acquired, &source));
             }
             LockEvent::Lost(_) => {
-                set(Standing::Contending);
+                set(Standing::Contending { holder: None });
                 bus.publish(Event::new(EventCode::Lost, &source));
             }
             // Stopping: no job should start on it.
-            LockEvent::Released => set(Standing::Contending),
+            LockEvent::Released => set(Standing::Contending { holder: None }),
+            LockEvent::HeldElsewhere(holder) => set(Standing::Contending {
+                holder: Some(holder),
+            }),
         };
         let stop = async {
             let _ = stopped.await;

@@ -190,10 +190,18 @@ fn status_table(status: &Value) -> String {
     for (i, (name, lock)) in locks.enumerate() {
         if i == 0 {
             lines.push(String::new());
-            lines.push(format!("{:<24} {:<8} {}", "LOCK", "HOLDING", "SINCE"));
+            lines.push(format!(
+                "{:<24} {:<8} {}",
+                "LOCK", "HOLDING", "SINCE / HOLDER"
+            ));
         }
-        let holding = if lock["holding"] == true { "yes" } else { "no" };
-        lines.push(format!("{name:<24} {holding:<8} {}", field(lock, "since")));
+        let (holding, detail) = match (lock["holding"] == true, &lock["holder"]) {
+            (true, _) => ("yes", field(lock, "since")),
+            (false, Value::Null) => ("no", "-".to_string()),
+            (false, holder) if holder["ID"].is_string() => ("no", field(holder, "ID")),
+            (false, holder) => ("no", holder.to_string()),
+        };
+        lines.push(format!("{name:<24} {holding:<8} {detail}"));
     }
     lines.push(String::new());
     lines.push(format!("maintenance: {}", field(status, "maintenance")));
@@ -281,7 +289,8 @@ mod tests {
         let status = serde_json::json!({
             "jobs": [{"name": "app", "state": "running", "pid": 7, "restarts": 0, "health": "healthy"}],
             "watches": [{"name": "db", "instances": 2}],
-            "locks": {"primary": {"holding": true, "since": "2026-12-06T20:00:00Z"}},
+            "locks": {"primary": {"holding": true, "since": "2026-12-06T20:00:00Z"},
+                      "backup": {"holding": false, "holder": {"ID": "db-host2"}}},
             "maintenance": false
         });
         let table = status_table(&status);

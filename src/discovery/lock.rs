@@ -77,7 +77,7 @@ impl LockSpec {
 }
 
 /// What a lock reports, in order, to its caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockEvent {
     /// This instance holds the lock now.
     Acquired,
@@ -85,7 +85,12 @@ pub enum LockEvent {
     Lost(LossCause),
     /// This instance held the lock and gives it up because it is stopping.
     Released,
+    /// While waiting: another instance holds the lock and wrote this value.
+    HeldElsewhere(HolderValue),
 }
+
+/// What a holder wrote to the key, as a waiting contender last read it.
+pub type HolderValue = std::sync::Arc<str>;
 
 /// Why a held lock was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +118,8 @@ impl std::fmt::Display for LossCause {
 pub(super) struct KeyOwner {
     /// The holding session (Consul) or lease (etcd), if any.
     pub holder: Option<String>,
+    /// What the holder wrote (who and where it is), when held.
+    pub value: Option<String>,
     pub index: u64,
 }
 
@@ -227,7 +234,7 @@ impl Discovery {
                 // Taken after the session may have lapsed: the renewals' deadline is about
                 // to end this session anyway.
                 Ok(true) => return std::future::pending().await,
-                Ok(false) => self.wait_until_free(spec).await,
+                Ok(false) => self.wait_until_free(spec, report).await,
                 Err(error) => {
                     tracing::debug!(lock = %spec.name, %error, "cannot try the lock");
                     tokio::time::sleep(RETRY_DELAY).await;
@@ -239,17 +246,24 @@ impl Discovery {
     /// Returns when the key may be free: at once (after a short pause) if a plain read
     /// finds it free though it could not be taken (an invalidated session's lock-delay),
     /// else when a blocking read finds it free.
-    async fn wait_until_free(&self, spec: &LockSpec) {
+    async fn wait_until_free(&self, spec: &LockSpec, report: &mut impl FnMut(LockEvent)) {
         let mut index = 0;
         loop {
             match self.lock_call(|b| b.owner(&spec.key, index)).await {
-                Ok(owner) if owner.holder.is_none() => {
+                Ok(KeyOwner {
+                    holder: Some(_),
+                    value,
+                    index: next,
+                }) => {
+                    report(LockEvent::HeldElsewhere(value.unwrap_or_default().into()));
+                    index = next;
+                }
+                Ok(KeyOwner { holder: None, .. }) => {
                     if index == 0 {
                         tokio::time::sleep(LOCK_DELAY_RETRY).await;
                     }
                     return;
                 }
-                Ok(owner) => index = owner.index,
                 Err(error) => {
                     tracing::debug!(lock = %spec.name, %error, "cannot watch the lock");
                     index = 0;

@@ -26,6 +26,9 @@ struct Created {
 struct KvEntry {
     #[serde(rename = "Session", default)]
     session: Option<String>,
+    /// Base64, null when empty.
+    #[serde(rename = "Value", default)]
+    value: Option<String>,
 }
 
 impl ConsulBackend {
@@ -118,6 +121,7 @@ impl ConsulBackend {
                 // An absent key: its index comes with the 404, read it again plainly.
                 return Ok(KeyOwner {
                     holder: None,
+                    value: None,
                     index: self.kv_index(key).await?,
                 });
             }
@@ -125,8 +129,14 @@ impl ConsulBackend {
         };
         let index = consul_index(response.headers());
         let entries: Vec<KvEntry> = call.decode(response).await?;
+        let entry = entries.into_iter().next();
+        let value = entry
+            .as_ref()
+            .and_then(|e| e.value.as_deref())
+            .map(decode_value);
         Ok(KeyOwner {
-            holder: entries.into_iter().next().and_then(|entry| entry.session),
+            holder: entry.and_then(|entry| entry.session),
+            value,
             index,
         })
     }
@@ -161,6 +171,15 @@ impl ConsulBackend {
             .timeout(REQUEST_TIMEOUT)
             .body(spec.value.clone());
         call.decode(call.send(request).await?).await
+    }
+}
+
+/// A KV value as text (Consul sends it in base64); one that is not base64 is shown as is.
+fn decode_value(value: &str) -> String {
+    use base64::Engine as _;
+    match base64::engine::general_purpose::STANDARD.decode(value) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => value.to_string(),
     }
 }
 

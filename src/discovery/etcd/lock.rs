@@ -7,10 +7,11 @@
 //! lease it is attached to; revoking the lease (on release, or its expiry) deletes the key,
 //! which is what wakes the other contenders' watches. etcd has no lock-delay.
 
+use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{call, encode, int64, ttl_seconds, EtcdBackend, LeaseGrant, ResponseHeader};
+use super::{call, encode, int64, ttl_seconds, EtcdBackend, LeaseGrant, ResponseHeader, BASE64};
 use crate::discovery::lock::{KeyOwner, LockSpec, OWNER_WAIT};
 use crate::discovery::DiscoveryError;
 
@@ -31,6 +32,9 @@ struct OwnerRange {
 struct LeasedValue {
     #[serde(default, deserialize_with = "int64")]
     lease: i64,
+    /// Base64.
+    #[serde(default)]
+    value: String,
 }
 
 impl EtcdBackend {
@@ -97,12 +101,12 @@ impl EtcdBackend {
                 &json!({ "key": encode(key) }),
             )
             .await?;
+        let held = range.kvs.first().filter(|kv| kv.lease != 0);
         Ok(KeyOwner {
-            holder: range
-                .kvs
-                .first()
-                .filter(|kv| kv.lease != 0)
-                .map(|kv| kv.lease.to_string()),
+            holder: held.map(|kv| kv.lease.to_string()),
+            value: held
+                .and_then(|kv| BASE64.decode(&kv.value).ok())
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
             index: range.header.revision,
         })
     }
