@@ -38,6 +38,7 @@ pub mod environment;
 pub mod events;
 pub mod http_server;
 pub mod jobs;
+pub mod kv_watches;
 pub mod locks;
 pub mod logging;
 pub mod process;

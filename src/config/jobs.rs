@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::decode::{self, Object, Result};
 use super::error::ConfigError;
 use super::model::{
-    CheckStatus, JobConfig, JobConsulExtras, JobRole, LockConfig, Restarts, TelemetryConfig,
-    WatchConfig, When, DEFAULT_STOP_TIMEOUT, GLOBAL_SOURCE,
+    CheckStatus, JobConfig, JobConsulExtras, JobRole, Restarts, TelemetryConfig, WatchConfig, When,
+    DEFAULT_STOP_TIMEOUT, GLOBAL_SOURCE,
 };
 use super::sections::one_of;
 use crate::discovery::interfaces::InterfaceSpec;
@@ -287,20 +287,21 @@ pub fn add_named(
 }
 
 /// Warnings for `when.source`s that name no job, watch or lock: the job can
-/// never start (ContainerPilot accepted this silently).
+/// never start (ContainerPilot accepted this silently). `other_sources` are the
+/// sources of locks and KV watches (`lock.<name>`, `watch.<name>`).
 pub fn dangling_sources(
     jobs: &[JobConfig],
     watches: &[WatchConfig],
-    locks: &[LockConfig],
+    other_sources: &[String],
 ) -> Vec<String> {
     jobs.iter()
         .filter_map(|job| match &job.when {
             When::Event { code, source, .. } if *code != EventCode::Signal && source != GLOBAL_SOURCE => {
-                let known = match (source.strip_prefix("watch."), source.strip_prefix("lock.")) {
-                    (Some(watch), _) => watches.iter().any(|w| w.name == watch),
-                    (None, Some(lock)) => locks.iter().any(|l| l.name == lock),
-                    (None, None) => jobs.iter().any(|j| j.public_name() == source),
-                };
+                let known = other_sources.contains(source)
+                    || match source.strip_prefix("watch.") {
+                        Some(watch) => watches.iter().any(|w| w.name == watch),
+                        None => jobs.iter().any(|j| j.public_name() == source),
+                    };
                 (!known).then(|| format!("job {:?} waits for {code} from {source:?}, but no job, watch or lock has that name: it will never start", job.name))
             }
             _ => None,

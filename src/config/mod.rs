@@ -243,6 +243,7 @@ pub fn load_str(
             .unwrap_or_default(),
         jobs: parts.jobs,
         watches: parts.watches,
+        kv_watches: parts.kv_watches,
         locks: parts.locks,
         control: Some(parts.control),
         telemetry: parts.telemetry,
@@ -260,6 +261,7 @@ pub fn load_str(
 pub struct Parts {
     pub jobs: Vec<model::JobConfig>,
     pub watches: Vec<model::WatchConfig>,
+    pub kv_watches: Vec<model::KvWatchConfig>,
     pub locks: Vec<model::LockConfig>,
     pub control: model::ControlConfig,
     pub telemetry: Option<model::TelemetryConfig>,

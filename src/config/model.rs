@@ -35,6 +35,9 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub jobs: Vec<JobConfig>,
     pub watches: Vec<WatchConfig>,
+    /// **\[beyond\]** `watches[]` entries with `kv`: keys of the catalog's KV store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kv_watches: Vec<KvWatchConfig>,
     /// **\[beyond\]** Leader locks held through the catalog.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub locks: Vec<LockConfig>,
@@ -44,6 +47,22 @@ pub struct Config {
     pub control: Option<ControlConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetryConfig>,
+}
+
+/// A `watches[]` entry with `kv` **\[beyond\]**: publishes `changed` under `watch.<name>`
+/// when the key's value (with `prefix`, any value or the set of keys under it) changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KvWatchConfig {
+    pub name: String,
+    pub key: String,
+    pub prefix: bool,
+}
+
+impl KvWatchConfig {
+    /// The event source this watch publishes under.
+    pub fn source(&self) -> String {
+        format!("watch.{}", self.name)
+    }
 }
 
 /// One entry of `locks` **\[beyond\]**: a catalog key one instance at a time holds.
@@ -472,6 +491,7 @@ impl Config {
             },
             jobs: vec![JobConfig::app(argv)],
             watches: Vec::new(),
+            kv_watches: Vec::new(),
             locks: Vec::new(),
             control: None,
             telemetry: None,

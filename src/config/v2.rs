@@ -118,6 +118,7 @@ pub fn decode(
     Ok(Parts {
         jobs: jobs_list,
         watches,
+        kv_watches: Vec::new(),
         locks: Vec::new(),
         control: Default::default(),
         telemetry,

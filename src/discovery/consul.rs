@@ -22,6 +22,7 @@ use super::http::{blocking_timeout, build_client, Call, REQUEST_TIMEOUT};
 use super::{go_duration, DiscoveryError, HealthyInstances, Instance, ServiceRegistration};
 use crate::config::model::{CheckStatus, ConsulConfig, TlsConfig, WatchConfig};
 
+mod kv;
 mod lock;
 
 const BACKEND: &str = "consul";

@@ -36,6 +36,7 @@ use super::http::{blocking_timeout, build_client, Call, REQUEST_TIMEOUT};
 use super::{DiscoveryError, HealthyInstances, Instance, ServiceRegistration};
 use crate::config::model::{CheckStatus, EtcdConfig, WatchConfig};
 
+mod kv;
 mod lock;
 
 const BACKEND: &str = "etcd";

@@ -50,6 +50,14 @@ impl Call {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, DiscoveryError> {
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        self.check(response).await
+    }
+
+    /// A received answer: itself when 2xx, else [`DiscoveryError::Rejected`].
+    pub async fn check(
+        self,
+        response: reqwest::Response,
+    ) -> Result<reqwest::Response, DiscoveryError> {
         if response.status().is_success() {
             return Ok(response);
         }

@@ -32,6 +32,7 @@ pub mod consul;
 pub mod etcd;
 mod http;
 pub mod interfaces;
+pub mod kv;
 pub mod lock;
 pub mod outage;
 pub mod watch;

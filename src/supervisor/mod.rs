@@ -27,6 +27,7 @@ use crate::discovery::{self, Discovery, DiscoveryError, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
 use crate::events::{Event, EventCode};
 use crate::jobs::{self, JobSpec, Report, Shared, ShutdownState};
+use crate::kv_watches;
 use crate::locks::Locks;
 use crate::logging::LogHandle;
 use crate::process;
@@ -293,7 +294,7 @@ impl Supervisor {
     /// Starts one task per watch; they run until autopilot exits.
     fn start_watches(&self) {
         let Some(discovery) = &self.shared.discovery else {
-            if !self.config.watches.is_empty() {
+            if !self.config.watches.is_empty() || !self.config.kv_watches.is_empty() {
                 tracing::warn!(
                     "watches are configured but no catalog (consul or etcd): they will never fire"
                 );
@@ -308,6 +309,9 @@ impl Supervisor {
                 self.watched.clone(),
                 self.shared.metrics.clone(),
             );
+        }
+        for watch in &self.config.kv_watches {
+            kv_watches::spawn(watch.clone(), discovery.clone(), self.shared.bus.clone());
         }
     }
 

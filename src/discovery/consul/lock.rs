@@ -8,9 +8,9 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{call, consul_index, ConsulBackend, MAX_WAIT};
-use crate::discovery::http::{blocking_timeout, REQUEST_TIMEOUT};
-use crate::discovery::lock::{KeyOwner, LockSpec, OWNER_WAIT};
+use super::{call, ConsulBackend};
+use crate::discovery::http::REQUEST_TIMEOUT;
+use crate::discovery::lock::{KeyOwner, LockSpec};
 use crate::discovery::{go_duration, DiscoveryError};
 
 /// Consul's answer to a renewal of a session it no longer has.
@@ -20,15 +20,6 @@ const NOT_FOUND: u16 = 404;
 struct Created {
     #[serde(rename = "ID")]
     id: String,
-}
-
-#[derive(Deserialize)]
-struct KvEntry {
-    #[serde(rename = "Session", default)]
-    session: Option<String>,
-    /// Base64, null when empty.
-    #[serde(rename = "Value", default)]
-    value: Option<String>,
 }
 
 impl ConsulBackend {
@@ -97,38 +88,13 @@ impl ConsulBackend {
     }
 
     /// `GET /v1/kv/<key>[?index=&wait=]`: the key's holding session (none when the key is
-    /// absent or free).
+    /// absent or free) and what it wrote.
     pub(in crate::discovery) async fn key_owner(
         &self,
         key: &str,
         index: u64,
     ) -> Result<KeyOwner, DiscoveryError> {
-        let call = call("lock watch");
-        let mut url = self.url(&kv_path(key));
-        let timeout = if index > 0 {
-            let wait = OWNER_WAIT.min(MAX_WAIT);
-            url.query_pairs_mut()
-                .append_pair("index", &index.to_string())
-                .append_pair("wait", &go_duration(wait));
-            blocking_timeout(wait)
-        } else {
-            REQUEST_TIMEOUT
-        };
-        let response = match call.send(self.client.get(url).timeout(timeout)).await {
-            Err(DiscoveryError::Rejected {
-                status: NOT_FOUND, ..
-            }) => {
-                // An absent key: its index comes with the 404, read it again plainly.
-                return Ok(KeyOwner {
-                    holder: None,
-                    value: None,
-                    index: self.kv_index(key).await?,
-                });
-            }
-            other => other?,
-        };
-        let index = consul_index(response.headers());
-        let entries: Vec<KvEntry> = call.decode(response).await?;
+        let (index, entries) = self.kv_get("lock watch", key, false, index).await?;
         let entry = entries.into_iter().next();
         let value = entry
             .as_ref()
@@ -139,17 +105,6 @@ impl ConsulBackend {
             value,
             index,
         })
-    }
-
-    /// The `X-Consul-Index` of a read of `key`, whatever its status.
-    async fn kv_index(&self, key: &str) -> Result<u64, DiscoveryError> {
-        let call = call("lock watch");
-        let request = self
-            .client
-            .get(self.url(&kv_path(key)))
-            .timeout(REQUEST_TIMEOUT);
-        let response = request.send().await.map_err(|e| call.unreachable(e))?;
-        Ok(consul_index(response.headers()))
     }
 
     async fn lock_write(
@@ -184,7 +139,7 @@ fn decode_value(value: &str) -> String {
 }
 
 /// `/v1/kv/<key>` as URL segments (each one percent-encoded by `url`).
-fn kv_path(key: &str) -> Vec<&str> {
+pub(super) fn kv_path(key: &str) -> Vec<&str> {
     ["v1", "kv"]
         .into_iter()
         .chain(key.trim_start_matches('/').split('/'))
