@@ -162,9 +162,21 @@ fn three_instances_elect_a_primary_and_fail_over_when_it_stops() {
     }
 
     let old = instances.remove(primary);
+    let old_host = old.hostname.clone();
     let stopped = Instant::now();
     old.stop();
     let stop_took = stopped.elapsed();
+    let requests = consul.requests();
+    let seq_of = |what: &dyn Fn(&consul_double::RecordedRequest) -> bool| {
+        requests.iter().find(|r| what(r)).map(|r| r.seq)
+    };
+    let released =
+        seq_of(&|r| r.path == format!("/v1/kv/{KEY}") && r.query.starts_with("release="));
+    let deregistered = seq_of(&|r| r.path == format!("/v1/agent/service/deregister/db-{old_host}"));
+    assert!(
+        released.is_some() && released < deregistered,
+        "the lock is released ({released:?}) before the service is deregistered ({deregistered:?})"
+    );
     wait_until("a new holder", || {
         consul
             .lock_holder(KEY)
