@@ -820,6 +820,29 @@ fn render_rules() {
 }
 
 #[test]
+fn render_wait_is_min_and_max_with_max_four_times_min_by_default() {
+    let wait = |body: &str| {
+        let config = load(&format!(
+            "{{jobs: [{{name: 'a', render: {{template: 't', output: 'o', wait: {body}}}}}]}}"
+        ));
+        let wait = job(&config, "a").render.as_ref().unwrap().wait.unwrap();
+        (wait.min.as_secs(), wait.max.as_secs())
+    };
+    assert_eq!(wait("{min: '2s'}"), (2, 8));
+    assert_eq!(wait("{min: 1, max: '3s'}"), (1, 3));
+    let error = |body: &str| {
+        error(&format!(
+            "{{jobs: [{{name: 'a', render: {{template: 't', output: 'o', wait: {body}}}}}]}}"
+        ))
+    };
+    assert!(error("{max: '1s'}").contains("render.wait.min: required"));
+    assert!(
+        error("{min: '5s', max: '1s'}").contains("render.wait.max: must not be shorter than min")
+    );
+    assert!(error("{min: '1s', quiet: 1}").contains("unknown key \"quiet\""));
+}
+
+#[test]
 fn metrics_the_registry_would_refuse_fail_at_load_time() {
     let metric = |name: &str, help: &str| {
         format!("{{telemetry: {{metrics: [{{name: '{name}', help: '{help}', type: 'counter'}}]}}}}")

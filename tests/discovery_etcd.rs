@@ -222,3 +222,36 @@ async fn a_blocking_query_wakes_up_on_a_change() {
     assert_eq!(ids(&woken), ["app-host1"]);
     assert!(woken.index > first.index);
 }
+
+#[tokio::test]
+async fn render_templates_read_services_from_etcd_and_nothing_else() {
+    use autopilot::config::template::{Dependency, Fetched, ServiceQuery};
+    let etcd = Etcd::start().await;
+    let discovery = etcd.discovery();
+    discovery
+        .register(&service("web", "host1", 30))
+        .await
+        .unwrap();
+    let query = |text: &str| Dependency::Service(ServiceQuery::parse(text).unwrap());
+    let wait = Duration::from_secs(1);
+    let read = discovery.read(&query("blue.web"), 0, wait).await.unwrap();
+    let Fetched::Instances(found) = read.fetched else {
+        panic!("{read:?}")
+    };
+    let found: Vec<_> = found
+        .iter()
+        .map(|i| (i.id.as_str(), i.address.as_str(), i.port, i.status.as_str()))
+        .collect();
+    assert_eq!(found, [("web-host1", "10.0.0.5", 8080, "passing")]);
+    assert!(read.index > 0, "a revision to block on");
+    let other_tag = discovery.read(&query("green.web"), 0, wait).await.unwrap();
+    assert_eq!(other_tag.fetched, Fetched::Instances(Vec::new()));
+    let key = discovery
+        .read(&Dependency::Key("app/x".into()), 0, wait)
+        .await
+        .unwrap_err();
+    assert!(
+        key.to_string().contains("only `service` works there"),
+        "{key}"
+    );
+}

@@ -62,7 +62,11 @@ fn every_example_configuration_is_valid() {
         "demo/nginx/containerpilot.json5",
     ] {
         let path = example(config).display().to_string();
-        let finished = Autopilot::new(Mode::Subreaper, ["--check", "-config", &path]).run();
+        // The demo's files where the images hold them (/opt/demo), so that
+        // --check reads and checks the nginx template too.
+        let finished = Autopilot::new(Mode::Subreaper, ["--check", "-config", &path])
+            .env("DEMO_DIR", &example("demo").display().to_string())
+            .run();
         assert_eq!(
             (finished.code, finished.stderr_text()),
             (0, String::new()),

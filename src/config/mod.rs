@@ -110,15 +110,74 @@ pub fn process_env() -> Env {
 
 /// Renders `text` as a Go template over `env`; errors name the line and column.
 pub fn render_template(text: &str, origin: &Origin, env: &Env) -> Result<String, ConfigError> {
-    template::render(text, env).map_err(|e| {
-        let at = TextPosition::of_offset(text, e.offset);
-        ConfigError::Template {
-            origin: origin.clone(),
-            at,
-            message: e.message,
-            snippet: Snippet::new(text, at),
+    template::render(text, env).map_err(|e| template_error(text, origin, e))
+}
+
+fn template_error(text: &str, origin: &Origin, error: template::TemplateError) -> ConfigError {
+    let at = TextPosition::of_offset(text, error.offset);
+    ConfigError::Template {
+        origin: origin.clone(),
+        at,
+        message: error.message,
+        snippet: Snippet::new(text, at),
+    }
+}
+
+/// Checks the template of every `render` job [beyond] (functions, argument
+/// counts, service queries, and that the configured catalog can answer its
+/// catalog and KV calls), so `--check` and startup refuse what would fail at
+/// the first render. A template that cannot be read at that moment is only
+/// a warning: it is read again at each run, and may be written by then.
+fn check_render_templates(config: &Config, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    for job in &config.jobs {
+        let Some(render) = &job.render else { continue };
+        let origin = Origin::File(render.template.clone());
+        let text = match read_template(&render.template) {
+            Ok(text) => text,
+            Err(error) => {
+                warnings.push(format!(
+                    "job {:?}: cannot read the render template {} now ({error}); it is read again at each run",
+                    job.name,
+                    render.template.display()
+                ));
+                continue;
+            }
+        };
+        let calls = template::check(&text).map_err(|e| template_error(&text, &origin, e))?;
+        let unanswerable = |call: &template::DataCall| match (&config.consul, &config.etcd) {
+            (_, Some(_)) => (call.name != "service")
+                .then_some("etcd holds only service registrations: only `service` reads it"),
+            (Some(_), None) => None,
+            (None, None) => Some("neither consul nor etcd is configured"),
+        };
+        if let Some((call, why)) = calls.iter().find_map(|c| Some((c, unanswerable(c)?))) {
+            let message = format!("{} reads the catalog, but {why}", call.name);
+            let error = template::TemplateError {
+                offset: call.offset,
+                message,
+            };
+            return Err(template_error(&text, &origin, error));
         }
-    })
+    }
+    Ok(())
+}
+
+/// A render template's text, for the check. Only a regular file of at most
+/// 16 MiB: a path such as /dev/stdin or /proc/kcore must not hang a check.
+fn read_template(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const LIMIT: u64 = 16 << 20;
+    // Checked before opening: opening a FIFO would block.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(LIMIT + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > LIMIT {
+        return Err(std::io::Error::other("larger than 16 MiB"));
+    }
+    Ok(text)
 }
 
 /// What `-template` prints: the source rendered over the process environment.
@@ -248,6 +307,7 @@ pub fn load_str(
         control: Some(parts.control),
         telemetry: parts.telemetry,
     };
+    check_render_templates(&config, &mut warnings)?;
     warnings.extend(advice::warnings(
         &config,
         env.get("PATH").map(String::as_str),

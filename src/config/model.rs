@@ -369,14 +369,28 @@ pub struct JobConfig {
 }
 
 /// `jobs[].render` [beyond]: before each run the job renders `template`
-/// (consul-template's `service`/`services` over the watched services, plus
-/// the environment) and replaces `output` with the result; the exec runs
-/// only when the content changed, otherwise the run is skipped and counts
-/// as a success.
+/// (consul-template's functions over the catalog data the template reads,
+/// plus the environment) and replaces `output` with the result; the exec
+/// runs only when the content changed, otherwise the run is skipped and
+/// counts as a success. Once run, the job runs again whenever that data
+/// changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RenderConfig {
     pub template: PathBuf,
     pub output: PathBuf,
+    /// consul-template's quiescence: render again only once the data has
+    /// been quiet for `min`, or `max` after the first change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<RenderWait>,
+}
+
+/// `render.wait` [beyond].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RenderWait {
+    #[serde(with = "humantime_serde")]
+    pub min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max: Duration,
 }
 
 /// One watch of a service in the catalog.

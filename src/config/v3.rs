@@ -15,7 +15,7 @@ use super::jobs;
 use super::locks::{self, LockCatalog};
 use super::model::{
     Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, KvWatchConfig, RenderConfig,
-    TelemetryConfig, WatchConfig, When,
+    RenderWait, TelemetryConfig, WatchConfig, When,
 };
 use super::sections;
 use super::Parts;
@@ -57,7 +57,7 @@ const WHEN_KEYS: [&str; 5] = ["interval", "source", "once", "each", "timeout"];
 const HEALTH_KEYS: [&str; 7] = [
     "exec", "http", "tcp", "interval", "ttl", "timeout", "logging",
 ];
-const RENDER_KEYS: [&str; 2] = ["template", "output"];
+const RENDER_KEYS: [&str; 3] = ["template", "output", "wait"];
 const WATCH_KEYS: [&str; 6] = ["name", "interval", "tag", "dc", "kv", "prefix"];
 const TELEMETRY_KEYS: [&str; 4] = ["port", "interfaces", "tags", "metrics"];
 const METRIC_KEYS: [&str; 5] = ["namespace", "subsystem", "name", "help", "type"];
@@ -183,6 +183,10 @@ fn render(object: &Object<'_>) -> Result<RenderConfig> {
     let render = RenderConfig {
         template: path("template")?,
         output: path("output")?,
+        wait: object
+            .object("wait", &["min", "max"])?
+            .map(|wait| render_wait(&wait))
+            .transpose()?,
     };
     if render.template == render.output {
         return Err(ConfigError::invalid(
@@ -191,6 +195,22 @@ fn render(object: &Object<'_>) -> Result<RenderConfig> {
         ));
     }
     Ok(render)
+}
+
+/// `render.wait: {min, max}`: `max` defaults to four times `min`, as in
+/// consul-template.
+fn render_wait(object: &Object<'_>) -> Result<RenderWait> {
+    let min = object
+        .duration("min")?
+        .ok_or_else(|| ConfigError::invalid(object.at("min"), "required (a duration)"))?;
+    let max = object.duration("max")?.unwrap_or(min * 4);
+    if max < min {
+        return Err(ConfigError::invalid(
+            object.at("max"),
+            "must not be shorter than min",
+        ));
+    }
+    Ok(RenderWait { min, max })
 }
 
 fn raw_logging(object: &Object<'_>) -> Result<bool> {

@@ -304,6 +304,39 @@ impl ConsulBackend {
         })
     }
 
+    /// `GET /v1/<segments>?<params>`, as a blocking query past `index` (at most `wait`)
+    /// when `index > 0`. The body (`None` on a 404: an absent KV key) and the index to
+    /// block on next. The catalog and KV reads of render templates go through here.
+    pub async fn read(
+        &self,
+        operation: &'static str,
+        segments: &[&str],
+        params: &[(&str, &str)],
+        index: u64,
+        wait: Duration,
+    ) -> Result<(Option<Value>, u64), DiscoveryError> {
+        let call = call(operation);
+        let mut url = self.url(segments);
+        url.query_pairs_mut().extend_pairs(params);
+        let timeout = if index > 0 {
+            let wait = wait.min(MAX_WAIT);
+            url.query_pairs_mut()
+                .append_pair("index", &index.to_string())
+                .append_pair("wait", &go_duration(wait));
+            blocking_timeout(wait)
+        } else {
+            REQUEST_TIMEOUT
+        };
+        let response = call
+            .send_or_absent(self.client.get(url).timeout(timeout))
+            .await?;
+        let index = consul_index(response.headers());
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok((None, index));
+        }
+        Ok((Some(call.decode(response).await?), index))
+    }
+
     /// `PUT /v1/agent/check/update/service:<ID>` with `{"Status","Output"}`.
     async fn update_check(
         &self,

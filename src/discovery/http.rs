@@ -50,11 +50,24 @@ impl Call {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, DiscoveryError> {
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
-        self.check(response).await
+        self.accept(response).await
     }
 
-    /// A received answer: itself when 2xx, else [`DiscoveryError::Rejected`].
-    pub async fn check(
+    /// Like [`Call::send`], but a 404 is an answer (a KV key that does not exist, whose
+    /// headers still carry the index to block on), not an error.
+    pub async fn send_or_absent(
+        self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, DiscoveryError> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(response);
+        }
+        self.accept(response).await
+    }
+
+    /// A 2xx answer, or [`DiscoveryError::Rejected`].
+    async fn accept(
         self,
         response: reqwest::Response,
     ) -> Result<reqwest::Response, DiscoveryError> {

@@ -35,6 +35,7 @@ pub mod interfaces;
 pub mod kv;
 pub mod lock;
 pub mod outage;
+mod reads;
 pub mod watch;
 
 use std::future::Future;
@@ -48,6 +49,7 @@ use crate::config::model::{CheckStatus, Config, EtcdConfig, JobConfig, WatchConf
 
 pub use consul::{ConsulBackend, ConsulSettings};
 pub use etcd::EtcdBackend;
+pub use reads::Read;
 
 use outage::{CallKind, OutageLog};
 

@@ -132,6 +132,21 @@ pub fn stopping_dependents(job: &str, all: &[JobConfig]) -> Vec<String> {
         .collect()
 }
 
+/// What a run does after rendering its template.
+enum RenderStep {
+    Exec,
+    End(ExitStatus),
+    Wait,
+}
+
+/// Resolves when a render job's data changed; never for other jobs.
+async fn render_data_changed(renderer: &mut Option<render::Renderer>) {
+    match renderer {
+        Some(renderer) => renderer.data_changed().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Orders the supervisor gives one job.
 #[derive(Debug)]
 pub enum Command {
@@ -204,6 +219,10 @@ struct Job {
     advertised: bool,
     finished: bool,
     health: Option<JoinHandle<()>>,
+    /// The template of a `render` job and the data behind it.
+    renderer: Option<render::Renderer>,
+    /// The render's data changed after a run: render again when idle.
+    render_due: bool,
 }
 
 impl Job {
@@ -225,6 +244,10 @@ impl Job {
             } => Some(Instant::now() + *timeout),
             _ => None,
         };
+        let renderer = config
+            .render
+            .clone()
+            .map(|render| render::Renderer::new(render, shared.discovery.clone()));
         Job {
             hook: is_shutdown_hook(&config),
             backoff: Backoff::new(config.restart_delay),
@@ -248,6 +271,8 @@ impl Job {
             advertised: false,
             finished: false,
             health: None,
+            renderer,
+            render_due: false,
         }
     }
 
@@ -268,6 +293,11 @@ impl Job {
                 _ = sleep_until(self.next_start) => self.on_timer(),
                 _ = sleep_until(self.run_deadline) => self.kill_for_timeout(),
                 _ = sleep_until(self.give_up_at) => self.give_up(),
+                () = render_data_changed(&mut self.renderer) => self.render_due = self.runs > 0,
+                () = std::future::ready(()), if self.render_due && self.process.is_none() => {
+                    self.render_due = false;
+                    self.start_run();
+                }
                 Ok(()) = shutdown.changed(), if self.hook && self.shutting_down => {
                     let state = *shutdown.borrow_and_update();
                     self.on_shutdown_progress(state).await;
@@ -390,9 +420,13 @@ impl Job {
             }
         }
         let env = self.shared.env.snapshot();
-        if let Some(status) = self.render_before_run(&env) {
-            self.end_run_without_process(status);
-            return;
+        match self.render_before_run(&env) {
+            RenderStep::Exec => {}
+            RenderStep::End(status) => {
+                self.end_run_without_process(status);
+                return;
+            }
+            RenderStep::Wait => return,
         }
         let Some(argv) = self.config.exec.clone() else {
             return;
@@ -439,26 +473,39 @@ impl Job {
         self.on_exit(status);
     }
 
-    /// Renders the job's template before a run [beyond]. `None`: go on and
-    /// start the exec (the output changed). Otherwise the run ends here:
-    /// success when the output was already up to date or there is no exec,
-    /// failure (exit code 1) when the template could not be rendered.
-    fn render_before_run(&self, env: &config::Env) -> Option<ExitStatus> {
-        let render = self.config.render.as_ref()?;
+    /// Renders the job's template before a run [beyond]: the exec runs only
+    /// when the output changed. The run ends at once with success when the
+    /// output was already up to date (or there is no exec), with failure
+    /// (exit code 1) when the template could not be rendered, and waits
+    /// (no event) while the template's data is being fetched: the job runs
+    /// again when it arrives.
+    fn render_before_run(&self, env: &config::Env) -> RenderStep {
+        let Some(renderer) = &self.renderer else {
+            return RenderStep::Exec;
+        };
         let job = &self.config.name;
-        let outcome = render::render(render, env, &self.shared.watched.borrow());
-        match outcome {
+        let output = renderer.output().display();
+        match renderer.render(env) {
             Ok(render::Outcome::Changed) => {
-                tracing::info!(job = %job, "rendered {}", render.output.display());
-                self.config.exec.is_none().then_some(ExitStatus::Code(0))
+                tracing::info!(job = %job, "rendered {output}");
+                match self.config.exec {
+                    Some(_) => RenderStep::Exec,
+                    None => RenderStep::End(ExitStatus::Code(0)),
+                }
             }
             Ok(render::Outcome::Unchanged) => {
-                tracing::debug!(job = %job, "{} is up to date: nothing to run", render.output.display());
-                Some(ExitStatus::Code(0))
+                tracing::debug!(job = %job, "{output} is up to date: nothing to run");
+                RenderStep::End(ExitStatus::Code(0))
+            }
+            Ok(render::Outcome::Waiting(missing)) => {
+                let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                // Visible by default: an absent key can hold a render back for good.
+                tracing::info!(job = %job, "{output}: waiting for {}", missing.join(", "));
+                RenderStep::Wait
             }
             Err(error) => {
                 tracing::error!(job = %job, "render: {error}");
-                Some(ExitStatus::Code(1))
+                RenderStep::End(ExitStatus::Code(1))
             }
         }
     }
@@ -543,7 +590,12 @@ impl Job {
         } else {
             EventCode::ExitFailed
         });
-        let last = self.schedule_after_exit(status, ran_for);
+        // A render job that reads the catalog renders again when that data changes.
+        let follows_data = self
+            .renderer
+            .as_ref()
+            .is_some_and(render::Renderer::follows_data);
+        let last = self.schedule_after_exit(status, ran_for) && !follows_data;
         self.report(Report::Exited {
             job: self.config.name.clone(),
             role: self.config.role.clone(),

@@ -4,13 +4,16 @@
 //! value as the last argument, variable scopes), within budgets that keep
 //! hostile input from exhausting memory or time.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use super::catalog::Reader;
 use super::fmt::print_value;
 use super::funcs;
+use super::methods;
 use super::parse::{Arg, ArgKind, Branch, Command, Node, Pipeline};
-use super::{Catalog, TemplateError};
+use super::TemplateError;
 
 /// Executions longer than this many steps are stopped.
 const MAX_STEPS: u64 = 5_000_000;
@@ -71,8 +74,9 @@ impl Number {
 }
 
 /// A value during execution. Lists come from `split` (strings), `loop`
-/// (ints) and the catalog functions (records); the only map is the
-/// environment.
+/// (ints) and the catalog functions (records); string maps are the
+/// environment and catalog metadata; other maps come from `parseJSON`,
+/// `explode`, `byKey` and `byTag`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Nil,
@@ -82,8 +86,14 @@ pub enum Value {
     Str(String),
     List(Vec<Value>),
     Map(Rc<BTreeMap<String, String>>),
+    Dict(Rc<BTreeMap<String, Value>>),
     Record(Rc<Record>),
+    /// consul-template's `scratch`: one per render, shared by every call.
+    Scratch(Scratch),
 }
+
+/// The scratch pad's storage.
+pub type Scratch = Rc<RefCell<BTreeMap<String, Value>>>;
 
 /// What a Go template sees as a pointer to a struct: named fields, and an
 /// error for any other field name.
@@ -105,7 +115,21 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::List(items) => !items.is_empty(),
             Value::Map(map) => !map.is_empty(),
-            Value::Record(_) => true,
+            Value::Dict(map) => !map.is_empty(),
+            Value::Record(_) | Value::Scratch(_) => true,
+        }
+    }
+
+    /// The entries of a map value, in key order.
+    pub fn entries(&self) -> Option<Vec<(String, Value)>> {
+        match self {
+            Value::Map(map) => Some(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
+                    .collect(),
+            ),
+            Value::Dict(map) => Some(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            _ => None,
         }
     }
 
@@ -119,10 +143,13 @@ impl Value {
             Value::Str(_) => "string".into(),
             Value::List(items) => match items.first() {
                 Some(Value::Int(_)) => "[]int".into(),
+                Some(Value::Record(record)) => format!("[]{}", record.type_name),
                 _ => "[]string".into(),
             },
             Value::Map(_) => "map[string]string".into(),
+            Value::Dict(_) => "map[string]interface {}".into(),
             Value::Record(record) => record.type_name.into(),
+            Value::Scratch(_) => "*template.Scratch".into(),
         }
     }
 }
@@ -136,17 +163,20 @@ impl From<Number> for Value {
     }
 }
 
-/// Executes `nodes` with the environment as dot; `catalog` feeds the
-/// `service` and `services` functions.
+/// Executes `nodes` with the environment as dot; `catalog` feeds
+/// consul-template's data functions.
 pub fn execute(
     nodes: &[Node],
     env: Rc<BTreeMap<String, String>>,
-    catalog: Option<&Catalog>,
+    catalog: Option<&Reader<'_>>,
 ) -> Result<String, TemplateError> {
     let dot = Value::Map(env.clone());
     let mut state = State {
-        env,
-        catalog,
+        context: funcs::Context {
+            env,
+            catalog,
+            scratch: Scratch::default(),
+        },
         vars: vec![("$".to_string(), dot.clone())],
         out: String::new(),
         steps: 0,
@@ -156,8 +186,7 @@ pub fn execute(
 }
 
 struct State<'c> {
-    env: Rc<BTreeMap<String, String>>,
-    catalog: Option<&'c Catalog>,
+    context: funcs::Context<'c>,
     vars: Vec<(String, Value)>,
     out: String,
     steps: u64,
@@ -230,9 +259,11 @@ impl State<'_> {
                 .enumerate()
                 .map(|(i, item)| (Value::Int(i as i64), item))
                 .collect(),
-            Value::Map(map) => map
-                .iter()
-                .map(|(k, v)| (Value::Str(k.clone()), Value::Str(v.clone())))
+            Value::Map(_) | Value::Dict(_) => value
+                .entries()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (Value::Str(k), v))
                 .collect(),
             Value::Nil => Vec::new(),
             other => {
@@ -301,13 +332,29 @@ impl State<'_> {
                 .map(|arg| self.arg(arg, dot))
                 .collect::<Result<Vec<_>, _>>()?;
             args.extend(piped);
-            let call = funcs::Call {
-                name,
-                args,
-                env: &self.env,
-                catalog: self.catalog,
+            if let Some((method, receiver)) = first.chain.split_last() {
+                let function = funcs::call(name, Vec::new(), &self.context)
+                    .map_err(|message| TemplateError::new(first.pos, message))?;
+                return self.method_call(function, receiver, method, args, first.pos);
+            }
+            return funcs::call(name, args, &self.context)
+                .map_err(|message| TemplateError::new(first.pos, message));
+        }
+        if let (Some((method, receiver)), true) = (
+            first.chain.split_last(),
+            command.args.len() > 1 || piped.is_some(),
+        ) {
+            let base = Arg {
+                chain: Vec::new(),
+                ..first.clone()
             };
-            return funcs::call(call).map_err(|message| TemplateError::new(first.pos, message));
+            let base = self.arg(&base, dot)?;
+            let mut args = command.args[1..]
+                .iter()
+                .map(|arg| self.arg(arg, dot))
+                .collect::<Result<Vec<_>, _>>()?;
+            args.extend(piped);
+            return self.method_call(base, receiver, method, args, first.pos);
         }
         if command.args.len() > 1 || piped.is_some() {
             let what = match &first.kind {
@@ -325,6 +372,29 @@ impl State<'_> {
         self.arg(first, dot)
     }
 
+    /// `x.A.Method args`: the fields `receiver` on `base`, then a method
+    /// call (consul-template's `scratch.Set "k" v`, `.Tags.Contains "x"`).
+    fn method_call(
+        &self,
+        base: Value,
+        receiver: &[String],
+        method: &str,
+        args: Vec<Value>,
+        pos: usize,
+    ) -> Result<Value, TemplateError> {
+        let value = receiver
+            .iter()
+            .try_fold(base, |value, field| field_of(value, field))
+            .map_err(|message| TemplateError::new(pos, message))?;
+        methods::call(&value, method, args)
+            .unwrap_or_else(|| {
+                let chain: Vec<&str> = receiver.iter().map(String::as_str).collect();
+                let path = [chain.as_slice(), &[method]].concat().join(".");
+                Err(format!("can't give argument to non-function .{path}"))
+            })
+            .map_err(|message| TemplateError::new(pos, message))
+    }
+
     fn arg(&mut self, arg: &Arg, dot: &Value) -> Result<Value, TemplateError> {
         let base = match &arg.kind {
             ArgKind::Dot => dot.clone(),
@@ -337,15 +407,8 @@ impl State<'_> {
                 .ok_or_else(|| {
                     TemplateError::new(arg.pos, format!("undefined variable {name:?}"))
                 })?,
-            ArgKind::Function(name) => {
-                let call = funcs::Call {
-                    name,
-                    args: Vec::new(),
-                    env: &self.env,
-                    catalog: self.catalog,
-                };
-                funcs::call(call).map_err(|message| TemplateError::new(arg.pos, message))?
-            }
+            ArgKind::Function(name) => funcs::call(name, Vec::new(), &self.context)
+                .map_err(|message| TemplateError::new(arg.pos, message))?,
             ArgKind::Str(text) => Value::Str(text.clone()),
             ArgKind::Number(number) => Value::from(*number),
             ArgKind::Bool(b) => Value::Bool(*b),
@@ -364,6 +427,8 @@ impl State<'_> {
 fn field_of(value: Value, field: &str) -> Result<Value, String> {
     match value {
         Value::Map(map) => Ok(Value::Str(map.get(field).cloned().unwrap_or_default())),
+        // Go's missing key of a `map[string]interface{}` is no value at all.
+        Value::Dict(map) => Ok(map.get(field).cloned().unwrap_or(Value::Nil)),
         Value::Record(record) => record
             .fields
             .iter()

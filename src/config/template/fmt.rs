@@ -166,19 +166,25 @@ fn format_value(value: &Value, verb: char, spec: &Spec) -> String {
                 .collect();
             format!("[{}]", parts.join(" "))
         }
-        Value::Map(map) => {
-            let parts: Vec<String> = map
-                .iter()
+        Value::Map(_) | Value::Dict(_) => {
+            let parts: Vec<String> = value
+                .entries()
+                .unwrap_or_default()
+                .into_iter()
                 .map(|(k, v)| {
-                    let (k, v) = (Value::Str(k.clone()), Value::Str(v.clone()));
                     format!(
                         "{}:{}",
-                        format_value(&k, verb, spec),
+                        format_value(&Value::Str(k), verb, spec),
                         format_value(&v, verb, spec)
                     )
                 })
                 .collect();
             format!("map[{}]", parts.join(" "))
+        }
+        // The scratch pad is a pointer to a struct holding a map.
+        Value::Scratch(pad) => {
+            let map = Value::Dict(std::rc::Rc::new(pad.borrow().clone()));
+            format!("&{{{}}}", format_value(&map, verb, spec))
         }
         // Go prints a pointer to a struct as `&{field field ...}`.
         Value::Record(record) => {

@@ -1,119 +1,160 @@
 //! The functions a template can call: Go's builtins, ContainerPilot's
 //! additions (`default`, `env`, `split`, `join`, `replaceAll`,
-//! `regexReplaceAll`, `loop`) and, in render templates, consul-template's
-//! `service` and `services`, with Go's argument checking and error texts.
+//! `regexReplaceAll`, `loop`), consul-template's helpers ([`helpers`]) and,
+//! in render templates, consul-template's data functions over the catalog
+//! ([`catalog`]), with Go's argument checking and error texts. The table of
+//! names and argument counts here is also what `--check` checks calls
+//! against.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::catalog;
-use super::exec::{Value, MAX_OUTPUT};
+use super::catalog::{Listing, Reader};
+use super::exec::{Scratch, Value, MAX_OUTPUT};
 use super::fmt::{sprint, sprintf, sprintln};
-use super::Catalog;
+use super::helpers;
 
 /// `loop` refuses ranges longer than this.
 pub const MAX_LOOP: i64 = 100_000;
 
-const NAMES: [&str; 27] = [
-    "and",
-    "or",
-    "not",
-    "len",
-    "index",
-    "print",
-    "printf",
-    "println",
-    "html",
-    "js",
-    "urlquery",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "call",
-    "default",
-    "env",
-    "split",
-    "join",
-    "replaceAll",
-    "regexReplaceAll",
-    "loop",
-    "service",
-    "services",
+/// Every function: its name, the fewest arguments it takes and the most
+/// (`None`: any number).
+const FUNCTIONS: &[(&str, usize, Option<usize>)] = &[
+    // Go's builtins.
+    ("and", 1, None),
+    ("or", 1, None),
+    ("not", 1, Some(1)),
+    ("len", 1, Some(1)),
+    ("index", 1, None),
+    ("print", 0, None),
+    ("printf", 1, None),
+    ("println", 0, None),
+    ("html", 0, None),
+    ("js", 0, None),
+    ("urlquery", 0, None),
+    ("eq", 2, None),
+    ("ne", 2, Some(2)),
+    ("lt", 2, Some(2)),
+    ("le", 2, Some(2)),
+    ("gt", 2, Some(2)),
+    ("ge", 2, Some(2)),
+    ("call", 1, None),
+    // ContainerPilot's (also consul-template's, with the same meaning).
+    ("default", 2, Some(2)),
+    ("env", 1, Some(1)),
+    ("envOrDefault", 2, Some(2)),
+    ("split", 2, Some(2)),
+    ("join", 2, Some(2)),
+    ("replaceAll", 3, Some(3)),
+    ("regexReplaceAll", 3, Some(3)),
+    // `loop` checks its own count, with ContainerPilot's message.
+    ("loop", 0, None),
+    ("scratch", 0, Some(0)),
 ];
 
+/// consul-template's catalog and KV functions (render templates only), as
+/// [`FUNCTIONS`].
+const CATALOG_FUNCTIONS: &[(&str, usize, Option<usize>)] = &[
+    ("service", 1, None),
+    ("services", 0, Some(1)),
+    ("key", 1, Some(1)),
+    ("keyExists", 1, Some(1)),
+    ("keyOrDefault", 2, Some(2)),
+    ("key_or_default", 2, Some(2)),
+    ("ls", 1, Some(1)),
+    ("safeLs", 1, Some(1)),
+    ("tree", 1, Some(1)),
+    ("safeTree", 1, Some(1)),
+    ("datacenters", 0, Some(1)),
+];
+
+/// consul-template's functions that autopilot does not provide, and why;
+/// `--check` names the reason.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("secret", "Vault is not supported"),
+    ("secrets", "Vault is not supported"),
+    ("node", "node queries are not supported"),
+    ("nodes", "node queries are not supported"),
+    (
+        "file",
+        "files are read by the template's own job, not watched",
+    ),
+    ("plugin", "plugins (external commands) are not supported"),
+    ("executeTemplate", "named templates are not supported"),
+    ("connect", "Consul Connect is not supported"),
+    ("caRoots", "Consul Connect is not supported"),
+    ("caLeaf", "Consul Connect is not supported"),
+    ("pkiCert", "Vault is not supported"),
+    ("toTOML", "TOML output is not supported"),
+    ("sockaddr", "go-sockaddr templates are not supported"),
+];
+
+/// Is this one of consul-template's catalog or KV functions?
+pub fn reads_catalog(name: &str) -> bool {
+    CATALOG_FUNCTIONS.iter().any(|(known, ..)| *known == name)
+}
+
+/// Does a function of this name exist?
 pub fn exists(name: &str) -> bool {
-    NAMES.contains(&name)
+    arity(name).is_some()
 }
 
-/// One function call: its evaluated arguments (a piped value comes last).
-pub struct Call<'a> {
-    pub name: &'a str,
-    pub args: Vec<Value>,
-    pub env: &'a Rc<BTreeMap<String, String>>,
-    /// The watched services, in render templates only.
-    pub catalog: Option<&'a Catalog>,
+/// The fewest and the most arguments a function takes.
+pub fn arity(name: &str) -> Option<(usize, Option<usize>)> {
+    FUNCTIONS
+        .iter()
+        .chain(CATALOG_FUNCTIONS)
+        .chain(helpers::FUNCTIONS)
+        .find(|(known, _, _)| *known == name)
+        .map(|(_, min, max)| (*min, *max))
 }
 
-pub fn call(call: Call<'_>) -> Result<Value, String> {
-    let Call {
-        name,
-        args,
-        env,
-        catalog,
-    } = call;
-    let result = match name {
-        "and" => at_least(name, &args, 1).map(|_| first_or_last(args, |v| !v.is_true())),
-        "or" => at_least(name, &args, 1).map(|_| first_or_last(args, Value::is_true)),
-        "not" => exactly(name, &args, 1).map(|_| Value::Bool(!args[0].is_true())),
-        "len" => exactly(name, &args, 1).and_then(|_| length(&args[0])),
-        "index" => at_least(name, &args, 1).and_then(|_| index(&args[0], &args[1..])),
-        "print" => Ok(Value::Str(sprint(&args))),
-        "println" => Ok(Value::Str(sprintln(&args))),
-        "printf" => at_least(name, &args, 1)
-            .and_then(|_| Ok(Value::Str(sprintf(string_arg(&args[0])?, &args[1..])))),
-        "html" => Ok(Value::Str(escape_html(&text_of(&args)))),
-        "js" => Ok(Value::Str(escape_js(&text_of(&args)))),
-        "urlquery" => Ok(Value::Str(escape_query(&text_of(&args)))),
-        "eq" => {
-            at_least(name, &args, 2).and_then(|_| equal_any(&args[0], &args[1..]).map(Value::Bool))
-        }
-        "ne" => exactly(name, &args, 2)
-            .and_then(|_| equal_any(&args[0], &args[1..]).map(|eq| Value::Bool(!eq))),
-        "lt" | "le" | "gt" | "ge" => {
-            exactly(name, &args, 2).and_then(|_| compare(name, &args[0], &args[1]))
-        }
-        "call" => Err(format!(
-            "call: {} is not a function",
-            args.first().map_or("nothing".into(), Value::type_name)
-        )),
-        "default" => exactly(name, &args, 2).map(|_| default(&args[0], &args[1])),
-        "env" => exactly(name, &args, 1).and_then(|_| {
-            Ok(Value::Str(
-                env.get(string_arg(&args[0])?).cloned().unwrap_or_default(),
-            ))
-        }),
-        "split" => exactly(name, &args, 2)
-            .and_then(|_| split(string_arg(&args[0])?, string_arg(&args[1])?)),
-        "join" => exactly(name, &args, 2).and_then(|_| join(string_arg(&args[0])?, &args[1])),
-        "replaceAll" => exactly(name, &args, 3).and_then(|_| {
-            Ok(Value::Str(
-                string_arg(&args[2])?.replace(string_arg(&args[0])?, string_arg(&args[1])?),
-            ))
-        }),
-        "regexReplaceAll" => exactly(name, &args, 3).and_then(|_| {
-            regex_replace_all(
-                string_arg(&args[0])?,
-                string_arg(&args[1])?,
-                string_arg(&args[2])?,
-            )
-        }),
-        "loop" => loop_values(&args),
-        "service" | "services" => catalog_call(name, &args, catalog),
-        _ => Err(format!("function {name:?} not defined")),
+/// Why a consul-template function is not there, if it is one autopilot
+/// leaves out on purpose.
+pub fn unsupported(name: &str) -> Option<&'static str> {
+    UNSUPPORTED
+        .iter()
+        .chain(helpers::UNSUPPORTED)
+        .find(|(known, _)| *known == name)
+        .map(|(_, why)| *why)
+        .or_else(|| {
+            name.starts_with("sprig_")
+                .then_some("only the sprig functions listed in docs/configuration.md are included")
+        })
+}
+
+/// The error for `got` arguments to `name`, if that is not a count it takes.
+pub fn check_count(name: &str, got: usize) -> Result<(), String> {
+    let Some((min, max)) = arity(name) else {
+        return Ok(());
     };
+    let want = match max {
+        Some(max) if got > max || got < min => {
+            if min == max {
+                format!("{min}")
+            } else {
+                format!("{min} to {max}")
+            }
+        }
+        None if got < min => format!("at least {min}"),
+        _ => return Ok(()),
+    };
+    Err(format!(
+        "wrong number of args for {name}: want {want} got {got}"
+    ))
+}
+
+/// What every call of one execution shares.
+pub struct Context<'c> {
+    pub env: Rc<BTreeMap<String, String>>,
+    /// The catalog, in render templates only.
+    pub catalog: Option<&'c Reader<'c>>,
+    pub scratch: Scratch,
+}
+
+/// Calls `name` with its evaluated arguments (a piped value comes last).
+pub fn call(name: &str, args: Vec<Value>, context: &Context<'_>) -> Result<Value, String> {
+    let result = check_count(name, args.len()).and_then(|()| dispatch(name, args, context));
     result.map_err(|message| {
         if message.starts_with("wrong number") || message.starts_with("error calling") {
             message
@@ -123,39 +164,82 @@ pub fn call(call: Call<'_>) -> Result<Value, String> {
     })
 }
 
-/// consul-template's catalog functions (render templates only).
-fn catalog_call(name: &str, args: &[Value], catalog: Option<&Catalog>) -> Result<Value, String> {
+fn dispatch(name: &str, args: Vec<Value>, context: &Context<'_>) -> Result<Value, String> {
+    match name {
+        "and" => Ok(first_or_last(args, |v| !v.is_true())),
+        "or" => Ok(first_or_last(args, Value::is_true)),
+        "not" => Ok(Value::Bool(!args[0].is_true())),
+        "len" => length(&args[0]),
+        "index" => index(&args[0], &args[1..]),
+        "print" => Ok(Value::Str(sprint(&args))),
+        "println" => Ok(Value::Str(sprintln(&args))),
+        "printf" => Ok(Value::Str(sprintf(string_arg(&args[0])?, &args[1..]))),
+        "html" => Ok(Value::Str(escape_html(&text_of(&args)))),
+        "js" => Ok(Value::Str(escape_js(&text_of(&args)))),
+        "urlquery" => Ok(Value::Str(escape_query(&text_of(&args)))),
+        "eq" => equal_any(&args[0], &args[1..]).map(Value::Bool),
+        "ne" => equal_any(&args[0], &args[1..]).map(|eq| Value::Bool(!eq)),
+        "lt" | "le" | "gt" | "ge" => compare(name, &args[0], &args[1]),
+        "call" => Err(format!("call: {} is not a function", args[0].type_name())),
+        "default" => Ok(default(&args[0], &args[1])),
+        "env" => Ok(Value::Str(
+            context
+                .env
+                .get(string_arg(&args[0])?)
+                .cloned()
+                .unwrap_or_default(),
+        )),
+        "split" => split(string_arg(&args[0])?, string_arg(&args[1])?),
+        "join" => join(string_arg(&args[0])?, &args[1]),
+        "replaceAll" => Ok(Value::Str(
+            string_arg(&args[2])?.replace(string_arg(&args[0])?, string_arg(&args[1])?),
+        )),
+        "regexReplaceAll" => regex_replace_all(
+            string_arg(&args[0])?,
+            string_arg(&args[1])?,
+            string_arg(&args[2])?,
+        ),
+        "loop" => loop_values(&args),
+        "scratch" => Ok(Value::Scratch(context.scratch.clone())),
+        "envOrDefault" => Ok(Value::Str(
+            context
+                .env
+                .get(string_arg(&args[0])?)
+                .cloned()
+                .unwrap_or(string_arg(&args[1])?.to_string()),
+        )),
+        name => match helpers::call(name, &args) {
+            Some(result) => result,
+            None => catalog_call(name, &args, context.catalog),
+        },
+    }
+}
+
+/// consul-template's data functions (render templates only).
+fn catalog_call(name: &str, args: &[Value], catalog: Option<&Reader<'_>>) -> Result<Value, String> {
+    let catalog = catalog.ok_or_else(|| {
+        "the catalog is available only in the templates of jobs[].render".to_string()
+    })?;
+    let text = |index: usize| args.get(index).map_or(Ok(""), string_arg);
     match name {
         "service" => {
-            exactly(name, args, 1).and_then(|_| catalog::service(catalog, string_arg(&args[0])?))
+            let parts = args.iter().map(string_arg).collect::<Result<Vec<_>, _>>()?;
+            catalog.service(&parts.join("|"))
         }
-        _ => exactly(name, args, 0).and_then(|_| catalog::services(catalog)),
+        "services" => catalog.services(text(0)?),
+        "key" => Ok(catalog.key(text(0)?)),
+        "keyExists" => Ok(catalog.key_exists(text(0)?)),
+        "keyOrDefault" | "key_or_default" => Ok(catalog.key_or_default(text(0)?, text(1)?)),
+        "ls" => Ok(catalog.pairs(text(0)?, Listing::Level)),
+        "safeLs" => Ok(catalog.pairs(text(0)?, Listing::SafeLevel)),
+        "tree" => Ok(catalog.pairs(text(0)?, Listing::Tree)),
+        "safeTree" => Ok(catalog.pairs(text(0)?, Listing::SafeTree)),
+        "datacenters" => Ok(catalog.datacenters()),
+        _ => Err(format!("function {name:?} not defined")),
     }
 }
 
-fn exactly(name: &str, args: &[Value], want: usize) -> Result<(), String> {
-    if args.len() == want {
-        Ok(())
-    } else {
-        Err(format!(
-            "wrong number of args for {name}: want {want} got {}",
-            args.len()
-        ))
-    }
-}
-
-fn at_least(name: &str, args: &[Value], want: usize) -> Result<(), String> {
-    if args.len() >= want {
-        Ok(())
-    } else {
-        Err(format!(
-            "wrong number of args for {name}: want at least {want} got {}",
-            args.len()
-        ))
-    }
-}
-
-fn string_arg(value: &Value) -> Result<&str, String> {
+pub(super) fn string_arg(value: &Value) -> Result<&str, String> {
     match value {
         Value::Str(s) => Ok(s),
         other => Err(format!(
@@ -181,6 +265,7 @@ fn length(value: &Value) -> Result<Value, String> {
         Value::Str(s) => Ok(Value::Int(s.len() as i64)),
         Value::List(items) => Ok(Value::Int(items.len() as i64)),
         Value::Map(map) => Ok(Value::Int(map.len() as i64)),
+        Value::Dict(map) => Ok(Value::Int(map.len() as i64)),
         other => Err(format!("len of type {}", other.type_name())),
     }
 }
@@ -192,7 +277,8 @@ fn index(item: &Value, indices: &[Value]) -> Result<Value, String> {
             (Value::Map(map), Value::Str(key)) => {
                 Ok(Value::Str(map.get(key).cloned().unwrap_or_default()))
             }
-            (Value::Map(_), other) => Err(format!(
+            (Value::Dict(map), Value::Str(key)) => Ok(map.get(key).cloned().unwrap_or(Value::Nil)),
+            (Value::Map(_) | Value::Dict(_), other) => Err(format!(
                 "value has type {}; should be string",
                 other.type_name()
             )),

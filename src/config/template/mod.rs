@@ -19,25 +19,36 @@
 //! exactly these (unset variables are everywhere in real configs), so this
 //! module is a small engine of its own, tested function by function.
 //!
-//! The same engine renders the templates of `jobs[].render` [beyond], where
-//! consul-template's `service` and `services` functions also read the
-//! watched services ([`catalog`]).
+//! The same engine renders the templates of `jobs[].render` [beyond], with
+//! consul-template's functions: its helpers ([`helpers`], usable in every
+//! template) and its data functions over the catalog ([`catalog`], render
+//! templates only). [`check`] is what `--check` runs on render templates.
 //!
 //! Rendering is bounded (steps, output size, `loop` length, nesting), so no
 //! input can hang or exhaust memory. This module owns the template language
 //! only; it must not read files or know about the configuration schema.
 
 mod catalog;
+mod check;
+#[cfg(test)]
+mod consul_tests;
+mod encode;
 mod exec;
 mod fmt;
 mod funcs;
+mod helpers;
 mod lex;
+mod methods;
 mod parse;
+mod timefmt;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-pub use catalog::{Catalog, ServiceInstance};
+pub use catalog::{
+    Catalog, CatalogService, Dependency, Fetched, KeyPair, ServiceInstance, ServiceQuery,
+};
+pub use check::DataCall;
 
 /// The data a template sees: variable name → value.
 pub type Env = BTreeMap<String, String>;
@@ -65,20 +76,45 @@ pub fn render(source: &str, env: &Env) -> Result<String, TemplateError> {
     render_source(source, env, None)
 }
 
-/// Renders `source` with `env` as its data and `catalog` behind the
-/// `service` and `services` functions (the templates of `jobs[].render`).
+/// A render template's output and what it read from the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    /// Everything the template read.
+    pub used: BTreeSet<Dependency>,
+    /// What it read that `catalog` does not hold yet (or, for `key`, that
+    /// does not exist): the text is not final while this is not empty.
+    pub missing: BTreeSet<Dependency>,
+}
+
+/// Renders `source` with `env` as its data and `catalog` behind
+/// consul-template's data functions (the templates of `jobs[].render`).
 pub fn render_with_catalog(
     source: &str,
     env: &Env,
     catalog: &Catalog,
-) -> Result<String, TemplateError> {
-    render_source(source, env, Some(catalog))
+) -> Result<Rendered, TemplateError> {
+    let reader = catalog::Reader::new(catalog);
+    let text = render_source(source, env, Some(&reader))?;
+    let (used, missing) = reader.into_dependencies();
+    Ok(Rendered {
+        text,
+        used,
+        missing,
+    })
+}
+
+/// Parses `source` and checks every call in it (function names, argument
+/// counts, literal service queries) without running it; gives the calls
+/// that read the catalog.
+pub fn check(source: &str) -> Result<Vec<DataCall>, TemplateError> {
+    check::check(&parse::parse(lex::lex(source)?)?)
 }
 
 fn render_source(
     source: &str,
     env: &Env,
-    catalog: Option<&Catalog>,
+    catalog: Option<&catalog::Reader<'_>>,
 ) -> Result<String, TemplateError> {
     if !source.contains("{{") {
         return Ok(source.to_string());
@@ -359,91 +395,6 @@ mod tests {
         assert_eq!(
             render(source, &env).unwrap(),
             "  watches: [\n    {\n      name: \"svc-a\",\n      interval: 5\n    },\n  ],"
-        );
-    }
-
-    fn catalog() -> Catalog {
-        let instance = |id: &str, address: &str, port| ServiceInstance {
-            id: id.into(),
-            address: address.into(),
-            port,
-        };
-        Catalog::from([
-            (
-                "web".to_string(),
-                vec![
-                    instance("web-a", "10.0.0.1", 8080),
-                    instance("web-b", "10.0.0.2", 8081),
-                ],
-            ),
-            ("db".to_string(), Vec::new()),
-        ])
-    }
-
-    fn rc(source: &str) -> Result<String, TemplateError> {
-        render_with_catalog(source, &env(), &catalog())
-    }
-
-    #[test]
-    fn consul_template_upstreams_render_from_the_catalog() {
-        let source = "{{ range services }}{{ if service .Name }}upstream {{ .Name }} {\n\
-                      {{- range service .Name }}\n  server {{ .Address }}:{{ .Port }};{{ end }}\n}\n\
-                      {{ end }}{{ end }}";
-        assert_eq!(
-            rc(source).unwrap(),
-            "upstream web {\n  server 10.0.0.1:8080;\n  server 10.0.0.2:8081;\n}\n"
-        );
-    }
-
-    #[test]
-    fn catalog_records_have_fields_like_go_structs() {
-        assert_eq!(
-            rc("{{ range service \"web\" }}{{ .ID }}/{{ .Name }} {{ end }}").unwrap(),
-            "web-a/web web-b/web "
-        );
-        assert_eq!(rc("{{ len (service \"web\") }}").unwrap(), "2");
-        assert_eq!(
-            rc("{{ with index (service \"web\") 0 }}{{ . }}{{ end }}").unwrap(),
-            "&{web-a web 10.0.0.1 8080}"
-        );
-        assert_eq!(
-            rc("{{ printf \"%T\" (index (service \"web\") 0) }}").unwrap(),
-            "*dependency.HealthService"
-        );
-        assert_eq!(
-            rc("{{ range services }}{{ .Name }},{{ end }}").unwrap(),
-            "db,web,"
-        );
-        assert_eq!(
-            rc("{{ if service \"db\" }}y{{ else }}n{{ end }}").unwrap(),
-            "n"
-        );
-        assert_eq!(rc("{{ .NAME }}-{{ env \"PORT\" }}").unwrap(), "web-8080");
-        let error = rc("{{ range service \"web\" }}{{ .Tags }}{{ end }}").unwrap_err();
-        assert!(
-            error
-                .message
-                .contains("can't evaluate field Tags in type *dependency.HealthService"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn unwatched_services_and_plain_templates_are_errors() {
-        let error = rc("{{ service \"cache\" }}").unwrap_err();
-        assert!(
-            error.message.contains("\"cache\" is not watched") && error.message.contains("db, web"),
-            "{error}"
-        );
-        assert!(err("{{ service \"web\" }}")
-            .message
-            .contains("only in the templates of jobs[].render"));
-        assert!(err("{{ services }}")
-            .message
-            .contains("only in the templates of jobs[].render"));
-        assert_eq!(
-            rc("{{ service }}").unwrap_err().message,
-            "wrong number of args for service: want 1 got 0"
         );
     }
 }

@@ -301,10 +301,13 @@ impl Parser {
                 "nil" => ArgKind::Nil,
                 name if funcs::exists(name) => ArgKind::Function(name.to_string()),
                 name => {
+                    let why = funcs::unsupported(name).map_or(String::new(), |why| {
+                        format!(" (consul-template's {name} is left out: {why})")
+                    });
                     return Err(TemplateError::new(
                         pos,
-                        format!("function {name:?} not defined"),
-                    ))
+                        format!("function {name:?} not defined{why}"),
+                    ));
                 }
             },
             Tok::Str(text) => ArgKind::Str(text.clone()),
@@ -332,16 +335,12 @@ impl Parser {
         if !chain.is_empty()
             && matches!(
                 kind,
-                ArgKind::Bool(_)
-                    | ArgKind::Nil
-                    | ArgKind::Str(_)
-                    | ArgKind::Number(_)
-                    | ArgKind::Function(_)
+                ArgKind::Bool(_) | ArgKind::Nil | ArgKind::Str(_) | ArgKind::Number(_)
             )
         {
             return Err(TemplateError::new(
                 pos,
-                "unexpected field access on a constant or function",
+                "unexpected field access on a constant",
             ));
         }
         Ok(Arg { pos, kind, chain })

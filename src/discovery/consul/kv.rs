@@ -64,18 +64,13 @@ impl ConsulBackend {
                 REQUEST_TIMEOUT
             }
         };
-        let response = self
-            .client
-            .get(url)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| call.unreachable(e))?;
+        let response = call
+            .send_or_absent(self.client.get(url).timeout(timeout))
+            .await?;
         let index = consul_index(response.headers());
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok((index, Vec::new()));
         }
-        let response = call.check(response).await?;
         Ok((index, call.decode(response).await?))
     }
 }

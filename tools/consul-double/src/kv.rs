@@ -49,7 +49,7 @@ pub(crate) struct Kv {
     /// session.
     lock_delays: HashMap<String, Instant>,
     /// The index of the last write or delete: what a read of an absent key reports
-    /// (Consul's `kvs` table index).
+    /// (Consul's `kvs` table index, so any write wakes a blocking read of an absent key).
     table_index: u64,
 }
 
@@ -205,7 +205,8 @@ impl Kv {
             .iter()
             .map(|(_, entry)| entry.modify_index)
             .max()
-            .unwrap_or(self.table_index);
+            // Consul never reports index 0 (it would mean "do not block").
+            .unwrap_or(self.table_index.max(1));
         if selected.is_empty() {
             return (index, None);
         }

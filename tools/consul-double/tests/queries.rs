@@ -3,11 +3,7 @@
 
 mod common;
 
-use std::sync::mpsc;
-use std::thread;
-
-use common::{register_passing, start, Answer, Client, DEADLINE};
-use consul_double::Control;
+use common::{blocking_query, register_passing, start, Client, DEADLINE};
 use serde_json::json;
 
 fn register_tagged(client: &Client, id: &str, tags: &[&str]) {
@@ -96,28 +92,6 @@ fn index_moves_for_the_name_changed_and_not_for_others() {
     );
     client.put_empty("/v1/agent/check/fail/service:web-1");
     assert!(client.get("/v1/health/service/web").index.unwrap() > web_index);
-}
-
-/// Starts `GET <route>?index=<index>&<params>` on another thread and waits until the double
-/// reports it blocked; its answer arrives on the returned channel.
-fn blocking_query(
-    consul: &Control,
-    route: &str,
-    index: u64,
-    params: &str,
-) -> mpsc::Receiver<Answer> {
-    let (sender, receiver) = mpsc::channel();
-    let client = Client::new(consul);
-    let path = format!("{route}?index={index}&{params}");
-    thread::spawn(move || {
-        let _ = sender.send(client.get(&path));
-    });
-    consul
-        .wait_for_request(DEADLINE, |r| {
-            r.path == route && r.blocked && r.query_values("index") == [index.to_string()]
-        })
-        .expect("the query blocks");
-    receiver
 }
 
 #[test]

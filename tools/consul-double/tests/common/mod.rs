@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 use consul_double::{Config, ConsulDouble, Control};
@@ -98,6 +100,12 @@ impl Client {
             .expect("PUT answered")
     }
 
+    /// A PUT whose body is `body` as is (a KV value).
+    pub fn put_raw(&self, path: &str, body: &str) -> Answer {
+        self.send(self.http.put(self.url(path)).body(body.to_string()))
+            .expect("PUT answered")
+    }
+
     pub fn delete(&self, path: &str) -> Answer {
         self.send(self.http.delete(self.url(path)))
             .expect("DELETE answered")
@@ -146,4 +154,26 @@ pub fn register_passing(client: &Client, id: &str, name: &str) {
         &ttl_service(id, name, "30s", "passing"),
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+/// Starts `GET <route>?index=<index>&<params>` on another thread and waits until the double
+/// reports it blocked; its answer arrives on the returned channel.
+pub fn blocking_query(
+    consul: &Control,
+    route: &str,
+    index: u64,
+    params: &str,
+) -> mpsc::Receiver<Answer> {
+    let (sender, receiver) = mpsc::channel();
+    let client = Client::new(consul);
+    let path = format!("{route}?index={index}&{params}");
+    thread::spawn(move || {
+        let _ = sender.send(client.get(&path));
+    });
+    consul
+        .wait_for_request(DEADLINE, |r| {
+            r.path == route && r.blocked && r.query_values("index") == [index.to_string()]
+        })
+        .expect("the query blocks");
+    receiver
 }
