@@ -3,9 +3,7 @@
 use serde::Deserialize;
 
 use super::lock::kv_path;
-use super::{call, consul_index, ConsulBackend};
-use crate::discovery::go_duration;
-use crate::discovery::http::{blocking_timeout, REQUEST_TIMEOUT};
+use super::{call, ConsulBackend};
 use crate::discovery::kv::{KvSnapshot, KV_WAIT};
 use crate::discovery::DiscoveryError;
 
@@ -48,29 +46,14 @@ impl ConsulBackend {
         prefix: bool,
         index: u64,
     ) -> Result<(u64, Vec<Entry>), DiscoveryError> {
-        let call = call(operation);
-        let mut url = self.url(&kv_path(key));
-        let timeout = {
-            let mut query = url.query_pairs_mut();
-            if prefix {
-                query.append_pair("recurse", "");
-            }
-            if index > 0 {
-                query
-                    .append_pair("index", &index.to_string())
-                    .append_pair("wait", &go_duration(KV_WAIT));
-                blocking_timeout(KV_WAIT)
-            } else {
-                REQUEST_TIMEOUT
-            }
-        };
-        let response = call
-            .send_or_absent(self.client.get(url).timeout(timeout))
+        let params: &[(&str, &str)] = if prefix { &[("recurse", "")] } else { &[] };
+        let (body, index) = self
+            .read(operation, &kv_path(key), params, index, KV_WAIT)
             .await?;
-        let index = consul_index(response.headers());
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok((index, Vec::new()));
-        }
-        Ok((index, call.decode(response).await?))
+        let entries = match body {
+            None => Vec::new(),
+            Some(body) => serde_json::from_value(body).map_err(|e| call(operation).invalid(e))?,
+        };
+        Ok((index, entries))
     }
 }
