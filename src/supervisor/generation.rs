@@ -201,9 +201,15 @@ impl Prepared {
         };
         let mut watches = BTreeMap::new();
         for config in &self.config.watches {
-            let kept = old_watches
-                .remove(&config.name)
-                .filter(|old| same_discovery && old.config == *config);
+            // A changed watch's old task stops here (dropping a token cancels nothing).
+            let kept = match old_watches.remove(&config.name) {
+                Some(old) if same_discovery && old.config == *config => Some(old),
+                Some(old) => {
+                    old.stop.cancel();
+                    None
+                }
+                None => None,
+            };
             let watch =
                 kept.unwrap_or_else(|| start_watch(config, self.discovery.as_ref(), ground));
             watches.insert(config.name.clone(), watch);
@@ -218,9 +224,15 @@ impl Prepared {
         }
         let mut kv_watches = BTreeMap::new();
         for config in &self.config.kv_watches {
-            let kept = old_kv_watches
-                .remove(&config.name)
-                .filter(|old| same_discovery && old.config == *config);
+            // A changed watch's old task stops here (dropping a token cancels nothing).
+            let kept = match old_kv_watches.remove(&config.name) {
+                Some(old) if same_discovery && old.config == *config => Some(old),
+                Some(old) => {
+                    old.stop.cancel();
+                    None
+                }
+                None => None,
+            };
             let watch =
                 kept.unwrap_or_else(|| start_kv_watch(config, self.discovery.as_ref(), ground));
             kv_watches.insert(config.name.clone(), watch);
