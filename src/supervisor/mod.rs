@@ -630,6 +630,15 @@ impl Supervisor {
             .cloned();
         new.jobs.retain(|job| job.role != JobRole::App);
         new.jobs.extend(app);
+        // The locks run as the first configuration started them
+        // (docs/configuration.md, "Leader locks"): the running generation
+        // keeps describing them.
+        if new.locks != self.generation.config.locks {
+            tracing::warn!(
+                "locks changed: a reload keeps the locks as they were started; restart autopilot to apply"
+            );
+            new.locks = self.generation.config.locks.clone();
+        }
         let logging = new.logging.clone();
         let prepared = Generation::prepare(new, &self.shared.env, Some(&self.generation))
             .map_err(|error| error.to_string())?;
