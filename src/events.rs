@@ -36,14 +36,18 @@ pub enum EventCode {
     /// Accepted in `when` as ContainerPilot accepts it; never published
     /// (ContainerPilot sent it only to a job's own queue).
     Quit,
+    /// **\[beyond\]** This instance holds the lock `lock.<name>` now.
+    Acquired,
+    /// **\[beyond\]** This instance held the lock `lock.<name>` and no longer does.
+    Lost,
     /// A signal event (`SIGHUP`, `SIGUSR2`); its source is the signal's name.
     Signal,
 }
 
 impl EventCode {
     /// Every code a user may name in `when.once` / `when.each`: every name
-    /// ContainerPilot 3 accepts there.
-    pub const NAMED: [EventCode; 14] = [
+    /// ContainerPilot 3 accepts there, and **\[beyond\]** the locks' events.
+    pub const NAMED: [EventCode; 16] = [
         EventCode::Startup,
         EventCode::Shutdown,
         EventCode::Healthy,
@@ -58,6 +62,8 @@ impl EventCode {
         EventCode::TimerExpired,
         EventCode::Error,
         EventCode::Quit,
+        EventCode::Acquired,
+        EventCode::Lost,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +82,8 @@ impl EventCode {
             EventCode::TimerExpired => "timerExpired",
             EventCode::Error => "error",
             EventCode::Quit => "quit",
+            EventCode::Acquired => "acquired",
+            EventCode::Lost => "lost",
             EventCode::Signal => "signal",
         }
     }

@@ -28,6 +28,9 @@
 //! - [`discovery`]: the service catalogs (Consul, etcd), watch logic and IP
 //!   selection.
 //! - [`watches`]: following services in the catalog and publishing changes.
+//! - [`kv_watches`]: **\[beyond\]** following KV keys and publishing changes.
+//! - [`locks`]: **\[beyond\]** leader locks: `acquired` / `lost` events,
+//!   their status, and their release on shutdown.
 //! - [`environment`]: the environment table every spawned process gets.
 //! - [`logging`]: the log subscriber (formats, output, reopen) and the relay
 //!   of job output into log lines.
@@ -43,6 +46,8 @@ mod events;
 mod http_server;
 mod job_control;
 mod jobs;
+mod kv_watches;
+mod locks;
 mod logging;
 mod process;
 mod reaper;
@@ -87,6 +92,9 @@ pub mod testing {
             ConsulSettings, Discovery, DiscoveryError, HealthyInstances, Instance,
             ServiceRegistration, MAX_CHECK_OUTPUT,
         };
+        pub mod lock {
+            pub use crate::discovery::lock::{LockEvent, LockSpec};
+        }
         pub mod consul {
             pub use crate::discovery::consul::{BasicAuth, Secret};
         }

@@ -292,17 +292,23 @@ pub fn add_named(
     jobs.push(job);
 }
 
-/// Warnings for `when.source`s that name no job and no watch: the job can
-/// never start (ContainerPilot accepted this silently).
-pub fn dangling_sources(jobs: &[JobConfig], watches: &[WatchConfig]) -> Vec<String> {
+/// Warnings for `when.source`s that name no job, watch or lock: the job can
+/// never start (ContainerPilot accepted this silently). `other_sources` are the
+/// sources of locks and KV watches (`lock.<name>`, `watch.<name>`).
+pub fn dangling_sources(
+    jobs: &[JobConfig],
+    watches: &[WatchConfig],
+    other_sources: &[String],
+) -> Vec<String> {
     jobs.iter()
         .filter_map(|job| match &job.when {
             When::Event { code, source, .. } if *code != EventCode::Signal && source != GLOBAL_SOURCE => {
-                let known = match source.strip_prefix("watch.") {
-                    Some(watch) => watches.iter().any(|w| w.name == watch),
-                    None => jobs.iter().any(|j| j.public_name() == source),
-                };
-                (!known).then(|| format!("job {:?} waits for {code} from {source:?}, but no job or watch has that name: it will never start", job.name))
+                let known = other_sources.contains(source)
+                    || match source.strip_prefix("watch.") {
+                        Some(watch) => watches.iter().any(|w| w.name == watch),
+                        None => jobs.iter().any(|j| j.public_name() == source),
+                    };
+                (!known).then(|| format!("job {:?} waits for {code} from {source:?}, but no job, watch or lock has that name: it will never start", job.name))
             }
             _ => None,
         })
@@ -417,6 +423,7 @@ mod tests {
         };
         let warnings = dangling_sources(
             &[JobConfig::with_defaults("a", JobRole::Plain), waiting],
+            &[],
             &[],
         );
         assert_eq!(warnings.len(), 1);

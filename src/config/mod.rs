@@ -20,6 +20,7 @@ pub mod duration;
 pub mod error;
 pub mod jobs;
 pub mod json5;
+pub mod locks;
 pub mod model;
 pub mod sections;
 pub mod template;
@@ -288,6 +289,8 @@ pub fn load_str(
             .unwrap_or_default(),
         jobs: parts.jobs,
         watches: parts.watches,
+        kv_watches: parts.kv_watches,
+        locks: parts.locks,
         control: Some(parts.control),
         telemetry: parts.telemetry,
     };
@@ -305,6 +308,8 @@ pub fn load_str(
 pub struct Parts {
     pub jobs: Vec<model::JobConfig>,
     pub watches: Vec<model::WatchConfig>,
+    pub kv_watches: Vec<model::KvWatchConfig>,
+    pub locks: Vec<model::LockConfig>,
     pub control: model::ControlConfig,
     pub telemetry: Option<model::TelemetryConfig>,
 }

@@ -58,12 +58,52 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub jobs: Vec<JobConfig>,
     pub watches: Vec<WatchConfig>,
+    /// **\[beyond\]** `watches[]` entries with `kv`: keys of the catalog's KV store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kv_watches: Vec<KvWatchConfig>,
+    /// **\[beyond\]** Leader locks held through the catalog.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<LockConfig>,
     /// The control plane; `None` without a configuration file (tini-style
     /// use), where autopilot serves no socket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub control: Option<ControlConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetryConfig>,
+}
+
+/// A `watches[]` entry with `kv` **\[beyond\]**: publishes `changed` under `watch.<name>`
+/// when the key's value (with `prefix`, any value or the set of keys under it) changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KvWatchConfig {
+    pub name: String,
+    pub key: String,
+    pub prefix: bool,
+}
+
+impl KvWatchConfig {
+    /// The event source this watch publishes under.
+    pub fn source(&self) -> String {
+        format!("watch.{}", self.name)
+    }
+}
+
+/// One entry of `locks` **\[beyond\]**: a catalog key one instance at a time holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockConfig {
+    /// Events come from `lock.<name>`.
+    pub name: String,
+    pub key: String,
+    /// The session (Consul) or lease (etcd) TTL.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Consul's lock-delay after the holder's session is invalidated.
+    #[serde(with = "humantime_serde")]
+    pub lock_delay: Duration,
+    /// The job whose service check the session is tied to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 /// `consul`: where the agent is and how to talk to it. Environment variables
@@ -500,6 +540,8 @@ impl Config {
                 ..JobConfig::app(argv)
             }],
             watches: Vec::new(),
+            kv_watches: Vec::new(),
+            locks: Vec::new(),
             control: None,
             telemetry: None,
         }

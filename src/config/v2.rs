@@ -115,10 +115,12 @@ pub fn decode(
         let job = jobs::telemetry_job(telemetry);
         jobs::add_named(&mut jobs_list, job, "telemetry", &mut named, warnings);
     }
-    warnings.extend(jobs::dangling_sources(&jobs_list, &watches));
+    warnings.extend(jobs::dangling_sources(&jobs_list, &watches, &[]));
     Ok(Parts {
         jobs: jobs_list,
         watches,
+        kv_watches: Vec::new(),
+        locks: Vec::new(),
         control: Default::default(),
         telemetry,
     })

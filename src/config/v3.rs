@@ -13,20 +13,22 @@ use super::address::{check_host_port, check_http_url, Port};
 use super::decode::{Object, Result};
 use super::error::{did_you_mean, ConfigError};
 use super::jobs;
+use super::locks::{self, LockCatalog};
 use super::model::{
-    Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, RenderConfig, RenderWait,
-    TelemetryConfig, WatchConfig, When,
+    Frequency, HealthCheck, HealthConfig, JobConfig, JobRole, KvWatchConfig, RenderConfig,
+    RenderWait, TelemetryConfig, WatchConfig, When,
 };
 use super::sections;
 use super::Parts;
 use crate::events::{EventCode, SIGNAL_EVENT_SOURCES};
 
-pub const TOP_KEYS: [&str; 8] = [
+pub const TOP_KEYS: [&str; 9] = [
     "consul",
     "etcd",
     "logging",
     "jobs",
     "watches",
+    "locks",
     "control",
     "telemetry",
     "stopTimeout",
@@ -57,7 +59,7 @@ const HEALTH_KEYS: [&str; 7] = [
     "exec", "http", "tcp", "interval", "ttl", "timeout", "logging",
 ];
 const RENDER_KEYS: [&str; 3] = ["template", "output", "wait"];
-const WATCH_KEYS: [&str; 4] = ["name", "interval", "tag", "dc"];
+const WATCH_KEYS: [&str; 6] = ["name", "interval", "tag", "dc", "kv", "prefix"];
 const TELEMETRY_KEYS: [&str; 4] = ["port", "interfaces", "tags", "metrics"];
 const METRIC_KEYS: [&str; 5] = ["namespace", "subsystem", "name", "help", "type"];
 /// Jobs may not run more often than this, nor time out sooner.
@@ -75,7 +77,7 @@ pub fn decode(
         let job = job(&path, value, warnings)?;
         jobs::add_named(&mut jobs_list, job, &path, &mut named, warnings);
     }
-    let watches = watches(root)?;
+    let (watches, kv_watches) = watches(root)?;
     let telemetry = root.get("telemetry").map(telemetry).transpose()?;
     if let Some(telemetry) = &telemetry {
         let job = jobs::telemetry_job(telemetry);
@@ -91,10 +93,21 @@ pub fn decode(
         jobs::app_stop(root.get("stopTimeout"), "stopTimeout")?;
     }
     jobs::check_one_primary(&jobs_list)?;
-    warnings.extend(jobs::dangling_sources(&jobs_list, &watches));
+    let catalog = match (root.has("etcd"), root.has("consul")) {
+        (true, _) => LockCatalog::Etcd,
+        (false, true) => LockCatalog::Consul,
+        (false, false) => LockCatalog::None,
+    };
+    let locks = locks::locks(root.array("locks")?, &jobs_list, catalog)?;
+    let other_sources: Vec<String> = (locks.iter().map(|l| format!("lock.{}", l.name)))
+        .chain(kv_watches.iter().map(KvWatchConfig::source))
+        .collect();
+    warnings.extend(jobs::dangling_sources(&jobs_list, &watches, &other_sources));
     Ok(Parts {
         jobs: jobs_list,
         watches,
+        kv_watches,
+        locks,
         control: root
             .get("control")
             .map(|v| sections::control(v, "control"))
@@ -349,20 +362,34 @@ pub fn whole_seconds(object: &Object<'_>, key: &str) -> Result<Duration> {
     }
 }
 
-fn watches(root: &Object<'_>) -> Result<Vec<WatchConfig>> {
+/// `watches`: service watches, and **\[beyond\]** KV watches (with `kv`).
+fn watches(root: &Object<'_>) -> Result<(Vec<WatchConfig>, Vec<KvWatchConfig>)> {
     let mut watches: Vec<WatchConfig> = Vec::new();
+    let mut kv_watches: Vec<KvWatchConfig> = Vec::new();
     for (path, value) in root.array("watches")? {
         let object = Object::new(value, &path, &WATCH_KEYS)?;
         let name = object
             .non_empty_string("name")?
             .ok_or_else(|| ConfigError::invalid(object.at("name"), "required"))?;
-        jobs::check_service_name(&name, &object.at("name"))?;
-        if watches.iter().any(|w| w.name == name) {
+        let taken =
+            watches.iter().any(|w| w.name == name) || kv_watches.iter().any(|w| w.name == name);
+        if taken {
             return Err(ConfigError::invalid(
                 path,
                 format!("another watch is already named {name:?}"),
             ));
         }
+        if let Some(key) = object.non_empty_string("kv")? {
+            kv_watches.push(kv_watch(&object, name, key)?);
+            continue;
+        }
+        if object.has("prefix") {
+            return Err(ConfigError::invalid(
+                object.at("prefix"),
+                "only a KV watch (with `kv`) has a prefix",
+            ));
+        }
+        jobs::check_service_name(&name, &object.at("name"))?;
         watches.push(WatchConfig {
             name,
             interval: whole_seconds(&object, "interval")?,
@@ -370,7 +397,25 @@ fn watches(root: &Object<'_>) -> Result<Vec<WatchConfig>> {
             dc: object.non_empty_string("dc")?,
         });
     }
-    Ok(watches)
+    Ok((watches, kv_watches))
+}
+
+/// A KV watch: `kv` and `prefix` exclude the service watch's fields.
+fn kv_watch(object: &Object<'_>, name: String, key: String) -> Result<KvWatchConfig> {
+    if let Some(field) = ["interval", "tag", "dc"]
+        .into_iter()
+        .find(|f| object.has(f))
+    {
+        return Err(ConfigError::invalid(
+            object.at(field),
+            "a KV watch (with `kv`) follows a key, not a service: it takes only name, kv and prefix",
+        ));
+    }
+    Ok(KvWatchConfig {
+        name,
+        key,
+        prefix: object.bool("prefix")?.unwrap_or(false),
+    })
 }
 
 fn telemetry(value: &Value) -> Result<TelemetryConfig> {

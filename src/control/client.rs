@@ -186,6 +186,23 @@ fn status_table(status: &Value) -> String {
             field(watch, "instances")
         ));
     }
+    let locks = status["locks"].as_object().into_iter().flatten();
+    for (i, (name, lock)) in locks.enumerate() {
+        if i == 0 {
+            lines.push(String::new());
+            lines.push(format!(
+                "{:<24} {:<8} {}",
+                "LOCK", "HOLDING", "SINCE / HOLDER"
+            ));
+        }
+        let (holding, detail) = match (lock["holding"] == true, &lock["holder"]) {
+            (true, _) => ("yes", field(lock, "since")),
+            (false, Value::Null) => ("no", "-".to_string()),
+            (false, holder) if holder["ID"].is_string() => ("no", field(holder, "ID")),
+            (false, holder) => ("no", holder.to_string()),
+        };
+        lines.push(format!("{name:<24} {holding:<8} {detail}"));
+    }
     lines.push(String::new());
     lines.push(format!("maintenance: {}", field(status, "maintenance")));
     lines.push(format!(
@@ -276,6 +293,8 @@ mod tests {
         let status = serde_json::json!({
             "jobs": [{"name": "app", "state": "running", "pid": 7, "restarts": 0, "health": "healthy"}],
             "watches": [{"name": "db", "instances": 2}],
+            "locks": {"primary": {"holding": true, "since": "2026-12-06T20:00:00Z"},
+                      "backup": {"holding": false, "holder": {"ID": "db-host2"}}},
             "maintenance": false,
             "generation": {"startedAt": "2026-01-02T03:04:05Z"}
         });
@@ -283,5 +302,10 @@ mod tests {
         assert!(table.contains("app") && table.contains("running") && table.contains("healthy"));
         assert!(table.contains("db") && table.contains("maintenance: false"));
         assert!(table.ends_with("configuration in force since: 2026-01-02T03:04:05Z"));
+        assert!(
+            table.contains("primary                  yes      2026-12-06T20:00:00Z"),
+            "{table}"
+        );
+        assert!(table.contains("db-host2"), "{table}");
     }
 }

@@ -21,6 +21,9 @@ use super::http::{blocking_timeout, build_client, Call, REQUEST_TIMEOUT};
 use super::{go_duration, DiscoveryError, HealthyInstances, Instance, ServiceRegistration};
 use crate::config::model::{CheckStatus, ConsulConfig, TlsConfig, WatchConfig};
 
+mod kv;
+mod lock;
+
 const BACKEND: &str = "consul";
 /// Consul's own default when nothing names an agent.
 const DEFAULT_ADDRESS: &str = "127.0.0.1:8500";

@@ -36,6 +36,9 @@ use super::http::{blocking_timeout, build_client, Call, REQUEST_TIMEOUT};
 use super::{DiscoveryError, HealthyInstances, Instance, ServiceRegistration};
 use crate::config::model::{CheckStatus, EtcdConfig, WatchConfig};
 
+mod kv;
+mod lock;
+
 const BACKEND: &str = "etcd";
 /// The HTTP status the gateway gives gRPC's NotFound (a lease that no longer exists).
 const NOT_FOUND: u16 = 404;
@@ -215,12 +218,21 @@ impl EtcdBackend {
         index: u64,
         wait: Duration,
     ) -> Result<(), DiscoveryError> {
-        let call = call("watch");
-        let body = json!({ "create_request": {
-            "key": encode(prefix),
-            "range_end": encode(&prefix_end(prefix)),
-            "start_revision": (index + 1).to_string(),
-        }});
+        let range = json!({ "key": encode(prefix), "range_end": encode(&prefix_end(prefix)) });
+        self.watch_range(call("watch"), range, index, wait).await
+    }
+
+    /// Returns when a key of `range` (`{"key"[, "range_end"]}`) changes after revision
+    /// `index`, when the watch ends, or after `wait`.
+    async fn watch_range(
+        &self,
+        call: Call,
+        mut range: Value,
+        index: u64,
+        wait: Duration,
+    ) -> Result<(), DiscoveryError> {
+        range["start_revision"] = json!((index + 1).to_string());
+        let body = json!({ "create_request": range });
         let watching = async {
             let response = self
                 .send(call, "/v3/watch", &body, blocking_timeout(wait))

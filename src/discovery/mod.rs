@@ -32,6 +32,8 @@ pub mod consul;
 pub mod etcd;
 mod http;
 pub mod interfaces;
+pub mod kv;
+pub mod lock;
 pub mod outage;
 mod reads;
 pub mod watch;

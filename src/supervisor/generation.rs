@@ -1,5 +1,6 @@
 //! A run generation: everything one configuration started, apart from its
-//! jobs' tasks — the discovery backend, the advertised services, the watches,
+//! jobs' tasks — the discovery backend, the advertised services, the watches
+//! (of services and **\[beyond\]** of KV keys),
 //! the telemetry server and its metrics, and the configuration itself.
 //!
 //! A reload [`prepare`](Generation::prepare)s the next generation beside the
@@ -22,12 +23,13 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::model::{Config, TelemetryConfig, WatchConfig};
+use crate::config::model::{Config, KvWatchConfig, TelemetryConfig, WatchConfig};
 use crate::discovery::interfaces::find_ip;
 use crate::discovery::{self, Discovery, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
 use crate::events::Bus;
 use crate::jobs::Advertisement;
+use crate::kv_watches;
 use crate::tasks::Tasks;
 use crate::telemetry::{self, Metrics};
 use crate::watches::{self, LatestInstances};
@@ -58,6 +60,8 @@ pub(crate) struct Generation {
     pub services: HashMap<String, ServiceRegistration>,
     telemetry: Option<Telemetry>,
     watches: BTreeMap<String, Watch>,
+    /// **\[beyond\]** The KV watches, by name.
+    kv_watches: BTreeMap<String, KvWatch>,
 }
 
 /// The `/metrics` server of one telemetry configuration.
@@ -70,6 +74,12 @@ struct Telemetry {
 /// One watch's task.
 struct Watch {
     config: WatchConfig,
+    stop: CancellationToken,
+}
+
+/// One KV watch's task **\[beyond\]**.
+struct KvWatch {
+    config: KvWatchConfig,
     stop: CancellationToken,
 }
 
@@ -146,13 +156,15 @@ impl Prepared {
     /// Starts what changed and retires what `previous` ran that is gone or
     /// replaced; returns the new running generation.
     pub fn commit(self, previous: Option<&mut Generation>, ground: &Ground) -> Generation {
-        let (mut old_telemetry, mut old_watches, old_discovery) = match previous {
+        let (mut old_telemetry, mut old_watches, mut old_kv_watches, old_discovery) = match previous
+        {
             Some(previous) => (
                 previous.telemetry.take(),
                 std::mem::take(&mut previous.watches),
+                std::mem::take(&mut previous.kv_watches),
                 previous.discovery.clone(),
             ),
-            None => (None, BTreeMap::new(), None),
+            None => (None, BTreeMap::new(), BTreeMap::new(), None),
         };
         let telemetry = match self.telemetry {
             TelemetryPlan::None => None,
@@ -189,9 +201,15 @@ impl Prepared {
         };
         let mut watches = BTreeMap::new();
         for config in &self.config.watches {
-            let kept = old_watches
-                .remove(&config.name)
-                .filter(|old| same_discovery && old.config == *config);
+            // A changed watch's old task stops here (dropping a token cancels nothing).
+            let kept = match old_watches.remove(&config.name) {
+                Some(old) if same_discovery && old.config == *config => Some(old),
+                Some(old) => {
+                    old.stop.cancel();
+                    None
+                }
+                None => None,
+            };
             let watch =
                 kept.unwrap_or_else(|| start_watch(config, self.discovery.as_ref(), ground));
             watches.insert(config.name.clone(), watch);
@@ -204,7 +222,27 @@ impl Prepared {
                 });
             }
         }
-        if self.discovery.is_none() && !self.config.watches.is_empty() {
+        let mut kv_watches = BTreeMap::new();
+        for config in &self.config.kv_watches {
+            // A changed watch's old task stops here (dropping a token cancels nothing).
+            let kept = match old_kv_watches.remove(&config.name) {
+                Some(old) if same_discovery && old.config == *config => Some(old),
+                Some(old) => {
+                    old.stop.cancel();
+                    None
+                }
+                None => None,
+            };
+            let watch =
+                kept.unwrap_or_else(|| start_kv_watch(config, self.discovery.as_ref(), ground));
+            kv_watches.insert(config.name.clone(), watch);
+        }
+        for old in old_kv_watches.into_values() {
+            old.stop.cancel();
+        }
+        if self.discovery.is_none()
+            && !(self.config.watches.is_empty() && self.config.kv_watches.is_empty())
+        {
             tracing::warn!(
                 "watches are configured but no catalog (consul or etcd): they will never fire"
             );
@@ -216,6 +254,7 @@ impl Prepared {
             services: self.services,
             telemetry,
             watches,
+            kv_watches,
         }
     }
 }
@@ -238,6 +277,26 @@ fn start_watch(config: &WatchConfig, discovery: Option<&Arc<Discovery>>, ground:
         None => CancellationToken::new(),
     };
     Watch {
+        config: config.clone(),
+        stop,
+    }
+}
+
+/// Starts one KV watch's task **\[beyond\]** (with no catalog, none).
+fn start_kv_watch(
+    config: &KvWatchConfig,
+    discovery: Option<&Arc<Discovery>>,
+    ground: &Ground,
+) -> KvWatch {
+    let stop = match discovery {
+        Some(discovery) => ground.tasks.spawn(kv_watches::run(
+            config.clone(),
+            discovery.clone(),
+            ground.bus.clone(),
+        )),
+        None => CancellationToken::new(),
+    };
+    KvWatch {
         config: config.clone(),
         stop,
     }

@@ -164,6 +164,7 @@ impl StatusBoard {
 /// `unhealthy`, `maintenance` or `unknown`, as ContainerPilot named them; a
 /// job that finished is `unknown`, as ContainerPilot 3.8 reset it when its
 /// last run ended; its telemetry service `containerpilot` is always `healthy`.
+/// **\[beyond\]** With `locks`, `Locks` (`Name`, `Holding`, `Since`).
 pub fn containerpilot_document(status: &Value) -> Value {
     let maintenance = status["maintenance"] == true;
     let (mut jobs, mut services) = (Vec::new(), Vec::new());
@@ -189,12 +190,23 @@ pub fn containerpilot_document(status: &Value) -> Value {
         .flatten()
         .map(|watch| &watch["name"])
         .collect();
-    serde_json::json!({
+    let mut document = serde_json::json!({
         "Version": env!("CARGO_PKG_VERSION"),
         "Jobs": jobs,
         "Services": services,
         "Watches": watches,
-    })
+    });
+    // [beyond] Only with `locks` configured, so ContainerPilot's shape is unchanged.
+    if let Some(locks) = status["locks"].as_object() {
+        let locks: Vec<Value> = locks
+            .iter()
+            .map(|(name, lock)| {
+                serde_json::json!({ "Name": name, "Holding": lock["holding"], "Since": lock["since"] })
+            })
+            .collect();
+        document["Locks"] = Value::Array(locks);
+    }
+    document
 }
 
 #[cfg(test)]
@@ -281,5 +293,11 @@ mod tests {
         );
         let in_maintenance = containerpilot_document(&board.to_json(true, &watches));
         assert_eq!(in_maintenance["Services"][0]["Status"], "maintenance");
+        let mut with_locks = board.to_json(false, &watches);
+        with_locks["locks"] = serde_json::json!({"primary": {"holding": false}});
+        assert_eq!(
+            containerpilot_document(&with_locks)["Locks"],
+            serde_json::json!([{"Name": "primary", "Holding": false, "Since": null}])
+        );
     }
 }

@@ -884,3 +884,39 @@ fn metrics_the_registry_would_refuse_fail_at_load_time() {
     ));
     load(&metric("my_counter", "help"));
 }
+
+#[test]
+fn kv_watches_take_a_key_or_a_prefix_and_nothing_of_a_service_watch() {
+    let config = load(
+        r#"{consul: "c:8500", watches: [{name: "cfg", kv: "app/config"}, {name: "all", kv: "app/", prefix: true}, {name: "db", interval: 5}],
+            jobs: [{name: "r", exec: "r", when: {source: "watch.cfg", each: "changed"}}]}"#,
+    );
+    assert_eq!(config.kv_watches.len(), 2);
+    assert!(!config.kv_watches[0].prefix && config.kv_watches[1].prefix);
+    assert_eq!(config.watches.len(), 1);
+    let loaded = load_with(
+        r#"{consul: "c:8500", watches: [{name: "cfg", kv: "k"}], jobs: [{name: "r", exec: "r", when: {source: "watch.cfg", each: "changed"}}]}"#,
+        None,
+        &Env::new(),
+    )
+    .unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    for (text, field) in [
+        (
+            r#"{watches: [{name: "cfg", kv: "k", interval: 5}]}"#,
+            ".interval",
+        ),
+        (r#"{watches: [{name: "cfg", kv: "k", tag: "t"}]}"#, ".tag"),
+        (
+            r#"{watches: [{name: "db", interval: 5, prefix: true}]}"#,
+            ".prefix",
+        ),
+        (
+            r#"{watches: [{name: "db", interval: 5}, {name: "db", kv: "k"}]}"#,
+            "already named",
+        ),
+    ] {
+        let message = error(text);
+        assert!(message.contains(field), "{text}: {message}");
+    }
+}

@@ -294,3 +294,55 @@ fn new_metrics_are_served_on_the_same_port_after_a_reload() {
     assert_eq!(scrape(pilot.port).get("queue_depth"), Some(&7.0));
     assert_eq!(pilot.stop().code, 0);
 }
+
+/// **\[beyond\]** A KV watch is part of the run generation: a reload that
+/// moves it to another key stops the old watch and starts the new one.
+#[test]
+fn a_kv_watch_moved_by_reload_follows_the_new_key_only() {
+    let consul = start_double();
+    let put = |key: &str, value: &str| {
+        let (status, body) =
+            common::http::request(consul.addr(), "PUT", &format!("/v1/kv/{key}"), value).unwrap();
+        assert_eq!(status, 200, "{body}");
+    };
+    let blocked_on = |key: &str| {
+        let path = format!("/v1/kv/{key}");
+        consul
+            .wait_for_request(DEADLINE, |r| r.path == path && r.blocked)
+            .unwrap_or_else(|_| panic!("the watch never blocked on {path}"));
+    };
+    let on_change = r#"{ name: "on-change", exec: ["sh", "-c", "echo changed >> log"],
+                         when: { source: "watch.cfg", each: "changed" } }"#;
+    let watching = |key: &str| {
+        format!(
+            r#"{} watches: [ {{ name: "cfg", kv: "{key}" }} ],"#,
+            consul_at(&consul)
+        )
+    };
+    let pilot = Pilot::start_in(Scratch::new(), |port| {
+        Pilot::config_text(port, &watching("app/a"), on_change, "")
+    });
+    blocked_on("app/a");
+    put("app/a", "1");
+    pilot.scratch.wait_for_lines(&["changed"]);
+
+    consul.clear_requests();
+    pilot.rewrite_config(&Pilot::config_text(
+        pilot.port,
+        &watching("app/b"),
+        on_change,
+        "",
+    ));
+    reload(&pilot);
+    blocked_on("app/b");
+    put("app/a", "2"); // no longer watched: fires nothing
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        pilot.scratch.lines(),
+        ["changed"],
+        "the old key still fired"
+    );
+    put("app/b", "1");
+    pilot.scratch.wait_for_lines(&["changed", "changed"]);
+    assert_eq!(pilot.stop().code, 0);
+}

@@ -85,6 +85,16 @@ impl Etcd {
         std::fs::read_to_string(self.data.path().join("etcd.log")).unwrap_or_default()
     }
 
+    /// Stops the server without killing it (SIGSTOP): a hung etcd, connections open.
+    pub fn pause(&self) {
+        super::send_signal(self.child.id() as i32, nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        super::send_signal(self.child.id() as i32, nix::sys::signal::Signal::SIGCONT);
+    }
+
     /// autopilot's etcd backend, talking to this server with the default prefix.
     pub fn discovery(&self) -> Discovery {
         Discovery::etcd(&EtcdConfig {

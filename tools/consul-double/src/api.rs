@@ -16,10 +16,11 @@ use crate::agent::InstanceFilter;
 use crate::control::{Inner, Shared};
 use crate::duration::parse_go_duration;
 use crate::error::ApiError;
-use crate::kv::KvRead;
+use crate::kv::{Condition, KvRead};
 use crate::registration::{decode_check_update, decode_registration, Registration};
 use crate::render;
 use crate::reply::Reply;
+use crate::session;
 use crate::state::Status;
 
 /// Consul's `defaultQueryTime` and `maxQueryTime` for blocking queries.
@@ -78,6 +79,18 @@ enum Endpoint<'a> {
     StatusLeader,
     CatalogServices,
     CatalogDatacenters,
+    Session(SessionEndpoint<'a>),
+}
+
+/// `/v1/session/...`.
+#[derive(Clone, Copy)]
+enum SessionEndpoint<'a> {
+    Create,
+    Destroy(&'a str),
+    Renew(&'a str),
+    Info(&'a str),
+    List,
+    Node(&'a str),
 }
 
 /// Builds an endpoint from what follows its path prefix.
@@ -85,7 +98,27 @@ type FromPathRest = fn(&str) -> Endpoint<'_>;
 
 /// The endpoint for a path and the one method it accepts.
 fn route(path: &str) -> Option<(Endpoint<'_>, Method)> {
-    const PREFIXED: [(&str, FromPathRest, Method); 8] = [
+    const PREFIXED: [(&str, FromPathRest, Method); 12] = [
+        (
+            "/v1/session/destroy/",
+            |id| Endpoint::Session(SessionEndpoint::Destroy(id)),
+            Method::PUT,
+        ),
+        (
+            "/v1/session/renew/",
+            |id| Endpoint::Session(SessionEndpoint::Renew(id)),
+            Method::PUT,
+        ),
+        (
+            "/v1/session/info/",
+            |id| Endpoint::Session(SessionEndpoint::Info(id)),
+            Method::GET,
+        ),
+        (
+            "/v1/session/node/",
+            |node| Endpoint::Session(SessionEndpoint::Node(node)),
+            Method::GET,
+        ),
         (
             "/v1/agent/service/deregister/",
             |id| Endpoint::Deregister(id),
@@ -134,6 +167,8 @@ fn route(path: &str) -> Option<(Endpoint<'_>, Method)> {
         "/v1/status/leader" => Some((Endpoint::StatusLeader, Method::GET)),
         "/v1/catalog/services" => Some((Endpoint::CatalogServices, Method::GET)),
         "/v1/catalog/datacenters" => Some((Endpoint::CatalogDatacenters, Method::GET)),
+        "/v1/session/create" => Some((Endpoint::Session(SessionEndpoint::Create), Method::PUT)),
+        "/v1/session/list" => Some((Endpoint::Session(SessionEndpoint::List), Method::GET)),
         _ => None,
     };
     exact.or_else(|| {
@@ -192,6 +227,7 @@ async fn dispatch(shared: &Arc<Shared>, request: &ApiRequest) -> Result<Reply, A
         Endpoint::AgentChecks => Ok(caller()?.agent_checks()),
         Endpoint::CatalogServices => caller()?.catalog_services().await,
         Endpoint::CatalogDatacenters => Ok(Reply::json(&[&shared.config.datacenter])),
+        Endpoint::Session(endpoint) => caller()?.session(endpoint).await,
     }
 }
 
@@ -339,6 +375,10 @@ impl Caller<'_> {
                 .map_err(|_| ApiError::BadRequest("Invalid flags".into()))?,
         };
         let body = self.request.body.to_vec();
+        let condition = self.kv_condition()?;
+        if condition != Condition::None {
+            return self.kv_conditional_write(&key, body, flags, condition);
+        }
         // Every write is a raft apply: the index moves even when nothing was deleted.
         match *method {
             Method::PUT => self.shared.write(|inner| {
@@ -353,6 +393,113 @@ impl Caller<'_> {
         }
         tracing::info!(key, %method, "kv write");
         Ok(Reply::json(&true))
+    }
+
+    /// `/v1/session/...`. Sessions belong to the node, so writes need `session:write` on it.
+    async fn session(&self, endpoint: SessionEndpoint<'_>) -> Result<Reply, ApiError> {
+        let node = self.shared.config.node_name.clone();
+        let now = Instant::now();
+        match endpoint {
+            SessionEndpoint::Create => {
+                self.principal.require("session:write", &node)?;
+                let ttl_min = self.shared.config.session_ttl_min;
+                let body = &self.request.body;
+                let id = self.shared.write_if_changed(|inner| {
+                    let created = inner.sessions.create(&mut inner.agent, body, ttl_min, now);
+                    let changed = created.is_ok();
+                    (created, changed)
+                })?;
+                tracing::info!(session = %id, "session created");
+                Ok(Reply::json(&serde_json::json!({ "ID": id })))
+            }
+            SessionEndpoint::Destroy(id) => {
+                self.principal.require("session:write", &node)?;
+                let ids = [id.to_string()];
+                self.shared
+                    .write_if_changed(|inner| ((), session::invalidate(inner, &ids, now)));
+                Ok(Reply::json(&true))
+            }
+            SessionEndpoint::Renew(id) => {
+                self.principal.require("session:write", &node)?;
+                let renewed = self.shared.write(|inner| inner.sessions.renew(id, now));
+                let session = renewed.ok_or_else(|| ApiError::NoSuchSession(id.to_string()))?;
+                Ok(Reply::json(&[session]))
+            }
+            SessionEndpoint::Info(id) => self.sessions_read(Some(id)).await,
+            SessionEndpoint::List => self.sessions_read(None).await,
+            SessionEndpoint::Node(name) if name == node => self.sessions_read(None).await,
+            SessionEndpoint::Node(_) => Ok(Reply::json(&Vec::<serde_json::Value>::new())),
+        }
+    }
+
+    /// `GET /v1/session/info/<id>` and `/v1/session/list` (blocking).
+    async fn sessions_read(&self, id: Option<&str>) -> Result<Reply, ApiError> {
+        let wait = BlockingParams::parse(self.request)?;
+        let visible = self.principal.can_read();
+        let evaluate = |inner: &Inner| {
+            let (index, sessions) = inner.sessions.read(id);
+            (
+                index,
+                if visible {
+                    sessions
+                } else {
+                    serde_json::Value::Array(Vec::new())
+                },
+            )
+        };
+        let (index, body) = blocking_query(self.shared, self.request.seq, wait, evaluate).await;
+        Ok(Reply::json(&body).with_index(index))
+    }
+
+    /// `?cas=`, `?acquire=` or `?release=` of a KV write.
+    fn kv_condition(&self) -> Result<Condition<'_>, ApiError> {
+        let request = self.request;
+        if let Some(text) = request.param("cas") {
+            let index = text
+                .parse()
+                .map_err(|_| ApiError::BadRequest("Invalid CAS index".into()))?;
+            return Ok(Condition::Cas(index));
+        }
+        Ok(match (request.param("acquire"), request.param("release")) {
+            (Some(session), _) => Condition::Acquire(session),
+            (None, Some(session)) => Condition::Release(session),
+            (None, None) => Condition::None,
+        })
+    }
+
+    /// A KV write that may not happen: answers `true` or `false`, as Consul does. Acquiring
+    /// with a session that does not exist is refused with Consul's error.
+    fn kv_conditional_write(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        flags: u64,
+        condition: Condition<'_>,
+    ) -> Result<Reply, ApiError> {
+        let delete = self.request.method == Method::DELETE;
+        let done = self.shared.write_if_changed(|inner| {
+            if let Condition::Acquire(session) = condition {
+                if !inner.sessions.exists(session) {
+                    return (
+                        Err(ApiError::Internal(format!("invalid session {session:?}"))),
+                        false,
+                    );
+                }
+            }
+            let index = inner.agent.index() + 1;
+            let now = Instant::now();
+            let done = if delete {
+                inner.kv.delete_if(key, condition, index)
+            } else {
+                inner.kv.put_if(key, body, flags, condition, index, now)
+            };
+            if done {
+                inner.agent.next_index();
+            }
+            (Ok(done), done)
+        })?;
+        tracing::info!(key, ?condition, done, "kv conditional write");
+        Ok(Reply::json(&done))
     }
 
     async fn kv_read(&self, key: &str) -> Result<Reply, ApiError> {

@@ -16,6 +16,7 @@ use crate::error::WaitTimeout;
 use crate::faults::{FaultRule, FaultSet};
 use crate::journal::{Journal, RecordedRequest};
 use crate::kv::Kv;
+use crate::session::{self, Sessions};
 use crate::state::State;
 
 /// How the double is set up.
@@ -41,6 +42,9 @@ pub struct Config {
     /// The floor on `DeregisterCriticalServiceAfter`. Consul uses 1 min
     /// (`check_deregister_interval_min`); the double defaults to 0.
     pub deregister_interval_min: Duration,
+    /// The shortest session TTL accepted. Consul's is 10 s (`session_ttl_min`), the
+    /// default here too; tests of TTL expiry lower it.
+    pub session_ttl_min: Duration,
 }
 
 impl Default for Config {
@@ -53,6 +57,7 @@ impl Default for Config {
             datacenter: "dc1".into(),
             reap_interval: Duration::from_millis(100),
             deregister_interval_min: Duration::ZERO,
+            session_ttl_min: Duration::from_secs(10),
         }
     }
 }
@@ -72,6 +77,7 @@ pub enum Restart {
 pub(crate) struct Inner {
     pub agent: Agent,
     pub kv: Kv,
+    pub sessions: Sessions,
     pub journal: Journal,
     pub faults: FaultSet,
 }
@@ -98,6 +104,7 @@ impl Shared {
             inner: Mutex::new(Inner {
                 agent: Agent::new(node),
                 kv: Kv::default(),
+                sessions: Sessions::default(),
                 journal: Journal::default(),
                 faults: FaultSet::default(),
             }),
@@ -121,8 +128,17 @@ impl Shared {
     }
 
     /// Runs a mutation that reports whether it changed anything; wakes waiters only if so.
+    /// A change that leaves a session's check critical or gone invalidates the session in
+    /// the same step, as Consul's state store does.
     pub fn write_if_changed<R>(&self, write: impl FnOnce(&mut Inner) -> (R, bool)) -> R {
-        let (result, changed) = write(&mut self.lock());
+        let (result, changed) = {
+            let mut inner = self.lock();
+            let (result, changed) = write(&mut inner);
+            if changed {
+                session::invalidate_unhealthy(&mut inner, Instant::now());
+            }
+            (result, changed)
+        };
         if changed {
             self.changes.send_modify(|version| *version += 1);
             self.changed.notify_all();
@@ -234,6 +250,11 @@ impl Control {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared
             .read(|inner| inner.journal.entries().cloned().collect())
+    }
+
+    /// The session holding the lock on KV `key`, if any.
+    pub fn lock_holder(&self, key: &str) -> Option<String> {
+        self.shared.read(|inner| inner.kv.holder(key))
     }
 
     /// Forgets the request log (sequence numbers keep counting).

@@ -44,6 +44,13 @@ pub enum ApiError {
     /// 500: `structs.ErrNoDCPath`.
     #[error("No path to datacenter")]
     NoPathToDatacenter,
+    /// 404: renewing a session that does not exist (any more).
+    #[error("Session id '{0}' not found")]
+    NoSuchSession(String),
+    /// 500 with the server's text: a request the state store refused (e.g. a session for
+    /// a check that is critical).
+    #[error("{0}")]
+    Internal(String),
     /// 404 with an empty body: a KV key that does not exist.
     #[error("")]
     NoSuchKey,
@@ -64,9 +71,12 @@ impl ApiError {
             | ApiError::UnknownService(_)
             | ApiError::LegacyNoSuchService(_)
             | ApiError::NoSuchEndpoint
-            | ApiError::NoSuchKey => 404,
+            | ApiError::NoSuchKey
+            | ApiError::NoSuchSession(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
-            ApiError::NoAssociatedTtl(_) | ApiError::NoPathToDatacenter => 500,
+            ApiError::NoAssociatedTtl(_) | ApiError::NoPathToDatacenter | ApiError::Internal(_) => {
+                500
+            }
         }
     }
 }

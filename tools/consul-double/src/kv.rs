@@ -2,9 +2,12 @@
 //! create and modify indexes, taken from the same raft-like index as the catalog.
 //!
 //! Owns the entries and what a read answers (the entries, the keys, or nothing, and the
-//! index a blocking query waits on); routing and parameters belong to `api`.
+//! index a blocking query waits on), and the lock side of an entry: which session holds it,
+//! its `LockIndex`, and the lock-delay that keeps it from being re-acquired after its
+//! session was invalidated. Routing and parameters belong to `api`, sessions to `session`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -13,11 +16,38 @@ struct Entry {
     flags: u64,
     create_index: u64,
     modify_index: u64,
+    /// How many times a session acquired the key.
+    lock_index: u64,
+    /// The session holding the key's lock.
+    session: Option<String>,
+}
+
+/// A conditional write: `?cas=`, `?acquire=`, `?release=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Condition<'a> {
+    /// A plain write.
+    None,
+    /// Only if the key's `ModifyIndex` is this (0: only if the key does not exist).
+    Cas(u64),
+    /// Take the key's lock for this session (or keep it, updating the value).
+    Acquire(&'a str),
+    /// Give up the key's lock if this session holds it.
+    Release(&'a str),
+}
+
+/// What an invalidated session does to the keys it holds (its `Behavior`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnInvalidation {
+    Release,
+    Delete,
 }
 
 #[derive(Default)]
 pub(crate) struct Kv {
     entries: BTreeMap<String, Entry>,
+    /// Keys that may not be acquired before the instant: the lock-delay of an invalidated
+    /// session.
+    lock_delays: HashMap<String, Instant>,
     /// The index of the last write or delete: what a read of an absent key reports
     /// (Consul's `kvs` table index, so any write wakes a blocking read of an absent key).
     table_index: u64,
@@ -37,7 +67,10 @@ pub(crate) enum KvRead<'a> {
 impl Kv {
     /// `PUT /v1/kv/<key>[?flags=N]` at raft index `index`.
     pub fn put(&mut self, key: &str, value: Vec<u8>, flags: u64, index: u64) {
-        let create_index = self.entries.get(key).map_or(index, |e| e.create_index);
+        let previous = self.entries.get(key);
+        let create_index = previous.map_or(index, |e| e.create_index);
+        let (lock_index, session) =
+            previous.map_or((0, None), |e| (e.lock_index, e.session.clone()));
         self.entries.insert(
             key.to_string(),
             Entry {
@@ -45,9 +78,109 @@ impl Kv {
                 flags,
                 create_index,
                 modify_index: index,
+                lock_index,
+                session,
             },
         );
         self.table_index = index;
+    }
+
+    /// A write under `condition` (Consul's `KVSCAS`, `KVSLock`, `KVSUnlock`); whether it
+    /// happened. The caller has checked that an acquiring session exists.
+    pub fn put_if(
+        &mut self,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        condition: Condition<'_>,
+        index: u64,
+        now: Instant,
+    ) -> bool {
+        let current = self.entries.get(key);
+        let allowed = match condition {
+            Condition::None => true,
+            Condition::Cas(0) => current.is_none(),
+            Condition::Cas(expected) => current.is_some_and(|e| e.modify_index == expected),
+            Condition::Acquire(session) => {
+                let delayed = self.lock_delays.get(key).is_some_and(|until| *until > now);
+                let held_by_other =
+                    current.is_some_and(|e| e.session.as_deref().is_some_and(|s| s != session));
+                !delayed && !held_by_other
+            }
+            Condition::Release(session) => {
+                current.is_some_and(|e| e.session.as_deref() == Some(session))
+            }
+        };
+        if !allowed {
+            return false;
+        }
+        self.put(key, value, flags, index);
+        let entry = self.entries.get_mut(key).expect("just written");
+        match condition {
+            Condition::Acquire(session) if entry.session.as_deref() != Some(session) => {
+                entry.lock_index += 1;
+                entry.session = Some(session.to_string());
+            }
+            Condition::Release(_) => entry.session = None,
+            _ => {}
+        }
+        true
+    }
+
+    /// `DELETE ?cas=N`: deletes the key only if its `ModifyIndex` is N; whether it did.
+    pub fn delete_if(&mut self, key: &str, condition: Condition<'_>, index: u64) -> bool {
+        let matches = match condition {
+            Condition::Cas(expected) => self
+                .entries
+                .get(key)
+                .is_some_and(|entry| entry.modify_index == expected),
+            _ => false,
+        };
+        if matches {
+            self.delete(key, false, index);
+        }
+        matches
+    }
+
+    /// The keys `session` holds.
+    pub fn held_by(&self, session: &str) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, entry)| entry.session.as_deref() == Some(session))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// What Consul does to the keys of an invalidated session: release or delete each, and
+    /// keep it from being acquired again until `delay_until`.
+    pub fn invalidate(
+        &mut self,
+        session: &str,
+        behavior: OnInvalidation,
+        index: u64,
+        delay_until: Instant,
+    ) {
+        for key in self.held_by(session) {
+            match behavior {
+                OnInvalidation::Release => {
+                    let entry = self.entries.get_mut(&key).expect("held key");
+                    entry.session = None;
+                    entry.modify_index = index;
+                }
+                OnInvalidation::Delete => {
+                    self.entries.remove(&key);
+                }
+            }
+            self.lock_delays.insert(key, delay_until);
+        }
+        self.table_index = index;
+    }
+
+    /// The session holding `key`'s lock, if any.
+    pub fn holder(&self, key: &str) -> Option<String> {
+        self.entries
+            .get(key)
+            .and_then(|entry| entry.session.clone())
     }
 
     /// `DELETE /v1/kv/<key>[?recurse]` at raft index `index`.
@@ -118,14 +251,19 @@ fn entry_json(name: &str, entry: &Entry) -> Value {
     } else {
         Value::String(base64::engine::general_purpose::STANDARD.encode(&entry.value))
     };
-    json!({
-        "LockIndex": 0,
+    let mut body = json!({
+        "LockIndex": entry.lock_index,
         "Key": name,
         "Flags": entry.flags,
         "Value": value,
         "CreateIndex": entry.create_index,
         "ModifyIndex": entry.modify_index,
-    })
+    });
+    // Consul omits `Session` when no session holds the key.
+    if let Some(session) = &entry.session {
+        body["Session"] = json!(session);
+    }
+    body
 }
 
 #[cfg(test)]

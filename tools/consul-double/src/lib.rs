@@ -15,6 +15,15 @@
 //! - `GET /v1/catalog/services[?dc=D][&index=N&wait=W]`, `GET /v1/catalog/datacenters`
 //! - `GET /v1/kv/<key>[?recurse|?keys[&separator=S]|?raw][&index=N&wait=W]` (404 when
 //!   absent), `PUT /v1/kv/<key>[?flags=F]` (the body is the value), `DELETE /v1/kv/<key>[?recurse]`
+//! - KV locks and conditional writes: `PUT /v1/kv/<key>?acquire=<session>|?release=<session>|?cas=N`
+//!   and `DELETE /v1/kv/<key>?cas=N` (answer `true`/`false`; the entry shows `Session` and
+//!   `LockIndex`)
+//! - `PUT /v1/session/create` (`Name`, `TTL`, `LockDelay`, `Behavior`, `Checks`, `NodeChecks`,
+//!   `ServiceChecks`), `PUT /v1/session/renew/<id>`, `PUT /v1/session/destroy/<id>`,
+//!   `GET /v1/session/info/<id>`, `GET /v1/session/list`, `GET /v1/session/node/<node>`.
+//!   A session dies when destroyed, when a linked check turns critical or is deregistered,
+//!   or twice its TTL after its last renewal (Consul's multiplier); its keys are then
+//!   released (or deleted, `Behavior: delete`) and cannot be acquired for its lock-delay.
 //! - `GET /v1/agent/services`, `GET /v1/agent/checks`, `GET /v1/status/leader`
 //! - `/_double/...`: the double's own control surface (see the `introspect` module docs).
 //!
@@ -45,6 +54,8 @@
 //! - One index for the whole catalog; a name's blocking query wakes on changes to that name.
 //! - Check output changes reach `/v1/health/service` at once (Consul may defer output-only
 //!   changes by `check_update_interval`).
+//! - The shortest session TTL is `Config::session_ttl_min`: Consul's 10 s by default, lower
+//!   for tests of expiry. The `serfHealth` node check is always passing.
 
 mod acl;
 mod agent;
@@ -61,6 +72,7 @@ mod registration;
 mod render;
 mod reply;
 mod server;
+mod session;
 mod state;
 mod timers;
 

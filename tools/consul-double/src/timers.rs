@@ -1,8 +1,9 @@
-//! The agent's clocks: fires TTL timers when they are due and reaps services whose check
-//! has been critical longer than `DeregisterCriticalServiceAfter`, every `reap_interval`.
+//! The agent's clocks: fires TTL timers when they are due, invalidates sessions whose TTL
+//! ran out, and reaps services whose check has been critical longer than
+//! `DeregisterCriticalServiceAfter`, every `reap_interval`.
 //!
-//! Owns only the scheduling; what expiring and reaping do is in `agent`. It sleeps until the
-//! earliest TTL deadline or the next reap, and re-plans on every change to the state.
+//! Owns only the scheduling; what expiring and reaping do is in `agent` and `session`. It
+//! sleeps until the earliest deadline or the next reap, and re-plans on every change.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,13 +11,18 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::control::Shared;
+use crate::session;
 
 pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut changes = shared.subscribe();
     let reap_interval = shared.config.reap_interval;
     let mut next_reap = Instant::now() + reap_interval;
     loop {
-        let next_ttl = shared.read(|inner| inner.agent.next_ttl_deadline());
+        let next_ttl = shared.read(|inner| {
+            let checks = inner.agent.next_ttl_deadline();
+            let sessions = inner.sessions.next_expiry();
+            checks.into_iter().chain(sessions).min()
+        });
         let wake = next_ttl.map_or(next_reap, |deadline| deadline.min(next_reap));
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
@@ -41,7 +47,9 @@ fn tick(shared: &Shared, now: Instant, reap_due: bool) {
         } else {
             Vec::new()
         };
-        let changed = !expired.is_empty() || !reaped.is_empty();
+        let sessions_expired = inner.sessions.expired(now);
+        let sessions_changed = session::invalidate(inner, &sessions_expired, now);
+        let changed = !expired.is_empty() || !reaped.is_empty() || sessions_changed;
         ((expired, reaped), changed)
     });
     for check in expired {
