@@ -59,9 +59,9 @@ pub(crate) struct Generation {
     /// Each advertised job's catalog registration, by job name.
     pub services: HashMap<String, ServiceRegistration>,
     telemetry: Option<Telemetry>,
-    watches: BTreeMap<String, Watch>,
+    watches: BTreeMap<String, Watch<WatchConfig>>,
     /// **\[beyond\]** The KV watches, by name.
-    kv_watches: BTreeMap<String, KvWatch>,
+    kv_watches: BTreeMap<String, Watch<KvWatchConfig>>,
 }
 
 /// The `/metrics` server of one telemetry configuration.
@@ -71,15 +71,9 @@ struct Telemetry {
     stop: CancellationToken,
 }
 
-/// One watch's task.
-struct Watch {
-    config: WatchConfig,
-    stop: CancellationToken,
-}
-
-/// One KV watch's task **\[beyond\]**.
-struct KvWatch {
-    config: KvWatchConfig,
+/// One watch's task: a service watch, or a KV watch **\[beyond\]**.
+struct Watch<C> {
+    config: C,
     stop: CancellationToken,
 }
 
@@ -156,8 +150,7 @@ impl Prepared {
     /// Starts what changed and retires what `previous` ran that is gone or
     /// replaced; returns the new running generation.
     pub fn commit(self, previous: Option<&mut Generation>, ground: &Ground) -> Generation {
-        let (mut old_telemetry, mut old_watches, mut old_kv_watches, old_discovery) = match previous
-        {
+        let (mut old_telemetry, old_watches, old_kv_watches, old_discovery) = match previous {
             Some(previous) => (
                 previous.telemetry.take(),
                 std::mem::take(&mut previous.watches),
@@ -199,47 +192,23 @@ impl Prepared {
             (Some(old), Some(new)) => Arc::ptr_eq(old, new),
             _ => false,
         };
-        let mut watches = BTreeMap::new();
-        for config in &self.config.watches {
-            // A changed watch's old task stops here (dropping a token cancels nothing).
-            let kept = match old_watches.remove(&config.name) {
-                Some(old) if same_discovery && old.config == *config => Some(old),
-                Some(old) => {
-                    old.stop.cancel();
-                    None
-                }
-                None => None,
-            };
-            let watch =
-                kept.unwrap_or_else(|| start_watch(config, self.discovery.as_ref(), ground));
-            watches.insert(config.name.clone(), watch);
-        }
-        for (name, old) in old_watches {
-            old.stop.cancel();
-            if !watches.contains_key(&name) {
-                ground.watched.send_modify(|latest| {
-                    latest.remove(&name);
-                });
-            }
-        }
-        let mut kv_watches = BTreeMap::new();
-        for config in &self.config.kv_watches {
-            // A changed watch's old task stops here (dropping a token cancels nothing).
-            let kept = match old_kv_watches.remove(&config.name) {
-                Some(old) if same_discovery && old.config == *config => Some(old),
-                Some(old) => {
-                    old.stop.cancel();
-                    None
-                }
-                None => None,
-            };
-            let watch =
-                kept.unwrap_or_else(|| start_kv_watch(config, self.discovery.as_ref(), ground));
-            kv_watches.insert(config.name.clone(), watch);
-        }
-        for old in old_kv_watches.into_values() {
-            old.stop.cancel();
-        }
+        let watches = rewatch(
+            &self.config.watches,
+            |watch| &watch.name,
+            old_watches,
+            same_discovery,
+            |config| start_watch(config, self.discovery.as_ref(), ground),
+        );
+        ground
+            .watched
+            .send_modify(|latest| latest.retain(|name, _| watches.contains_key(name)));
+        let kv_watches = rewatch(
+            &self.config.kv_watches,
+            |watch| &watch.name,
+            old_kv_watches,
+            same_discovery,
+            |config| start_kv_watch(config, self.discovery.as_ref(), ground),
+        );
         if self.discovery.is_none()
             && !(self.config.watches.is_empty() && self.config.kv_watches.is_empty())
         {
@@ -259,8 +228,40 @@ impl Prepared {
     }
 }
 
+/// Keeps each running watch whose configuration (and catalog) did not
+/// change, starts the others, and cancels every old task it does not keep:
+/// dropping a token cancels nothing.
+fn rewatch<C: PartialEq>(
+    configs: &[C],
+    name: impl Fn(&C) -> &String,
+    mut old: BTreeMap<String, Watch<C>>,
+    same_discovery: bool,
+    mut start: impl FnMut(&C) -> Watch<C>,
+) -> BTreeMap<String, Watch<C>> {
+    let mut watches = BTreeMap::new();
+    for config in configs {
+        let watch = match old.remove(name(config)) {
+            Some(kept) if same_discovery && kept.config == *config => kept,
+            Some(replaced) => {
+                replaced.stop.cancel();
+                start(config)
+            }
+            None => start(config),
+        };
+        watches.insert(name(config).clone(), watch);
+    }
+    for gone in old.into_values() {
+        gone.stop.cancel();
+    }
+    watches
+}
+
 /// Starts one watch's task (a watch with no catalog is listed, never asked).
-fn start_watch(config: &WatchConfig, discovery: Option<&Arc<Discovery>>, ground: &Ground) -> Watch {
+fn start_watch(
+    config: &WatchConfig,
+    discovery: Option<&Arc<Discovery>>,
+    ground: &Ground,
+) -> Watch<WatchConfig> {
     // Listed at once (with no instances until it answers), so templates and
     // `--status` know every watch.
     ground.watched.send_modify(|latest| {
@@ -287,7 +288,7 @@ fn start_kv_watch(
     config: &KvWatchConfig,
     discovery: Option<&Arc<Discovery>>,
     ground: &Ground,
-) -> KvWatch {
+) -> Watch<KvWatchConfig> {
     let stop = match discovery {
         Some(discovery) => ground.tasks.spawn(kv_watches::run(
             config.clone(),
@@ -296,7 +297,7 @@ fn start_kv_watch(
         )),
         None => CancellationToken::new(),
     };
-    KvWatch {
+    Watch {
         config: config.clone(),
         stop,
     }
