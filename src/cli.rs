@@ -33,7 +33,7 @@ use crate::supervisor::{self, Reloader, StopRequests};
     override_usage = "autopilot [FLAGS] [--] [APP [ARGS...]]\n       autopilot -version",
     after_help = "Flags may be written Go-style (-config FILE, -config=FILE) or GNU-style (--config FILE)."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Configuration: a file path, a file:// URL or an inline JSON5 document
     /// (default: env CONTAINERPILOT, then CONTAINERBUDDY).
     #[arg(long, value_name = "VALUE")]
@@ -312,7 +312,7 @@ fn stop_settings(cli: &Cli) -> Result<AppStop, i32> {
 
 /// A bad `-kill-timeout`/`-stop-signal` or environment variable.
 #[derive(Debug, thiserror::Error)]
-pub enum StopFlagError {
+pub(crate) enum StopFlagError {
     #[error("{origin}: {source}")]
     Duration {
         origin: String,
@@ -330,7 +330,7 @@ pub enum StopFlagError {
 /// `-kill-timeout` or, without the flag, `AUTOPILOT_STOP_SIGNAL` and
 /// `AUTOPILOT_KILL_TIMEOUT` (the flag wins).
 #[derive(Debug, Default, PartialEq)]
-pub struct AppStop {
+pub(crate) struct AppStop {
     pub signal: Option<Setting<Signal>>,
     pub kill_timeout: Option<Setting<Duration>>,
 }
@@ -338,7 +338,7 @@ pub struct AppStop {
 /// A value and whether it came from a flag (which is an error without an
 /// APP; a variable is then ignored, as it may be set for a whole image).
 #[derive(Debug, PartialEq)]
-pub struct Setting<T> {
+pub(crate) struct Setting<T> {
     pub value: T,
     pub from_flag: bool,
 }
@@ -347,7 +347,7 @@ const STOP_SIGNAL_VARIABLE: &str = "AUTOPILOT_STOP_SIGNAL";
 const KILL_TIMEOUT_VARIABLE: &str = "AUTOPILOT_KILL_TIMEOUT";
 
 impl AppStop {
-    pub fn from_cli(cli: &Cli) -> Result<AppStop, StopFlagError> {
+    pub(crate) fn from_cli(cli: &Cli) -> Result<AppStop, StopFlagError> {
         AppStop::parse(
             (
                 cli.stop_signal.as_deref(),
@@ -394,7 +394,7 @@ impl AppStop {
     /// Applies the settings to the APP's job and says how stop requests
     /// reach it: passed on as they came in wrap mode (no configuration)
     /// unless a stop signal is set, ContainerPilot's way with a configuration.
-    pub fn apply(
+    pub(crate) fn apply(
         self,
         config: &mut Config,
         wrap_mode: bool,
@@ -502,7 +502,7 @@ fn control_socket(source: Option<&Source>) -> Result<PathBuf, config::ConfigErro
 /// Stops at `--` or at the first argument that is not a flag: that is the APP,
 /// and it and its arguments are passed through unchanged, whatever their
 /// bytes. A flag autopilot does not know is an error (as in Go), not the APP.
-pub fn normalize(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+pub(crate) fn normalize(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let command = Cli::command();
     let mut out: Vec<OsString> = Vec::with_capacity(args.len());
     let mut args = args.into_iter();

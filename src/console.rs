@@ -10,12 +10,12 @@ use std::fmt::Arguments;
 use std::io::Write;
 
 /// Writes a line to stdout.
-pub fn out(line: Arguments<'_>) {
+pub(crate) fn out(line: Arguments<'_>) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 /// Writes a line to stderr.
-pub fn err(line: Arguments<'_>) {
+pub(crate) fn err(line: Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 

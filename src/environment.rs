@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use crate::config::Env;
 
 /// Every variable, byte for byte, as a child gets it.
-pub type Table = BTreeMap<OsString, OsString>;
+pub(crate) type Table = BTreeMap<OsString, OsString>;
 
 /// A shared, cheaply cloned environment table.
 #[derive(Clone, Debug)]
@@ -52,7 +52,7 @@ impl Environment {
 }
 
 /// `table` as template data: bytes that are not UTF-8 become U+FFFD.
-pub fn template_data(table: &Table) -> Env {
+pub(crate) fn template_data(table: &Table) -> Env {
     table
         .iter()
         .map(|(name, value)| {
@@ -68,7 +68,7 @@ pub fn template_data(table: &Table) -> Env {
 /// characters other than ASCII letters and digits turned into one `_`, as
 /// ContainerPilot named them (`test-Case--now` → `TEST_CASE_NOW`, `x.sh` →
 /// `X_SH`), so a shell can read every such variable.
-pub fn job_variable(job: &str, suffix: &str) -> String {
+pub(crate) fn job_variable(job: &str, suffix: &str) -> String {
     let mut name = String::with_capacity(job.len());
     for c in job.chars() {
         if c.is_ascii_alphanumeric() {

@@ -112,17 +112,17 @@ impl FromStr for EventCode {
 }
 
 /// The signals that become events (`when: {source: "SIGHUP"}`).
-pub const SIGNAL_EVENT_SOURCES: [&str; 2] = ["SIGHUP", "SIGUSR2"];
+pub(crate) const SIGNAL_EVENT_SOURCES: [&str; 2] = ["SIGHUP", "SIGUSR2"];
 
 /// One thing that happened, and who it happened to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Event {
+pub(crate) struct Event {
     pub code: EventCode,
     pub source: Arc<str>,
 }
 
 impl Event {
-    pub fn new(code: EventCode, source: &str) -> Event {
+    pub(crate) fn new(code: EventCode, source: &str) -> Event {
         Event {
             code,
             source: Arc::from(source),
@@ -130,7 +130,7 @@ impl Event {
     }
 
     /// Does this event match a `when` of `code` from `source`?
-    pub fn is(&self, code: EventCode, source: &str) -> bool {
+    pub(crate) fn is(&self, code: EventCode, source: &str) -> bool {
         self.code == code && &*self.source == source
     }
 }
@@ -148,13 +148,13 @@ impl fmt::Display for Event {
 /// unbounded: a publisher never waits for a slow subscriber (no job blocks
 /// another), and nothing is dropped, unlike a broadcast channel that lags.
 #[derive(Clone, Default)]
-pub struct Bus {
+pub(crate) struct Bus {
     subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<Event>>>>,
 }
 
 impl Bus {
     /// A new receiver that sees every event published from now on.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
+    pub(crate) fn subscribe(&self) -> mpsc::UnboundedReceiver<Event> {
         let (sender, receiver) = mpsc::unbounded_channel();
         self.lock().push(sender);
         receiver
@@ -162,7 +162,7 @@ impl Bus {
 
     /// Delivers `event` to every live subscriber; subscribers that went away
     /// are forgotten.
-    pub fn publish(&self, event: Event) {
+    pub(crate) fn publish(&self, event: Event) {
         tracing::debug!("event: {event}");
         self.lock()
             .retain(|subscriber| subscriber.send(event.clone()).is_ok());

@@ -23,14 +23,14 @@ use tokio::task::JoinHandle;
 
 /// How a server protects itself from slow or too many clients.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub keep_alive: bool,
 }
 
 /// A listening socket: TCP or unix.
-pub trait Listener: Send + 'static {
+pub(crate) trait Listener: Send + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     fn accept(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 }
@@ -51,7 +51,12 @@ impl Listener for tokio::net::UnixListener {
 
 /// Serves `handler` on `listener` until the task is aborted. `name` labels
 /// log lines.
-pub fn serve<L, H, F>(listener: L, limits: Limits, name: &'static str, handler: H) -> JoinHandle<()>
+pub(crate) fn serve<L, H, F>(
+    listener: L,
+    limits: Limits,
+    name: &'static str,
+    handler: H,
+) -> JoinHandle<()>
 where
     L: Listener,
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -84,8 +89,12 @@ where
 /// once the request is out (`nc -N`, `socat`) still gets its answer: without
 /// half-close support hyper would drop a request whose handler is not done
 /// when the end of the stream is read.
-pub async fn serve_connection<S, H, F>(stream: S, limits: Limits, name: &'static str, handler: H)
-where
+pub(crate) async fn serve_connection<S, H, F>(
+    stream: S,
+    limits: Limits,
+    name: &'static str,
+    handler: H,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Fn(Request<Incoming>) -> F,
     F: Future<Output = Result<Response<Full<Bytes>>, Infallible>>,

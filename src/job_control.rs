@@ -33,7 +33,7 @@ static TERMINAL_GROUP: AtomicI32 = AtomicI32::new(0);
 /// owns the terminal, autopilot is in the background, and logging to the
 /// terminal (with `stty tostop`) or handing the terminal over again must
 /// not stop it.
-pub fn ignore_terminal_stops() {
+pub(crate) fn ignore_terminal_stops() {
     for signal in [libc::SIGTTIN, libc::SIGTTOU] {
         // SAFETY: setting a disposition to SIG_IGN installs no handler code.
         unsafe { libc::signal(signal, libc::SIG_IGN) };
@@ -42,20 +42,20 @@ pub fn ignore_terminal_stops() {
 
 /// Is stdin a terminal whose foreground process group is autopilot's? Only
 /// then may autopilot hand the terminal to the APP.
-pub fn terminal_is_ours() -> bool {
+pub(crate) fn terminal_is_ours() -> bool {
     let stdin = std::io::stdin();
     isatty(libc::STDIN_FILENO).unwrap_or(false)
         && tcgetpgrp(&stdin).is_ok_and(|group| group == getpgrp())
 }
 
 /// Remembers that `group` was given the terminal (so that `fg` gives it back).
-pub fn gave_terminal_to(group: Pid) {
+pub(crate) fn gave_terminal_to(group: Pid) {
     TERMINAL_GROUP.store(group.as_raw(), Ordering::Relaxed);
 }
 
 /// After SIGCONT: a shell's `fg` gave the terminal to autopilot's group;
 /// the APP's group gets it back. After `bg` the shell keeps the terminal.
-pub fn on_continued() {
+pub(crate) fn on_continued() {
     let group = TERMINAL_GROUP.load(Ordering::Relaxed);
     if group != 0 && terminal_is_ours() {
         // The APP may have exited meanwhile; then there is nobody to give it to.
@@ -66,7 +66,7 @@ pub fn on_continued() {
 /// After reaping: when a child was stopped by a terminal stop signal,
 /// autopilot stops too (not as PID 1), so that the shell that started it
 /// sees the job stopped.
-pub fn on_children_stopped(stopped_by: &[Signal]) {
+pub(crate) fn on_children_stopped(stopped_by: &[Signal]) {
     let by_terminal = stopped_by
         .iter()
         .any(|signal| matches!(signal, Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU));

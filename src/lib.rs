@@ -36,6 +36,7 @@
 //!   of job output into log lines.
 //! - [`telemetry`]: the Prometheus metrics and the `/metrics` endpoint.
 //! - [`tasks`]: background tasks under one cancellation tree and tracker.
+#![warn(unreachable_pub)]
 mod cli;
 mod config;
 mod console;

@@ -34,7 +34,7 @@ enum Standing {
 type Table = Arc<Mutex<BTreeMap<String, Standing>>>;
 
 /// The running locks.
-pub struct Locks {
+pub(crate) struct Locks {
     running: Vec<(oneshot::Sender<()>, JoinHandle<()>)>,
     table: Table,
 }
@@ -43,7 +43,7 @@ impl Locks {
     /// Starts one task per lock. `service_of` gives a job's advertisement: a lock tied
     /// to a job writes that instance's ID and address and links its session to the
     /// service's check; `hostname` identifies the instance otherwise.
-    pub fn start<'s>(
+    pub(crate) fn start<'s>(
         configs: &[LockConfig],
         discovery: &Arc<Discovery>,
         bus: &Bus,
@@ -64,7 +64,7 @@ impl Locks {
 
     /// Releases every held lock (and closes every session), waiting at most
     /// [`RELEASE_TIMEOUT`]: run before the services are deregistered.
-    pub async fn release_all(self) {
+    pub(crate) async fn release_all(self) {
         let tasks: Vec<JoinHandle<()>> = self
             .running
             .into_iter()
@@ -82,7 +82,7 @@ impl Locks {
     /// `{"<name>": {"holding": bool, "since": "<RFC 3339>", "holder": <value>}}` for
     /// `--status`: `since` while this instance holds the lock, `holder` (what the holder
     /// wrote: its ID and address) while another one does.
-    pub fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         table
             .iter()

@@ -23,7 +23,7 @@ use crate::{job_control, signals};
 
 /// Why a process could not be started.
 #[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
+pub(crate) enum SpawnError {
     #[error("empty command")]
     Empty,
     #[error("{program}: not found")]
@@ -36,7 +36,7 @@ pub enum SpawnError {
 
 impl SpawnError {
     /// The exit code a shell uses for this failure: 127 not found, 126 not executable.
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             SpawnError::NotFound { .. } | SpawnError::Empty => 127,
             SpawnError::NotExecutable { .. } | SpawnError::Other { .. } => 126,
@@ -46,7 +46,7 @@ impl SpawnError {
 
 /// What to run and how.
 #[derive(Debug, Clone, Default)]
-pub struct SpawnSpec {
+pub(crate) struct SpawnSpec {
     /// Passed to execve byte for byte, as is `env`: neither needs to be UTF-8.
     pub argv: Vec<OsString>,
     /// The child's whole environment; `None` inherits autopilot's.
@@ -61,7 +61,7 @@ pub struct SpawnSpec {
 
 /// A running process that leads its own process group.
 #[derive(Debug)]
-pub struct Process {
+pub(crate) struct Process {
     pid: Pid,
     exit: oneshot::Receiver<ExitStatus>,
     /// Set once the exit status has been received.
@@ -75,7 +75,7 @@ pub struct Process {
 /// value: its copy of the whole environment is freed as soon as the process
 /// has started, not held by the caller while the process runs (the health
 /// checks of many jobs run at once).
-pub fn spawn(reaper: &Reaper, spec: SpawnSpec) -> Result<Process, SpawnError> {
+pub(crate) fn spawn(reaper: &Reaper, spec: SpawnSpec) -> Result<Process, SpawnError> {
     let (program, args) = spec.argv.split_first().ok_or(SpawnError::Empty)?;
     let mut command = Command::new(program);
     command.args(args);
@@ -145,19 +145,19 @@ fn classify_spawn_error(program: &OsStr, source: io::Error) -> SpawnError {
 }
 
 impl Process {
-    pub fn pid(&self) -> Pid {
+    pub(crate) fn pid(&self) -> Pid {
         self.pid
     }
 
     /// Sends `signal` to the whole process group. A group that is already
     /// gone is not an error.
-    pub fn signal_group(&self, signal: Signal) {
+    pub(crate) fn signal_group(&self, signal: Signal) {
         signal_group(self.pid, signal);
     }
 
     /// Waits for the process (the group leader) to exit. Cancel-safe: calling
     /// it again after the status arrived returns the same status.
-    pub async fn wait(&mut self) -> ExitStatus {
+    pub(crate) async fn wait(&mut self) -> ExitStatus {
         if let Some(status) = self.status {
             return status;
         }
@@ -171,7 +171,7 @@ impl Process {
     }
 
     /// The exit status, if the process has already exited.
-    pub fn try_status(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn try_status(&mut self) -> Option<ExitStatus> {
         if self.status.is_none() {
             self.status = self.exit.try_recv().ok();
         }
@@ -191,13 +191,13 @@ impl Drop for Process {
 
 /// Sends `signal` to the process group led by `pgid`, ignoring a group that
 /// no longer exists.
-pub fn signal_group(pgid: Pid, signal: Signal) {
+pub(crate) fn signal_group(pgid: Pid, signal: Signal) {
     signal_group_by_number(pgid, signal as i32);
 }
 
 /// [`signal_group`] for any signal number, real-time signals included
 /// (which `Signal` cannot name).
-pub fn signal_group_by_number(pgid: Pid, signal: i32) {
+pub(crate) fn signal_group_by_number(pgid: Pid, signal: i32) {
     // SAFETY: kill(2) with a negative pid signals a process group.
     if unsafe { libc::kill(-pgid.as_raw(), signal) } != 0 {
         let error = std::io::Error::last_os_error();

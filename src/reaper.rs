@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
+pub(crate) enum ExitStatus {
     /// It called `exit(code)`.
     Code(i32),
     /// It was killed by this signal.
@@ -36,21 +36,21 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// The exit code a shell would report: the code, or 128 + the signal number.
-    pub fn code(self) -> i32 {
+    pub(crate) fn code(self) -> i32 {
         match self {
             ExitStatus::Code(code) => code,
             ExitStatus::Signal(signal) => 128 + signal,
         }
     }
 
-    pub fn success(self) -> bool {
+    pub(crate) fn success(self) -> bool {
         self == ExitStatus::Code(0)
     }
 }
 
 /// A handle to the reaper; cheap to clone.
 #[derive(Clone, Default)]
-pub struct Reaper {
+pub(crate) struct Reaper {
     /// Children we spawned and have not yet reaped, by pid. The lock is held
     /// both while spawning and while reaping, so a child that exits at once is
     /// never reaped before its pid is registered.
@@ -60,7 +60,7 @@ pub struct Reaper {
 impl Reaper {
     /// Creates the reaper and, unless we are PID 1, makes this process a child
     /// subreaper so that orphans of our descendants are re-parented to us.
-    pub fn install() -> io::Result<Reaper> {
+    pub(crate) fn install() -> io::Result<Reaper> {
         if std::process::id() != 1 {
             become_subreaper()?;
         }
@@ -69,7 +69,7 @@ impl Reaper {
 
     /// Spawns `command` and registers the child. Its exit status arrives on
     /// the returned receiver once [`Reaper::reap`] collects it.
-    pub fn spawn(
+    pub(crate) fn spawn(
         &self,
         command: &mut Command,
     ) -> io::Result<(std::process::Child, oneshot::Receiver<ExitStatus>)> {
@@ -84,7 +84,7 @@ impl Reaper {
     /// SIGCHLD arrives (signals coalesce, so one call drains them all).
     /// Returns the signals that stopped children autopilot spawned (for job
     /// control; a stopped child is reported, not reaped).
-    pub fn reap(&self) -> Vec<Signal> {
+    pub(crate) fn reap(&self) -> Vec<Signal> {
         let mut waiting = self.lock();
         let mut stopped_by = Vec::new();
         loop {

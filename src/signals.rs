@@ -33,7 +33,7 @@ use crate::reaper::Reaper;
 /// The standard signals autopilot receives and passes to the supervisor:
 /// every catchable one except `tests::KEPT` (as tini and dumb-init do). The
 /// real-time signals are received too ([`real_time`]).
-pub const RECEIVED: [i32; 19] = [
+pub(crate) const RECEIVED: [i32; 19] = [
     SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGSTKFLT, SIGCONT,
     SIGTSTP, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGWINCH, SIGIO, SIGPWR,
 ];
@@ -53,7 +53,7 @@ fn real_time() -> std::ops::RangeInclusive<i32> {
 /// A signal for the supervisor. Real-time signals have no meaning for
 /// autopilot and are only ever forwarded (the `Signal` type cannot name them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Received {
+pub(crate) enum Received {
     Standard(Signal),
     RealTime(i32),
 }
@@ -99,7 +99,7 @@ fn bit(signal: i32) -> u64 {
 }
 
 /// Was `signal` ignored when autopilot started?
-pub fn inherited_ignored(signal: i32) -> bool {
+pub(crate) fn inherited_ignored(signal: i32) -> bool {
     INHERITED_IGNORED.load(Ordering::Relaxed) & bit(signal) != 0
 }
 
@@ -110,7 +110,7 @@ pub fn inherited_ignored(signal: i32) -> bool {
 /// SIGTTIN/SIGTTOU by [`listen`]) and the mask the runtime cleared.
 ///
 /// Only async-signal-safe system calls: it runs between fork and exec.
-pub fn restore_inherited() {
+pub(crate) fn restore_inherited() {
     let ignored = INHERITED_IGNORED.load(Ordering::Relaxed);
     let blocked = INHERITED_BLOCKED.load(Ordering::Relaxed);
     for signal in 1..=LAST_STANDARD_SIGNAL {
@@ -143,7 +143,7 @@ pub fn restore_inherited() {
 /// starting is delivered later instead of killing it (when it is not PID 1,
 /// the default action would). Spawned processes get the inherited mask back
 /// ([`restore_inherited`]).
-pub fn hold() -> nix::Result<()> {
+pub(crate) fn hold() -> nix::Result<()> {
     if !INHERITED_RECORDED.load(Ordering::Acquire) {
         // Not started through the binary (which records it before the
         // runtime): the best we can still see.
@@ -156,7 +156,7 @@ pub fn hold() -> nix::Result<()> {
 /// [`listen`] is ready). autopilot itself receives these signals even when
 /// they were blocked when it started, as tini does; only its children get
 /// the inherited mask back.
-pub fn release() -> nix::Result<()> {
+pub(crate) fn release() -> nix::Result<()> {
     sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&received_set()), None)
 }
 
@@ -171,7 +171,7 @@ fn received_set() -> SigSet {
 /// Starts listening. Must be called from inside the Tokio runtime, before any
 /// child is spawned, so that no SIGCHLD is missed. Returns the stream of
 /// non-SIGCHLD signals; signals held back by [`hold`] arrive on it now.
-pub fn listen(reaper: Reaper) -> std::io::Result<mpsc::UnboundedReceiver<Received>> {
+pub(crate) fn listen(reaper: Reaper) -> std::io::Result<mpsc::UnboundedReceiver<Received>> {
     let wanted = RECEIVED
         .iter()
         .copied()

@@ -18,11 +18,11 @@ use tokio_util::task::TaskTracker;
 
 /// How long the exit waits for tracked tasks to finish (a grandchild that
 /// keeps a job's output pipe open must not hold autopilot up).
-pub const EXIT_DRAIN: Duration = Duration::from_secs(1);
+pub(crate) const EXIT_DRAIN: Duration = Duration::from_secs(1);
 
 /// Where background tasks run; cheap to clone.
 #[derive(Clone, Debug, Default)]
-pub struct Tasks {
+pub(crate) struct Tasks {
     root: CancellationToken,
     tracker: TaskTracker,
 }
@@ -30,7 +30,10 @@ pub struct Tasks {
 impl Tasks {
     /// Runs `task` until it ends or the returned token (or the root) is
     /// cancelled.
-    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> CancellationToken {
+    pub(crate) fn spawn(
+        &self,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> CancellationToken {
         let stop = self.root.child_token();
         let cancelled = stop.clone();
         self.tracker.spawn(async move {
@@ -43,7 +46,7 @@ impl Tasks {
     }
 
     /// Runs `task` to its end (no token cancels it); the exit waits for it.
-    pub fn track<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    pub(crate) fn track<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -53,7 +56,7 @@ impl Tasks {
 
     /// Cancels every cancellable task and waits until all tasks have ended,
     /// tracked ones for at most [`EXIT_DRAIN`].
-    pub async fn shut_down(&self) {
+    pub(crate) async fn shut_down(&self) {
         self.tracker.close();
         self.root.cancel();
         if tokio::time::timeout(EXIT_DRAIN, self.tracker.wait())

@@ -35,11 +35,11 @@ use crate::telemetry::Metrics;
 const NOT_BLOCKING: Duration = Duration::from_millis(50);
 
 /// The healthy instances each watch saw last (sorted by ID), by watch name.
-pub type LatestInstances = watch::Sender<BTreeMap<String, Vec<Instance>>>;
+pub(crate) type LatestInstances = watch::Sender<BTreeMap<String, Vec<Instance>>>;
 
 /// One watch's loop; it runs until the future is dropped (the run generation
 /// cancels it when a reload removes or changes the watch).
-pub async fn run(
+pub(crate) async fn run(
     config: WatchConfig,
     discovery: Arc<Discovery>,
     bus: Bus,

@@ -17,14 +17,14 @@ use super::error::ConfigError;
 
 /// Whether an address must name its port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Port {
+pub(crate) enum Port {
     Required,
     Optional,
 }
 
 /// Checks `host[:port]`: a host name, an IPv4 address or a bracketed IPv6
 /// address, and a port from 1 to 65535.
-pub fn check_host_port(text: &str, path: &str, port: Port) -> Result<()> {
+pub(crate) fn check_host_port(text: &str, path: &str, port: Port) -> Result<()> {
     authority(text, port).map_err(|reason| {
         ConfigError::invalid(path, format!("{text:?} is not a valid address: {reason}"))
     })
@@ -33,7 +33,7 @@ pub fn check_host_port(text: &str, path: &str, port: Port) -> Result<()> {
 /// Checks `scheme://host[:port][/path]` with an `http` or `https` scheme;
 /// `scheme_required: false` also accepts a bare `host[:port][/path]` (read
 /// as http).
-pub fn check_http_url(text: &str, path: &str, scheme_required: bool) -> Result<()> {
+pub(crate) fn check_http_url(text: &str, path: &str, scheme_required: bool) -> Result<()> {
     http_url(text, scheme_required).map_err(|reason| {
         ConfigError::invalid(path, format!("{text:?} is not a valid URL: {reason}"))
     })

@@ -14,7 +14,7 @@ use super::model::{Config, HealthCheck, JobConfig, JobRole};
 
 /// Every warning for `config`; `path` is the `PATH` health checks will be
 /// looked up in (`None`: not set, no lookup).
-pub fn warnings(config: &Config, path: Option<&str>) -> Vec<String> {
+pub(crate) fn warnings(config: &Config, path: Option<&str>) -> Vec<String> {
     let has_catalog = config.consul.is_some() || config.etcd.is_some();
     config
         .jobs

@@ -17,10 +17,10 @@ use super::error::{did_you_mean, ConfigError};
 use super::model::Argv;
 use super::words;
 
-pub type Result<T> = std::result::Result<T, ConfigError>;
+pub(crate) type Result<T> = std::result::Result<T, ConfigError>;
 
 /// `parent.key`, or just `key` at the top.
-pub fn child(parent: &str, key: &str) -> String {
+pub(crate) fn child(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_string()
     } else {
@@ -30,7 +30,7 @@ pub fn child(parent: &str, key: &str) -> String {
 
 /// `jobs[2]`, plus ` "name"` when the item has a string `name` (so errors
 /// say which job even before its name is validated).
-pub fn item_path(parent: &str, index: usize, item: &Value) -> String {
+pub(crate) fn item_path(parent: &str, index: usize, item: &Value) -> String {
     let name = item
         .as_object()
         .and_then(|map| map.iter().find(|(k, _)| k.eq_ignore_ascii_case("name")));
@@ -58,7 +58,7 @@ fn wrong_type(path: &str, want: &str, got: &Value) -> ConfigError {
 
 /// An object whose keys were all checked against the known ones.
 #[derive(Debug)]
-pub struct Object<'a> {
+pub(crate) struct Object<'a> {
     path: String,
     fields: Vec<(&'static str, &'a Value)>,
 }
@@ -66,14 +66,14 @@ pub struct Object<'a> {
 impl<'a> Object<'a> {
     /// Reads `value` as an object with only `known` keys (matched exactly,
     /// else ignoring case). `null` values count as absent.
-    pub fn new(value: &'a Value, path: &str, known: &[&'static str]) -> Result<Object<'a>> {
+    pub(crate) fn new(value: &'a Value, path: &str, known: &[&'static str]) -> Result<Object<'a>> {
         let map = value
             .as_object()
             .ok_or_else(|| wrong_type(path, "an object", value))?;
         Self::from_map(map, path, known)
     }
 
-    pub fn from_map(
+    pub(crate) fn from_map(
         map: &'a Map<String, Value>,
         path: &str,
         known: &[&'static str],
@@ -106,41 +106,41 @@ impl<'a> Object<'a> {
         })
     }
 
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         &self.path
     }
 
-    pub fn at(&self, key: &str) -> String {
+    pub(crate) fn at(&self, key: &str) -> String {
         child(&self.path, key)
     }
 
-    pub fn get(&self, key: &str) -> Option<&'a Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
         self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 
-    pub fn has(&self, key: &str) -> bool {
+    pub(crate) fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
 
-    pub fn string(&self, key: &str) -> Result<Option<String>> {
+    pub(crate) fn string(&self, key: &str) -> Result<Option<String>> {
         self.get(key).map(|v| string(v, &self.at(key))).transpose()
     }
 
     /// A string that, when present, is not empty.
-    pub fn non_empty_string(&self, key: &str) -> Result<Option<String>> {
+    pub(crate) fn non_empty_string(&self, key: &str) -> Result<Option<String>> {
         Ok(self.string(key)?.filter(|s| !s.is_empty()))
     }
 
-    pub fn int(&self, key: &str) -> Result<Option<i64>> {
+    pub(crate) fn int(&self, key: &str) -> Result<Option<i64>> {
         self.get(key).map(|v| int(v, &self.at(key))).transpose()
     }
 
-    pub fn bool(&self, key: &str) -> Result<Option<bool>> {
+    pub(crate) fn bool(&self, key: &str) -> Result<Option<bool>> {
         self.get(key).map(|v| boolean(v, &self.at(key))).transpose()
     }
 
     /// A duration where a number means seconds; `""` counts as absent.
-    pub fn duration(&self, key: &str) -> Result<Option<Duration>> {
+    pub(crate) fn duration(&self, key: &str) -> Result<Option<Duration>> {
         Ok(self
             .get(key)
             .map(|v| duration_value(v, &self.at(key)))
@@ -149,12 +149,12 @@ impl<'a> Object<'a> {
     }
 
     /// An array of strings (a lone string is an error, as in ContainerPilot).
-    pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
+    pub(crate) fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
         self.get(key).map(|v| strings(v, &self.at(key))).transpose()
     }
 
     /// An array of strings, or one string meaning a one-element array.
-    pub fn string_or_strings(&self, key: &str) -> Result<Option<Vec<String>>> {
+    pub(crate) fn string_or_strings(&self, key: &str) -> Result<Option<Vec<String>>> {
         match self.get(key) {
             Some(Value::Array(_)) | None => self.strings(key),
             Some(other) => Ok(Some(vec![string(other, &self.at(key))?])),
@@ -163,7 +163,7 @@ impl<'a> Object<'a> {
 
     /// A command: an array of strings, or a string split into words like a
     /// POSIX shell does. Empty commands are an error.
-    pub fn command(&self, key: &str) -> Result<Option<Argv>> {
+    pub(crate) fn command(&self, key: &str) -> Result<Option<Argv>> {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
@@ -184,14 +184,14 @@ impl<'a> Object<'a> {
         Ok(Some(argv.into_iter().map(OsString::from).collect()))
     }
 
-    pub fn object(&self, key: &str, known: &[&'static str]) -> Result<Option<Object<'a>>> {
+    pub(crate) fn object(&self, key: &str, known: &[&'static str]) -> Result<Option<Object<'a>>> {
         self.get(key)
             .map(|v| Object::new(v, &self.at(key), known))
             .transpose()
     }
 
     /// An array's items with their paths (`key[i]`, plus the item's name).
-    pub fn array(&self, key: &str) -> Result<Vec<(String, &'a Value)>> {
+    pub(crate) fn array(&self, key: &str) -> Result<Vec<(String, &'a Value)>> {
         let Some(value) = self.get(key) else {
             return Ok(Vec::new());
         };
@@ -209,7 +209,7 @@ impl<'a> Object<'a> {
 }
 
 /// A string; numbers and booleans are accepted and printed as Go would.
-pub fn string(value: &Value, path: &str) -> Result<String> {
+pub(crate) fn string(value: &Value, path: &str) -> Result<String> {
     match value {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.as_i64().map_or_else(|| n.to_string(), |i| i.to_string())),
@@ -220,7 +220,7 @@ pub fn string(value: &Value, path: &str) -> Result<String> {
 
 /// An integer: a number (fractions truncated, as Go did), a decimal string
 /// (`""` is 0), or a boolean (1/0).
-pub fn int(value: &Value, path: &str) -> Result<i64> {
+pub(crate) fn int(value: &Value, path: &str) -> Result<i64> {
     match value {
         Value::Number(n) => n
             .as_i64()
@@ -241,7 +241,7 @@ pub fn int(value: &Value, path: &str) -> Result<i64> {
 
 /// A boolean: `true`/`false`, a number (non-zero is true), or one of Go's
 /// `strconv.ParseBool` strings (`""` is false).
-pub fn boolean(value: &Value, path: &str) -> Result<bool> {
+pub(crate) fn boolean(value: &Value, path: &str) -> Result<bool> {
     match value {
         Value::Bool(b) => Ok(*b),
         Value::Number(n) => Ok(n.as_f64().is_some_and(|f| f != 0.0)),
@@ -259,7 +259,7 @@ pub fn boolean(value: &Value, path: &str) -> Result<bool> {
 
 /// A duration: a number of seconds, or a string in Go syntax (a bare integer
 /// string is seconds). `Ok(None)` for `""`. Negative values are an error.
-pub fn duration_value(value: &Value, path: &str) -> Result<Option<Duration>> {
+pub(crate) fn duration_value(value: &Value, path: &str) -> Result<Option<Duration>> {
     match value {
         Value::Number(n) => {
             let seconds = n.as_f64().unwrap_or(f64::NAN);
@@ -284,7 +284,7 @@ pub fn duration_value(value: &Value, path: &str) -> Result<Option<Duration>> {
 }
 
 /// An array of strings, each element read leniently.
-pub fn strings(value: &Value, path: &str) -> Result<Vec<String>> {
+pub(crate) fn strings(value: &Value, path: &str) -> Result<Vec<String>> {
     let items = value
         .as_array()
         .ok_or_else(|| wrong_type(path, "an array", value))?;

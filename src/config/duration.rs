@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Why a duration string was rejected, in Go's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DurationError {
+pub(crate) enum DurationError {
     #[error("time: invalid duration {0:?}")]
     Invalid(String),
     #[error("time: missing unit in duration {0:?}")]
@@ -25,7 +25,7 @@ pub enum DurationError {
 
 /// A signed duration: Go durations may be negative (`"-1s"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SignedDuration {
+pub(crate) struct SignedDuration {
     pub negative: bool,
     pub magnitude: Duration,
 }
@@ -34,7 +34,7 @@ pub struct SignedDuration {
 const MAX_NANOS: u128 = i64::MAX as u128;
 
 /// Parses Go's `time.ParseDuration` syntax exactly.
-pub fn parse_go(input: &str) -> Result<SignedDuration, DurationError> {
+pub(crate) fn parse_go(input: &str) -> Result<SignedDuration, DurationError> {
     let invalid = || DurationError::Invalid(input.to_string());
     let (negative, mut rest) = match input.as_bytes().first() {
         Some(b'-') => (true, &input[1..]),
@@ -79,7 +79,7 @@ pub fn parse_go(input: &str) -> Result<SignedDuration, DurationError> {
 /// Parses a duration string the way ContainerPilot's `GetTimeout` does: a
 /// bare integer is seconds, anything else is Go syntax. Negative values are
 /// rejected.
-pub fn parse_timeout(input: &str) -> Result<Duration, DurationError> {
+pub(crate) fn parse_timeout(input: &str) -> Result<Duration, DurationError> {
     if let Some(seconds) = parse_go_int(input) {
         if seconds < 0 {
             return Err(DurationError::Negative(input.to_string()));

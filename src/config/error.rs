@@ -160,7 +160,7 @@ impl ConfigError {
 
 /// The candidate closest to `word` (ignoring case), if it is close enough to
 /// be a plausible typo.
-pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let word = word.to_lowercase();
     candidates
         .iter()
@@ -180,7 +180,7 @@ pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 }
 
 /// `" (did you mean \"x\"?)"` when there is a close candidate, else nothing.
-pub fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+pub(crate) fn did_you_mean(word: &str, candidates: &[&str]) -> String {
     closest(word, candidates)
         .map(|candidate| format!(" (did you mean {candidate:?}?)"))
         .unwrap_or_default()

@@ -21,15 +21,15 @@ use crate::events::EventCode;
 /// Where a job's IP comes from when the config does not say: ContainerPilot
 /// 3.8 tried `eth0:inet`, then the first non-loopback IPv4 (so its code
 /// behaved, whatever its docs said: only `eth0:inet`).
-pub const DEFAULT_INTERFACES: [&str; 2] = ["eth0:inet", "inet"];
+pub(crate) const DEFAULT_INTERFACES: [&str; 2] = ["eth0:inet", "inet"];
 /// The default `killTimeout` (ContainerPilot's `stopTimeout` default).
-pub const DEFAULT_KILL_TIMEOUT: Duration = DEFAULT_STOP_TIMEOUT;
+pub(crate) const DEFAULT_KILL_TIMEOUT: Duration = DEFAULT_STOP_TIMEOUT;
 /// The name of the implicit job that advertises the telemetry endpoint.
-pub const TELEMETRY_JOB: &str = "containerpilot";
+pub(crate) const TELEMETRY_JOB: &str = "containerpilot";
 
 /// Names registered in the catalog must be DNS-friendly:
 /// `^[a-z][a-zA-Z0-9\-]+$` (ContainerPilot's rule, at least two characters).
-pub fn check_service_name(name: &str, path: &str) -> Result<()> {
+pub(crate) fn check_service_name(name: &str, path: &str) -> Result<()> {
     let mut chars = name.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && name.len() >= 2
@@ -45,12 +45,12 @@ pub fn check_service_name(name: &str, path: &str) -> Result<()> {
 }
 
 /// The name a job gets from its program: the last part of its path.
-pub fn program_name(program: &OsStr) -> String {
+pub(crate) fn program_name(program: &OsStr) -> String {
     JobConfig::app(vec![program.to_owned()]).name
 }
 
 /// `wanted`, or `wanted-2`, `wanted-3`... whichever no job has yet.
-pub fn unique_name(wanted: &str, jobs: &[JobConfig]) -> String {
+pub(crate) fn unique_name(wanted: &str, jobs: &[JobConfig]) -> String {
     let taken = |name: &str| jobs.iter().any(|job| job.name == name);
     if !taken(wanted) {
         return wanted.to_string();
@@ -63,7 +63,7 @@ pub fn unique_name(wanted: &str, jobs: &[JobConfig]) -> String {
 
 /// The wrapped APP from the command line. `argv` stays unrendered: the
 /// engine renders it with `render_args` just before each exec.
-pub fn app_job(argv: &[OsString], when: When, jobs: &[JobConfig]) -> JobConfig {
+pub(crate) fn app_job(argv: &[OsString], when: When, jobs: &[JobConfig]) -> JobConfig {
     let mut job = JobConfig::app(argv.to_vec());
     job.name = unique_name(&job.name, jobs);
     job.when = when;
@@ -73,7 +73,7 @@ pub fn app_job(argv: &[OsString], when: When, jobs: &[JobConfig]) -> JobConfig {
 /// The implicit `containerpilot` job that advertises the telemetry endpoint
 /// (ContainerPilot registered it with a 15 s TTL and a 5 s heartbeat; it
 /// has no exec and no health check of its own).
-pub fn telemetry_job(telemetry: &TelemetryConfig) -> JobConfig {
+pub(crate) fn telemetry_job(telemetry: &TelemetryConfig) -> JobConfig {
     let mut job = JobConfig::with_defaults(TELEMETRY_JOB, JobRole::Telemetry);
     job.port = Some(telemetry.port);
     job.interfaces = telemetry.interfaces.clone();
@@ -85,7 +85,7 @@ pub fn telemetry_job(telemetry: &TelemetryConfig) -> JobConfig {
 /// not registered; otherwise a health check and a catalog-safe name are
 /// required), `initial_status`, `tags`, `interfaces` (a string or an
 /// array) and `consul` extras.
-pub fn read_registration(
+pub(crate) fn read_registration(
     object: &Object<'_>,
     job: &mut JobConfig,
     warnings: &mut Vec<String>,
@@ -129,7 +129,7 @@ pub fn read_registration(
 /// Each interface spec must parse (`eth0`, `eth0:inet6`, `eth0[1]`, a CIDR
 /// network, `inet`, `inet6`, `static:<ip>`): run time would refuse it. Which
 /// interfaces exist is only known at run time, on the container's host.
-pub fn check_interfaces(specs: &[String], path: &str) -> Result<()> {
+pub(crate) fn check_interfaces(specs: &[String], path: &str) -> Result<()> {
     for (index, spec) in specs.iter().enumerate() {
         if let Err(error) = spec.parse::<InterfaceSpec>() {
             return Err(ConfigError::invalid(
@@ -177,7 +177,12 @@ fn initial_status(
 /// string). Absent: unlimited for interval jobs, never otherwise.
 /// `"unlimited"` with `when.each` is an error (every event would start
 /// another process that never stops).
-pub fn restarts(value: Option<&Value>, path: &str, each: bool, interval: bool) -> Result<Restarts> {
+pub(crate) fn restarts(
+    value: Option<&Value>,
+    path: &str,
+    each: bool,
+    interval: bool,
+) -> Result<Restarts> {
     let form = || "must be \"unlimited\", \"never\" or a whole number ≥ 0".to_string();
     let count = |n: i64| match u32::try_from(n) {
         Ok(0) => Ok(Restarts::Never),
@@ -210,7 +215,7 @@ pub fn restarts(value: Option<&Value>, path: &str, each: bool, interval: bool) -
 }
 
 /// `initial_status`: `passing`, `warning` or `critical`.
-pub fn check_status(text: &str, path: &str) -> Result<CheckStatus> {
+pub(crate) fn check_status(text: &str, path: &str) -> Result<CheckStatus> {
     match text {
         "passing" => Ok(CheckStatus::Passing),
         "warning" => Ok(CheckStatus::Warning),
@@ -220,7 +225,7 @@ pub fn check_status(text: &str, path: &str) -> Result<CheckStatus> {
 }
 
 /// A signal by name (`"SIGQUIT"`, `"QUIT"`) or number.
-pub fn signal_number(value: &Value, path: &str) -> Result<i32> {
+pub(crate) fn signal_number(value: &Value, path: &str) -> Result<i32> {
     let text = decode::string(value, path)?;
     parse_signal(&text).map(|s| s as i32).ok_or_else(|| {
         ConfigError::invalid(
@@ -232,7 +237,7 @@ pub fn signal_number(value: &Value, path: &str) -> Result<i32> {
 
 /// A signal by name, with or without `SIG`, any case (`"SIGQUIT"`,
 /// `"quit"`), or by number.
-pub fn parse_signal(text: &str) -> Option<Signal> {
+pub(crate) fn parse_signal(text: &str) -> Option<Signal> {
     match text.parse::<i32>() {
         Ok(number) => Signal::try_from(number).ok(),
         Err(_) => {
@@ -250,7 +255,7 @@ pub fn parse_signal(text: &str) -> Option<Signal> {
 /// The APP's stop: top-level `stopTimeout` in seconds (default 5; `0`
 /// also means 5, as ContainerPilot read it; `-1` kills at once with
 /// SIGKILL). Returns the stop signal and the grace before SIGKILL.
-pub fn app_stop(value: Option<&Value>, path: &str) -> Result<(i32, Duration)> {
+pub(crate) fn app_stop(value: Option<&Value>, path: &str) -> Result<(i32, Duration)> {
     let Some(value) = value else {
         return Ok((Signal::SIGTERM as i32, DEFAULT_KILL_TIMEOUT));
     };
@@ -271,7 +276,7 @@ pub fn app_stop(value: Option<&Value>, path: &str) -> Result<(i32, Duration)> {
 /// [`JobConfig::shared_name`]) and speaks under the shared name. `path`
 /// names the entry; `entries` remembers each earlier named entry's name and
 /// path.
-pub fn add_named(
+pub(crate) fn add_named(
     jobs: &mut Vec<JobConfig>,
     mut job: JobConfig,
     path: &str,
@@ -295,7 +300,7 @@ pub fn add_named(
 /// Warnings for `when.source`s that name no job, watch or lock: the job can
 /// never start (ContainerPilot accepted this silently). `other_sources` are the
 /// sources of locks and KV watches (`lock.<name>`, `watch.<name>`).
-pub fn dangling_sources(
+pub(crate) fn dangling_sources(
     jobs: &[JobConfig],
     watches: &[WatchConfig],
     other_sources: &[String],
@@ -316,7 +321,7 @@ pub fn dangling_sources(
 }
 
 /// At most one job may be `primary`.
-pub fn check_one_primary(jobs: &[JobConfig]) -> Result<()> {
+pub(crate) fn check_one_primary(jobs: &[JobConfig]) -> Result<()> {
     let primaries: Vec<&str> = jobs
         .iter()
         .filter(|j| j.primary)

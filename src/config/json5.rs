@@ -10,11 +10,11 @@ use serde_json::Value;
 use super::error::{ConfigError, Origin, Snippet, TextPosition};
 
 /// Deeper nesting than this is rejected (serde_json's own limit).
-pub const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// Parses `text` (already rendered) as JSON5. `rendered` says whether the
 /// template changed the original text, which error messages mention.
-pub fn parse(text: &str, origin: &Origin, rendered: bool) -> Result<Value, ConfigError> {
+pub(crate) fn parse(text: &str, origin: &Origin, rendered: bool) -> Result<Value, ConfigError> {
     let error = |at: TextPosition, message: String| ConfigError::Parse {
         origin: origin.clone(),
         at,

@@ -28,14 +28,14 @@ const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
 
 /// Which catalog holds the locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockCatalog {
+pub(crate) enum LockCatalog {
     Consul,
     Etcd,
     None,
 }
 
 /// Reads `locks` (an array) from a 3.x document.
-pub fn locks(
+pub(crate) fn locks(
     entries: Vec<(String, &Value)>,
     jobs: &[JobConfig],
     catalog: LockCatalog,

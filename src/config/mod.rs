@@ -13,27 +13,28 @@
 //!        ─detect→ v3::decode | v2::decode → Config (+ warnings)
 //! ```
 
-pub mod address;
-pub mod advice;
-pub mod decode;
-pub mod duration;
-pub mod error;
-pub mod jobs;
-pub mod json5;
-pub mod locks;
-pub mod model;
-pub mod sections;
-pub mod template;
-pub mod v2;
-pub mod v3;
-pub mod words;
+pub(crate) mod address;
+pub(crate) mod advice;
+pub(crate) mod decode;
+pub(crate) mod duration;
+pub(crate) mod error;
+pub(crate) mod jobs;
+pub(crate) mod json5;
+pub(crate) mod locks;
+pub(crate) mod model;
+pub(crate) mod sections;
+pub(crate) mod template;
+pub(crate) mod v2;
+pub(crate) mod v3;
+pub(crate) mod words;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-pub use error::{ConfigError, Origin, Snippet, TextPosition};
+pub use error::Origin;
+pub(crate) use error::{ConfigError, Snippet, TextPosition};
 pub use model::{Config, Format};
 pub use template::Env;
 
@@ -41,7 +42,7 @@ use decode::Object;
 
 /// Where the configuration text comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     File(PathBuf),
     Inline(String),
 }
@@ -50,7 +51,7 @@ impl Source {
     /// Reads a `-config` / `CONTAINERPILOT` value: an inline document when it
     /// starts with `{` (after whitespace), else a path with an optional
     /// `file://` prefix.
-    pub fn from_value(value: &str) -> Source {
+    pub(crate) fn from_value(value: &str) -> Source {
         if value.trim_start().starts_with('{') {
             return Source::Inline(value.to_string());
         }
@@ -59,7 +60,7 @@ impl Source {
         ))
     }
 
-    pub fn origin(&self) -> Origin {
+    pub(crate) fn origin(&self) -> Origin {
         match self {
             Source::File(path) => Origin::File(path.clone()),
             Source::Inline(_) => Origin::Inline,
@@ -67,7 +68,7 @@ impl Source {
     }
 
     /// The unrendered text.
-    pub fn read(&self) -> Result<String, ConfigError> {
+    pub(crate) fn read(&self) -> Result<String, ConfigError> {
         match self {
             Source::Inline(text) => Ok(text.clone()),
             Source::File(path) => std::fs::read(path)
@@ -84,7 +85,7 @@ impl Source {
 /// `CONTAINERPILOT`, else env `CONTAINERBUDDY` (1.x). Empty values count as
 /// unset. A value that is not UTF-8 is read lossily: the file it names then
 /// cannot be found, which is an error naming it, not a silent fallback.
-pub fn locate(flag: Option<&str>) -> Option<Source> {
+pub(crate) fn locate(flag: Option<&str>) -> Option<Source> {
     let from_env = |name| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned());
     [
         flag.map(str::to_string),
@@ -99,12 +100,16 @@ pub fn locate(flag: Option<&str>) -> Option<Source> {
 
 /// The process environment as template data (values that are not UTF-8 are
 /// converted lossily).
-pub fn process_env() -> Env {
+pub(crate) fn process_env() -> Env {
     crate::environment::template_data(&std::env::vars_os().collect())
 }
 
 /// Renders `text` as a Go template over `env`; errors name the line and column.
-pub fn render_template(text: &str, origin: &Origin, env: &Env) -> Result<String, ConfigError> {
+pub(crate) fn render_template(
+    text: &str,
+    origin: &Origin,
+    env: &Env,
+) -> Result<String, ConfigError> {
     template::render(text, env).map_err(|e| template_error(text, origin, e))
 }
 
@@ -176,7 +181,7 @@ fn read_template(path: &std::path::Path) -> std::io::Result<String> {
 }
 
 /// What `-template` prints: the source rendered over the process environment.
-pub fn render_source(source: &Source, env: &Env) -> Result<String, ConfigError> {
+pub(crate) fn render_source(source: &Source, env: &Env) -> Result<String, ConfigError> {
     render_template(&source.read()?, &source.origin(), env)
 }
 
@@ -206,7 +211,7 @@ pub struct Loaded {
 /// users and ContainerPilot's own tests look for that line. Secrets stay
 /// out of it: the model serializes the Consul token as `<redacted>`, and
 /// what templates rendered from secret-looking variables is masked.
-pub fn log_loaded(config: &Config) {
+pub(crate) fn log_loaded(config: &Config) {
     let prefix = match config.format {
         Format::V3 => "loaded config",
         Format::V2 => "Loaded config",
@@ -236,7 +241,7 @@ fn redact_secrets(mut text: String, env: &Env) -> String {
 }
 
 /// Loads `source` with `env` as the template data.
-pub fn load_with_env(
+pub(crate) fn load_with_env(
     source: &Source,
     app: Option<&[OsString]>,
     env: &Env,
@@ -305,7 +310,7 @@ pub fn load_str(
 /// What a format's front end decides; the sections both formats share
 /// (`consul`, `etcd`, `logging`) are read by [`load_str`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Parts {
+pub(crate) struct Parts {
     pub jobs: Vec<model::JobConfig>,
     pub watches: Vec<model::WatchConfig>,
     pub kv_watches: Vec<model::KvWatchConfig>,

@@ -19,7 +19,7 @@ use crate::events::EventCode;
 /// A command and its arguments, byte for byte: the APP's come from the
 /// command line and need not be UTF-8 (see docs/design.md, "Bytes in,
 /// bytes out").
-pub type Argv = Vec<OsString>;
+pub(crate) type Argv = Vec<OsString>;
 
 /// `--check` prints an argv as strings; bytes that are not UTF-8 show as
 /// U+FFFD there, and only there.
@@ -204,7 +204,7 @@ pub struct ControlConfig {
     pub explicit: bool,
 }
 
-pub const DEFAULT_CONTROL_SOCKET: &str = "/var/run/containerpilot.socket";
+pub(crate) const DEFAULT_CONTROL_SOCKET: &str = "/var/run/containerpilot.socket";
 
 impl Default for ControlConfig {
     fn default() -> Self {

@@ -17,7 +17,7 @@ use super::model::{
 
 /// `consul`: `"host:port"`, `"https://host:port"`, or an object. An empty
 /// string (an unset template variable) means no Consul configuration.
-pub fn consul(value: &Value, path: &str) -> Result<Option<ConsulConfig>> {
+pub(crate) fn consul(value: &Value, path: &str) -> Result<Option<ConsulConfig>> {
     let object = match value {
         Value::String(text) if text.is_empty() => return Ok(None),
         Value::String(text) => {
@@ -97,7 +97,7 @@ fn split_scheme<'t>(text: &'t str, path: &str) -> Result<(Option<&'t str>, Strin
 }
 
 /// `etcd`: `{endpoints: "url" | ["url", ...], prefix}`.
-pub fn etcd(value: &Value, path: &str) -> Result<EtcdConfig> {
+pub(crate) fn etcd(value: &Value, path: &str) -> Result<EtcdConfig> {
     let object = Object::new(value, path, &["endpoints", "prefix"])?;
     let endpoints = object.string_or_strings("endpoints")?.unwrap_or_default();
     if endpoints.iter().all(String::is_empty) {
@@ -118,7 +118,7 @@ pub fn etcd(value: &Value, path: &str) -> Result<EtcdConfig> {
 }
 
 /// `logging`: `{level, format, output}`; names are matched ignoring case.
-pub fn logging(value: &Value, path: &str) -> Result<LoggingConfig> {
+pub(crate) fn logging(value: &Value, path: &str) -> Result<LoggingConfig> {
     let object = Object::new(value, path, &["level", "format", "output"])?;
     let mut config = LoggingConfig::default();
     if let Some(level) = object.non_empty_string("level")? {
@@ -169,7 +169,7 @@ const MAX_SOCKET_PATH: usize = 107;
 /// `control`: `{socket}`. An empty `socket` is refused: ContainerPilot tried
 /// to listen on "" and failed, and falling back to the default path would
 /// leave `-putenv` and friends of a job talking to another socket.
-pub fn control(value: &Value, path: &str) -> Result<ControlConfig> {
+pub(crate) fn control(value: &Value, path: &str) -> Result<ControlConfig> {
     let object = Object::new(value, path, &["socket"])?;
     let Some(socket) = object.string("socket")? else {
         return Ok(ControlConfig::default());
@@ -204,13 +204,13 @@ pub fn control(value: &Value, path: &str) -> Result<ControlConfig> {
 
 /// The `telemetry` fields both formats share: port (default 9090),
 /// interfaces (an array; a string is an error, as in ContainerPilot) and tags.
-pub struct TelemetryBase {
+pub(crate) struct TelemetryBase {
     pub port: u16,
     pub interfaces: Vec<String>,
     pub tags: Vec<String>,
 }
 
-pub fn telemetry_base(object: &Object<'_>) -> Result<TelemetryBase> {
+pub(crate) fn telemetry_base(object: &Object<'_>) -> Result<TelemetryBase> {
     let port = match object.int("port")? {
         None => 9090,
         Some(port) => u16::try_from(port)
@@ -235,7 +235,7 @@ pub fn telemetry_base(object: &Object<'_>) -> Result<TelemetryBase> {
 }
 
 /// One metric: `{namespace, subsystem, name, help, type}`.
-pub fn metric(object: &Object<'_>) -> Result<MetricConfig> {
+pub(crate) fn metric(object: &Object<'_>) -> Result<MetricConfig> {
     let name = object
         .non_empty_string("name")?
         .ok_or_else(|| ConfigError::invalid(object.at("name"), "required"))?;
@@ -289,7 +289,7 @@ fn is_metric_name(name: &str) -> bool {
 /// accepts at run time (a help text, no clash with autopilot's own metrics):
 /// registering them into a throwaway registry here is what makes `--check`
 /// refuse what run time would.
-pub fn check_unique_metrics(metrics: &[MetricConfig], path: &str) -> Result<()> {
+pub(crate) fn check_unique_metrics(metrics: &[MetricConfig], path: &str) -> Result<()> {
     for (i, metric) in metrics.iter().enumerate() {
         if metrics[..i].iter().any(|m| m.full_name == metric.full_name) {
             return Err(ConfigError::invalid(
@@ -304,7 +304,7 @@ pub fn check_unique_metrics(metrics: &[MetricConfig], path: &str) -> Result<()> 
 }
 
 /// `"x" is not one of a, b, c (did you mean "b"?)`.
-pub fn one_of(path: &str, got: &str, allowed: &[&str]) -> ConfigError {
+pub(crate) fn one_of(path: &str, got: &str, allowed: &[&str]) -> ConfigError {
     let list = allowed
         .iter()
         .map(|a| format!("{a:?}"))

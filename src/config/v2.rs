@@ -21,7 +21,7 @@ use super::v3::{check_timeout, whole_seconds};
 use super::Parts;
 use crate::events::EventCode;
 
-pub const TOP_KEYS: [&str; 13] = [
+pub(crate) const TOP_KEYS: [&str; 13] = [
     "consul",
     "etcd",
     "logging",
@@ -65,7 +65,7 @@ const SENSOR_KEYS: [&str; 8] = [
 ];
 
 /// Reads a 2.x document (already checked to have only [`TOP_KEYS`]).
-pub fn decode(
+pub(crate) fn decode(
     root: &Object<'_>,
     app: Option<&[OsString]>,
     warnings: &mut Vec<String>,

@@ -22,7 +22,7 @@ use super::sections;
 use super::Parts;
 use crate::events::{EventCode, SIGNAL_EVENT_SOURCES};
 
-pub const TOP_KEYS: [&str; 9] = [
+pub(crate) const TOP_KEYS: [&str; 9] = [
     "consul",
     "etcd",
     "logging",
@@ -66,7 +66,7 @@ const METRIC_KEYS: [&str; 5] = ["namespace", "subsystem", "name", "help", "type"
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// Reads a 3.x document (already checked to have only [`TOP_KEYS`]).
-pub fn decode(
+pub(crate) fn decode(
     root: &Object<'_>,
     app: Option<&[OsString]>,
     warnings: &mut Vec<String>,
@@ -299,7 +299,7 @@ fn when(object: &Object<'_>) -> Result<When> {
 }
 
 /// An event name a `when` can wait for.
-pub fn event_code(text: &str, path: &str) -> Result<EventCode> {
+pub(crate) fn event_code(text: &str, path: &str) -> Result<EventCode> {
     text.parse().map_err(|_| {
         let names: Vec<&str> = EventCode::NAMED.iter().map(|c| c.as_str()).collect();
         ConfigError::invalid(
@@ -346,12 +346,12 @@ fn health(object: &Object<'_>) -> Result<HealthConfig> {
 }
 
 /// A health check's own `timeout`, when set and not zero.
-pub fn check_timeout(object: &Object<'_>) -> Result<Option<Duration>> {
+pub(crate) fn check_timeout(object: &Object<'_>) -> Result<Option<Duration>> {
     Ok(object.duration("timeout")?.filter(|t| !t.is_zero()))
 }
 
 /// `health.interval` and `health.ttl`: required, at least one second.
-pub fn whole_seconds(object: &Object<'_>, key: &str) -> Result<Duration> {
+pub(crate) fn whole_seconds(object: &Object<'_>, key: &str) -> Result<Duration> {
     match object.duration(key)? {
         Some(d) if d >= Duration::from_secs(1) => Ok(d),
         Some(d) if !d.is_zero() => Err(ConfigError::invalid(

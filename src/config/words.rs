@@ -8,7 +8,7 @@
 
 /// Why a command string could not be split.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SplitError {
+pub(crate) enum SplitError {
     #[error("unterminated {0} quote")]
     UnterminatedQuote(&'static str),
     #[error("ends with a lone backslash")]
@@ -18,7 +18,7 @@ pub enum SplitError {
 /// Splits `command` into words: whitespace separates words; `'...'` is
 /// literal; inside `"..."` a backslash escapes only `$`, `` ` ``, `"`, `\`
 /// and newline; elsewhere a backslash escapes any character.
-pub fn split(command: &str) -> Result<Vec<String>, SplitError> {
+pub(crate) fn split(command: &str) -> Result<Vec<String>, SplitError> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;
     let mut chars = command.chars();

@@ -13,7 +13,7 @@ use tokio::net::UnixStream;
 
 /// Why a control command failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub(crate) enum ClientError {
     #[error("cannot reach the control socket {path}: {source} (is autopilot running with this -config?)")]
     Connect {
         path: PathBuf,
@@ -29,7 +29,7 @@ pub enum ClientError {
 
 /// One control command, as given on the command line.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+pub(crate) enum Command {
     Ping,
     Reload,
     Maintenance(bool),
@@ -41,7 +41,7 @@ pub enum Command {
 
 /// Runs `command` against the socket at `socket`; returns the exit code
 /// (0 done, 1 failed), having printed what there is to print.
-pub fn run(command: Command, socket: &Path) -> i32 {
+pub(crate) fn run(command: Command, socket: &Path) -> i32 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -65,7 +65,7 @@ pub fn run(command: Command, socket: &Path) -> i32 {
 }
 
 /// Performs `command`; returns what to print on success.
-pub async fn execute(command: Command, socket: &Path) -> Result<String, ClientError> {
+pub(crate) async fn execute(command: Command, socket: &Path) -> Result<String, ClientError> {
     match command {
         // ContainerPilot printed `ok`; scripts wait for that word.
         Command::Ping => call(socket, Method::GET, "/v3/ping", None)
@@ -213,7 +213,7 @@ fn status_table(status: &Value) -> String {
 }
 
 /// One HTTP/1.1 request over the unix socket; the body on 2xx, else an error.
-pub async fn call(
+pub(crate) async fn call(
     socket: &Path,
     method: Method,
     path: &str,

@@ -8,7 +8,7 @@
 //! sends garbage or hangs disturbs nothing else. This module owns the socket
 //! and the HTTP protocol; it must not change jobs itself.
 
-pub mod client;
+pub(crate) mod client;
 mod routes;
 
 use std::io;
@@ -67,14 +67,14 @@ pub enum SignalOutcome {
 /// Why the control socket could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("control socket {path}: {source}")]
-pub struct ControlError {
+pub(crate) struct ControlError {
     path: PathBuf,
     source: io::Error,
 }
 
 /// The socket file; removed when dropped (at exit).
 #[derive(Debug)]
-pub struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
 }
 
@@ -88,7 +88,9 @@ impl Drop for SocketFile {
 /// nobody serves; anything else at the path is left alone). When the
 /// default path cannot be created (read-only root, not root), logs one
 /// warning and returns `None`; a path the user named must work.
-pub fn bind(config: &ControlConfig) -> Result<Option<(UnixListener, SocketFile)>, ControlError> {
+pub(crate) fn bind(
+    config: &ControlConfig,
+) -> Result<Option<(UnixListener, SocketFile)>, ControlError> {
     match bind_at(&config.socket) {
         Ok(bound) => Ok(Some(bound)),
         Err(source) if !config.explicit => {
@@ -160,7 +162,7 @@ const LIMITS: Limits = Limits {
 const NAME: &str = "control socket";
 
 /// Serves the control API on `listener` until the task is aborted.
-pub fn serve(listener: UnixListener, api: Api) -> JoinHandle<()> {
+pub(crate) fn serve(listener: UnixListener, api: Api) -> JoinHandle<()> {
     http_server::serve(listener, LIMITS, NAME, move |request| {
         routes::handle(api.clone(), request)
     })

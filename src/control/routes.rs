@@ -16,7 +16,10 @@ use super::{Api, Request, SignalOutcome, BODY_TIMEOUT, MAX_BODY};
 type Reply = Response<Full<Bytes>>;
 
 /// One request in, one response out; never an error at the HTTP layer.
-pub async fn handle(api: Api, request: hyper::Request<Incoming>) -> Result<Reply, Infallible> {
+pub(super) async fn handle(
+    api: Api,
+    request: hyper::Request<Incoming>,
+) -> Result<Reply, Infallible> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let body = match read_body(request.into_body()).await {
@@ -199,7 +202,7 @@ async fn signal_job(api: &Api, job: &str, body: &[u8]) -> Reply {
 }
 
 /// `SIGHUP`, `HUP` or a number.
-pub fn parse_signal(name: &str) -> Result<Signal, String> {
+pub(super) fn parse_signal(name: &str) -> Result<Signal, String> {
     let upper = name.trim().to_ascii_uppercase();
     let full = if upper.starts_with("SIG") {
         upper

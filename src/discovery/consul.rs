@@ -187,7 +187,7 @@ fn parse_bool(setting: &'static str, value: &str) -> Result<bool, DiscoveryError
 }
 
 /// A client of one Consul agent.
-pub struct ConsulBackend {
+pub(crate) struct ConsulBackend {
     client: Client,
     base: Url,
 }
@@ -201,7 +201,7 @@ impl fmt::Debug for ConsulBackend {
 }
 
 impl ConsulBackend {
-    pub fn new(settings: ConsulSettings) -> Result<ConsulBackend, DiscoveryError> {
+    pub(crate) fn new(settings: ConsulSettings) -> Result<ConsulBackend, DiscoveryError> {
         let mut base = parse_base_url(&settings)?;
         let mut builder = Client::builder().default_headers(auth_headers(&settings)?);
         if settings.scheme == "https" {
@@ -217,7 +217,10 @@ impl ConsulBackend {
     }
 
     /// `PUT /v1/agent/service/register` with a TTL check (docs/design.md, "Discovery").
-    pub async fn register(&self, service: &ServiceRegistration) -> Result<(), DiscoveryError> {
+    pub(crate) async fn register(
+        &self,
+        service: &ServiceRegistration,
+    ) -> Result<(), DiscoveryError> {
         let request = self
             .put(&["v1", "agent", "service", "register"])
             .json(&register_body(service));
@@ -225,7 +228,7 @@ impl ConsulBackend {
     }
 
     /// Sets the check passing; on any non-2xx answer registers again and retries once.
-    pub async fn pass(
+    pub(crate) async fn pass(
         &self,
         service: &ServiceRegistration,
         output: &str,
@@ -250,7 +253,7 @@ impl ConsulBackend {
 
     /// Sets the check critical with `output`. No re-registration: a service the agent does
     /// not know is not advertised, which is what critical means anyway.
-    pub async fn mark_critical(
+    pub(crate) async fn mark_critical(
         &self,
         service: &ServiceRegistration,
         output: &str,
@@ -260,13 +263,16 @@ impl ConsulBackend {
     }
 
     /// `PUT /v1/agent/service/deregister/<ID>`.
-    pub async fn deregister(&self, service: &ServiceRegistration) -> Result<(), DiscoveryError> {
+    pub(crate) async fn deregister(
+        &self,
+        service: &ServiceRegistration,
+    ) -> Result<(), DiscoveryError> {
         let request = self.put(&["v1", "agent", "service", "deregister", &service.id]);
         call("deregister").send(request).await.map(drop)
     }
 
     /// `GET /v1/health/service/<name>?passing=1[&tag=][&dc=][&index=&wait=]`.
-    pub async fn healthy_instances(
+    pub(crate) async fn healthy_instances(
         &self,
         watch: &WatchConfig,
         index: u64,
@@ -306,7 +312,7 @@ impl ConsulBackend {
     /// `GET /v1/<segments>?<params>`, as a blocking query past `index` (at most `wait`)
     /// when `index > 0`. The body (`None` on a 404: an absent KV key) and the index to
     /// block on next. The catalog and KV reads of render templates go through here.
-    pub async fn read(
+    pub(crate) async fn read(
         &self,
         operation: &'static str,
         segments: &[&str],

@@ -45,7 +45,7 @@ const NOT_FOUND: u16 = 404;
 
 /// A client of an etcd cluster.
 #[derive(Debug)]
-pub struct EtcdBackend {
+pub(crate) struct EtcdBackend {
     client: Client,
     endpoints: Vec<String>,
     /// The endpoint that answered last.
@@ -71,7 +71,7 @@ struct StoredInstance {
 }
 
 impl EtcdBackend {
-    pub fn new(config: &EtcdConfig) -> Result<EtcdBackend, DiscoveryError> {
+    pub(crate) fn new(config: &EtcdConfig) -> Result<EtcdBackend, DiscoveryError> {
         if config.endpoints.is_empty() {
             return Err(DiscoveryError::Settings {
                 setting: "etcd.endpoints",
@@ -89,7 +89,10 @@ impl EtcdBackend {
 
     /// Puts the instance under a fresh lease when it registers as passing; otherwise
     /// removes any earlier instance of it.
-    pub async fn register(&self, service: &ServiceRegistration) -> Result<(), DiscoveryError> {
+    pub(crate) async fn register(
+        &self,
+        service: &ServiceRegistration,
+    ) -> Result<(), DiscoveryError> {
         match service.registration_status() {
             CheckStatus::Passing => self.publish(service).await,
             CheckStatus::Warning | CheckStatus::Critical => self.withdraw(service).await,
@@ -97,7 +100,7 @@ impl EtcdBackend {
     }
 
     /// Keeps the lease alive; puts the instance again under a new lease if it is gone.
-    pub async fn pass(&self, service: &ServiceRegistration) -> Result<(), DiscoveryError> {
+    pub(crate) async fn pass(&self, service: &ServiceRegistration) -> Result<(), DiscoveryError> {
         if let Some(lease) = self.lease_of(service) {
             if self.keep_alive(lease).await? > 0 {
                 return Ok(());
@@ -108,7 +111,10 @@ impl EtcdBackend {
     }
 
     /// Revokes the instance's lease and deletes its key: it disappears at once.
-    pub async fn withdraw(&self, service: &ServiceRegistration) -> Result<(), DiscoveryError> {
+    pub(crate) async fn withdraw(
+        &self,
+        service: &ServiceRegistration,
+    ) -> Result<(), DiscoveryError> {
         let lease = self.lock_leases().remove(&service.id);
         if let Some(lease) = lease {
             self.revoke(lease).await?;
@@ -126,7 +132,7 @@ impl EtcdBackend {
     /// The instances under `<prefix>/<name>/` carrying the watch's tag (if any). With
     /// `index > 0`, first waits until something under the prefix changes after revision
     /// `index`, at most the watch's interval.
-    pub async fn healthy_instances(
+    pub(crate) async fn healthy_instances(
         &self,
         watch: &WatchConfig,
         index: u64,

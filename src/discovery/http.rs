@@ -45,7 +45,7 @@ pub(super) struct Call {
 impl Call {
     /// Sends the request; a transport failure is [`DiscoveryError::Unreachable`] and a
     /// non-2xx answer is [`DiscoveryError::Rejected`].
-    pub async fn send(
+    pub(super) async fn send(
         self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, DiscoveryError> {
@@ -55,7 +55,7 @@ impl Call {
 
     /// Like [`Call::send`], but a 404 is an answer (a KV key that does not exist, whose
     /// headers still carry the index to block on), not an error.
-    pub async fn send_or_absent(
+    pub(super) async fn send_or_absent(
         self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, DiscoveryError> {
@@ -85,7 +85,7 @@ impl Call {
     }
 
     /// Reads the whole body of a successful answer and decodes its JSON.
-    pub async fn decode<T: DeserializeOwned>(
+    pub(super) async fn decode<T: DeserializeOwned>(
         self,
         response: reqwest::Response,
     ) -> Result<T, DiscoveryError> {
@@ -93,7 +93,7 @@ impl Call {
         serde_json::from_slice(&body).map_err(|e| self.invalid(e))
     }
 
-    pub fn unreachable(self, source: reqwest::Error) -> DiscoveryError {
+    pub(super) fn unreachable(self, source: reqwest::Error) -> DiscoveryError {
         DiscoveryError::Unreachable {
             backend: self.backend,
             operation: self.operation,
@@ -101,7 +101,7 @@ impl Call {
         }
     }
 
-    pub fn invalid(self, reason: impl std::fmt::Display) -> DiscoveryError {
+    pub(super) fn invalid(self, reason: impl std::fmt::Display) -> DiscoveryError {
         DiscoveryError::InvalidResponse {
             backend: self.backend,
             operation: self.operation,

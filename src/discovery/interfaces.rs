@@ -25,7 +25,7 @@ use nix::net::if_::InterfaceFlags;
 
 /// An IP family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     Inet,
     Inet6,
 }
@@ -41,7 +41,7 @@ impl Family {
 
 /// One parsed interface spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InterfaceSpec {
+pub(crate) enum InterfaceSpec {
     /// `eth0`, `eth0:inet`, `eth0:inet6`.
     Named { interface: String, family: Family },
     /// `eth0[1]`.
@@ -142,7 +142,7 @@ fn check_interface_name(name: &str) -> Result<(), &'static str> {
 
 /// One address of one interface, as the OS reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InterfaceAddress {
+pub(crate) struct InterfaceAddress {
     pub interface: String,
     pub ip: IpAddr,
     /// The interface is a loopback interface.
@@ -156,7 +156,7 @@ impl InterfaceAddress {
 }
 
 /// The IP the first matching spec picks among `addresses` (in any order).
-pub fn select(specs: &[InterfaceSpec], addresses: &[InterfaceAddress]) -> Option<IpAddr> {
+pub(crate) fn select(specs: &[InterfaceSpec], addresses: &[InterfaceAddress]) -> Option<IpAddr> {
     let sorted = sorted(addresses);
     specs.iter().find_map(|spec| pick(spec, &sorted))
 }

@@ -90,7 +90,7 @@ pub enum LockEvent {
 }
 
 /// What a holder wrote to the key, as a waiting contender last read it.
-pub type HolderValue = std::sync::Arc<str>;
+pub(crate) type HolderValue = std::sync::Arc<str>;
 
 /// Why a held lock was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,15 +28,15 @@
 //!   outage, one line on recovery). Loops that must retry (registration, watches) wait
 //!   [`outage::Backoff::next_delay`] between attempts; heartbeats just try again next check.
 
-pub mod consul;
-pub mod etcd;
+pub(crate) mod consul;
+pub(crate) mod etcd;
 mod http;
-pub mod interfaces;
-pub mod kv;
-pub mod lock;
-pub mod outage;
+pub(crate) mod interfaces;
+pub(crate) mod kv;
+pub(crate) mod lock;
+pub(crate) mod outage;
 mod reads;
-pub mod watch;
+pub(crate) mod watch;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -47,16 +47,17 @@ use futures_util::future::join_all;
 
 use crate::config::model::{CheckStatus, Config, EtcdConfig, JobConfig, WatchConfig};
 
-pub use consul::{ConsulBackend, ConsulSettings};
-pub use etcd::EtcdBackend;
-pub use reads::Read;
+pub(crate) use consul::ConsulBackend;
+pub use consul::ConsulSettings;
+pub(crate) use etcd::EtcdBackend;
+pub(crate) use reads::Read;
 
 use outage::{CallKind, OutageLog};
 
 /// How long the telemetry service's TTL is (docs/design.md, "Discovery").
-pub const TELEMETRY_TTL: Duration = Duration::from_secs(15);
+pub(crate) const TELEMETRY_TTL: Duration = Duration::from_secs(15);
 /// How often the telemetry service heartbeats (docs/design.md, "Discovery").
-pub const TELEMETRY_HEARTBEAT: Duration = Duration::from_secs(5);
+pub(crate) const TELEMETRY_HEARTBEAT: Duration = Duration::from_secs(5);
 /// The most check output sent to the catalog: the last 4 KiB.
 pub const MAX_CHECK_OUTPUT: usize = 4096;
 
@@ -108,12 +109,12 @@ impl ServiceRegistration {
 }
 
 /// The catalog ID of a service: `<name>-<hostname>`, as ContainerPilot did.
-pub fn service_id(name: &str, hostname: &str) -> String {
+pub(crate) fn service_id(name: &str, hostname: &str) -> String {
     format!("{name}-{hostname}")
 }
 
 /// This machine's (container's) hostname, for [`service_id`].
-pub fn hostname() -> std::io::Result<String> {
+pub(crate) fn hostname() -> std::io::Result<String> {
     let name = nix::unistd::gethostname().map_err(std::io::Error::from)?;
     Ok(name.to_string_lossy().into_owned())
 }
@@ -350,7 +351,7 @@ const _: () = {
 };
 
 /// The last [`MAX_CHECK_OUTPUT`] bytes of `output`, cut at a character boundary.
-pub fn check_output_tail(output: &str) -> &str {
+pub(crate) fn check_output_tail(output: &str) -> &str {
     let mut start = output.len().saturating_sub(MAX_CHECK_OUTPUT);
     while !output.is_char_boundary(start) {
         start += 1;

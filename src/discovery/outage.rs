@@ -17,20 +17,20 @@ use std::time::{Duration, Instant};
 use super::DiscoveryError;
 
 /// The first retry delay after a failed catalog call.
-pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// The longest retry delay.
-pub const MAX_RETRY: Duration = Duration::from_secs(30);
+pub(crate) const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// Capped exponential backoff: `first`, `2·first`, `4·first`, ... up to `max`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     first: Duration,
     max: Duration,
     next: Duration,
 }
 
 impl Backoff {
-    pub fn new(first: Duration, max: Duration) -> Backoff {
+    pub(crate) fn new(first: Duration, max: Duration) -> Backoff {
         Backoff {
             first,
             max,
@@ -39,14 +39,14 @@ impl Backoff {
     }
 
     /// How long to wait before the next attempt; each call doubles the following delay.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let delay = self.next;
         self.next = self.next.saturating_mul(2).min(self.max);
         delay
     }
 
     /// After a success: the next failure waits `first` again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = self.first.min(self.max);
     }
 }
@@ -60,7 +60,7 @@ impl Default for Backoff {
 
 /// The kinds of catalog calls, which can fail independently of each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallKind {
+pub(crate) enum CallKind {
     /// Registering, heartbeats, deregistering: the local agent (Consul) or the leases (etcd).
     Agent,
     /// Health queries of watches: Consul answers them from its servers.
@@ -80,7 +80,7 @@ impl CallKind {
 
 /// Whether the catalog is in an outage, and since when.
 #[derive(Debug, Default)]
-pub struct OutageLog {
+pub(crate) struct OutageLog {
     outage: Option<Outage>,
 }
 
@@ -94,7 +94,7 @@ struct Outage {
 
 /// The end of an outage.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     /// Calls that failed during the outage.
     pub failures: u64,
     pub lasted: Duration,
@@ -103,7 +103,7 @@ pub struct Recovery {
 impl OutageLog {
     /// Records a failed call of `kind`. The first failure of an outage is logged as a warning
     /// (and returns true); the following ones only at debug level.
-    pub fn failed(&mut self, kind: CallKind, error: &DiscoveryError) -> bool {
+    pub(crate) fn failed(&mut self, kind: CallKind, error: &DiscoveryError) -> bool {
         let now = Instant::now();
         match &mut self.outage {
             Some(outage) => {
@@ -131,7 +131,7 @@ impl OutageLog {
 
     /// Records a successful call of `kind` whose request was sent at `sent`. Ends the outage
     /// (logged) when no kind of call is failing any more.
-    pub fn succeeded(&mut self, kind: CallKind, sent: Instant) -> Option<Recovery> {
+    pub(crate) fn succeeded(&mut self, kind: CallKind, sent: Instant) -> Option<Recovery> {
         let outage = self.outage.as_mut()?;
         let failing = &mut outage.failing_since[kind.index()];
         if failing.is_some_and(|first_failure| sent >= first_failure) {

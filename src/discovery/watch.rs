@@ -64,7 +64,7 @@ impl WatchState {
 
 /// Consul's rules for blocking indexes: if the index went backwards (the agent lost its
 /// state, a snapshot was restored) start over from 0; otherwise never block on 0 again.
-pub fn next_index(previous: u64, returned: u64) -> u64 {
+pub(crate) fn next_index(previous: u64, returned: u64) -> u64 {
     if returned < previous {
         0
     } else {

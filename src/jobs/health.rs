@@ -41,13 +41,13 @@ const OUTPUT_DRAIN: Duration = Duration::from_millis(100);
 
 /// The outcome of one check, with the output the catalog should show.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(super) enum Outcome {
     Passed(String),
     Failed(String),
 }
 
 /// Starts the check loop for `job`; cancel the token to stop it.
-pub fn spawn(
+pub(super) fn spawn(
     job: String,
     config: HealthConfig,
     shared: Shared,
@@ -139,7 +139,7 @@ impl Checks {
 
 /// The telemetry service has no check: it heartbeats every 5 s while
 /// autopilot runs (docs/design.md, "Discovery").
-pub fn spawn_heartbeat(tasks: &Tasks, registration: Arc<Registration>) -> CancellationToken {
+pub(super) fn spawn_heartbeat(tasks: &Tasks, registration: Arc<Registration>) -> CancellationToken {
     tasks.spawn(async move {
         let mut ticker = tokio::time::interval(TELEMETRY_HEARTBEAT);
         loop {

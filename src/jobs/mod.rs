@@ -20,7 +20,7 @@ mod output;
 mod registration;
 mod render;
 mod restart;
-pub mod spawner;
+pub(crate) mod spawner;
 #[cfg(test)]
 mod tests;
 
@@ -41,22 +41,22 @@ use crate::process::SpawnSpec;
 use crate::reaper::{ExitStatus, Reaper};
 use crate::tasks::Tasks;
 
-pub use registration::InCatalog;
+pub(crate) use registration::InCatalog;
 use registration::Registration;
 use restart::Backoff;
-pub use spawner::{Child, ProcessSpawner, Spawner};
+pub(crate) use spawner::{Child, ProcessSpawner, Spawner};
 
 /// How long a stopping job waits for the catalog to confirm deregistration
 /// before it signals its process anyway.
-pub const DEREGISTER_LIMIT: Duration = Duration::from_secs(2);
+pub(crate) const DEREGISTER_LIMIT: Duration = Duration::from_secs(2);
 
 /// How long a job that only starts on `shutdown`/`stopping`/`stopped` (a
 /// preStop or postStop hook) may run once the shutdown has begun.
-pub const HOOK_RUN_LIMIT: Duration = Duration::from_secs(5);
+pub(crate) const HOOK_RUN_LIMIT: Duration = Duration::from_secs(5);
 
 /// What jobs tell the supervisor.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Report {
+pub(crate) enum Report {
     /// The job's process started.
     Started {
         job: String,
@@ -82,7 +82,7 @@ pub enum Report {
 
 /// Shutdown progress, broadcast by the supervisor to every job.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ShutdownState {
+pub(crate) struct ShutdownState {
     /// A second SIGTERM/SIGINT: skip every remaining wait.
     pub hurry: bool,
     /// Every job that is not a shutdown hook has finished: hooks still
@@ -95,7 +95,7 @@ pub struct ShutdownState {
 
 /// What every job task shares, whatever the configuration.
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// Starts the jobs' runs.
     pub spawner: Arc<dyn Spawner>,
     /// Health checks' processes are reaped through it.
@@ -116,7 +116,7 @@ pub struct Shared {
 
 /// A service to keep in a catalog: the registration and the catalog.
 #[derive(Debug, Clone)]
-pub struct Advertisement {
+pub(crate) struct Advertisement {
     pub service: ServiceRegistration,
     pub discovery: Arc<Discovery>,
 }
@@ -131,7 +131,7 @@ impl PartialEq for Advertisement {
 /// One job to run: its configuration, the jobs that run on its `stopping`,
 /// and its catalog registration if it advertises a service.
 #[derive(Debug, Clone)]
-pub struct JobSpec {
+pub(crate) struct JobSpec {
     pub config: JobConfig,
     pub dependents: Vec<String>,
     pub advertisement: Option<Advertisement>,
@@ -141,7 +141,7 @@ pub struct JobSpec {
 
 /// How a job's task begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     /// Wait for its `when` event.
     Waiting,
     /// Its `when` event already happened (the job is new or changed in a
@@ -152,7 +152,7 @@ pub enum Start {
 
 /// Does this job only start on shutdown-time events (a preStop/postStop hook)?
 /// Such jobs stay alive during shutdown until their trigger fires.
-pub fn is_shutdown_hook(job: &JobConfig) -> bool {
+pub(crate) fn is_shutdown_hook(job: &JobConfig) -> bool {
     matches!(
         job.when,
         When::Event {
@@ -164,7 +164,7 @@ pub fn is_shutdown_hook(job: &JobConfig) -> bool {
 
 /// The names of the jobs that start on `stopping` of `job`: a stopping job
 /// waits (up to its `stopTimeout`) for their `stopped` before it stops itself.
-pub fn stopping_dependents(job: &str, all: &[JobConfig]) -> Vec<String> {
+pub(crate) fn stopping_dependents(job: &str, all: &[JobConfig]) -> Vec<String> {
     all.iter()
         .filter(|other| {
             matches!(&other.when, When::Event { code: EventCode::Stopping, source, .. } if source == job)
@@ -190,7 +190,7 @@ async fn render_data_changed(renderer: &mut Option<render::Renderer>) {
 
 /// Orders the supervisor gives one job.
 #[derive(Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Stop gracefully and finish, as at shutdown (a job a reload removed).
     Stop,
     /// Send a signal to the job's process group; the reply says whether a
@@ -209,28 +209,28 @@ pub enum Command {
 
 /// The supervisor's handle on a running job task.
 #[derive(Debug, Clone)]
-pub struct Handle {
+pub(crate) struct Handle {
     commands: mpsc::UnboundedSender<Command>,
 }
 
 impl Handle {
     /// Asks the job to stop gracefully (it then publishes `stopped` and finishes).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.send(Command::Stop);
     }
 
     /// Gives the job a new configuration (see [`Command::Replace`]).
-    pub fn replace(&self, spec: JobSpec, start: Start) {
+    pub(crate) fn replace(&self, spec: JobSpec, start: Start) {
         self.send(Command::Replace(Box::new(spec), start));
     }
 
     /// Updates the job's surroundings (see [`Command::Refresh`]).
-    pub fn refresh(&self, spec: JobSpec) {
+    pub(crate) fn refresh(&self, spec: JobSpec) {
         self.send(Command::Refresh(Box::new(spec)));
     }
 
     /// Signals the job's process group; false if no process was running.
-    pub async fn signal(&self, signal: Signal) -> bool {
+    pub(crate) async fn signal(&self, signal: Signal) -> bool {
         let (reply, answer) = oneshot::channel();
         if self.commands.send(Command::Signal(signal, reply)).is_err() {
             return false;
@@ -246,7 +246,7 @@ impl Handle {
 
 /// Starts the task for one job. It subscribes to the bus at once, so it sees
 /// every event published after this call returns.
-pub fn spawn(spec: JobSpec, shared: Shared, start: Start) -> Handle {
+pub(crate) fn spawn(spec: JobSpec, shared: Shared, start: Start) -> Handle {
     let events = shared.bus.subscribe();
     let (commands, command_receiver) = mpsc::unbounded_channel();
     let job = Job::new(spec, shared, events, command_receiver);

@@ -17,7 +17,7 @@ use crate::tasks::Tasks;
 /// keeping the last bytes of both streams in `tail`. Returns the relay tasks;
 /// autopilot's exit waits for them (see [`Tasks::track`]), so a hook's last
 /// lines are logged even when autopilot exits right after it.
-pub fn relay(
+pub(super) fn relay(
     process: &mut Process,
     label: &OutputLabel,
     format: Format,

@@ -44,7 +44,7 @@ enum Wish {
 /// How many of autopilot's services are (believed to be) in the catalog, shared
 /// by every registrar.
 #[derive(Debug, Clone, Default)]
-pub struct InCatalog(Arc<watch::Sender<usize>>);
+pub(crate) struct InCatalog(Arc<watch::Sender<usize>>);
 
 impl InCatalog {
     fn changed(&self, registered: bool) {
@@ -59,7 +59,7 @@ impl InCatalog {
 
     /// Waits, at most `limit`, until no service is left in the catalog. Every
     /// stopping job deregisters its service within [`super::DEREGISTER_LIMIT`].
-    pub async fn wait_until_none(&self, limit: Duration) {
+    pub(crate) async fn wait_until_none(&self, limit: Duration) {
         let mut count = self.0.subscribe();
         let none = count.wait_for(|count| *count == 0);
         if tokio::time::timeout(limit, none).await.is_err() {
@@ -70,7 +70,7 @@ impl InCatalog {
 
 /// The job's handle on its registrar.
 #[derive(Debug)]
-pub struct Registration {
+pub(super) struct Registration {
     wish: watch::Sender<Wish>,
     /// True while the service is (or may be, a registration being under way)
     /// in the catalog.
@@ -81,7 +81,7 @@ pub struct Registration {
 impl Registration {
     /// Starts the registrar for `service`. A service with an initial status
     /// registers at once; the others on their first passing check.
-    pub fn start(
+    pub(super) fn start(
         service: ServiceRegistration,
         discovery: Arc<Discovery>,
         maintenance: watch::Receiver<bool>,
@@ -110,13 +110,13 @@ impl Registration {
     }
 
     /// A passing check: heartbeat (registering first if needed).
-    pub fn passing(&self, output: &str) {
+    pub(super) fn passing(&self, output: &str) {
         self.want(CheckStatus::Passing, output);
     }
 
     /// A failing check: set the catalog check critical at once, with the
     /// check's output [beyond: ContainerPilot let the TTL lapse].
-    pub fn critical(&self, output: &str) {
+    pub(super) fn critical(&self, output: &str) {
         self.want(CheckStatus::Critical, output);
     }
 
@@ -136,7 +136,7 @@ impl Registration {
 
     /// Takes the service out of the catalog and waits, at most `limit`, until
     /// that is done.
-    pub async fn deregister(&self, limit: Duration) {
+    pub(super) async fn deregister(&self, limit: Duration) {
         self.wish.send_replace(Wish::Absent);
         let mut registered = self.registered.clone();
         let done = registered.wait_for(|registered| !registered);

@@ -26,11 +26,11 @@ use crate::config::template::{self, Catalog, Dependency};
 use crate::config::{Env, TextPosition};
 use crate::discovery::Discovery;
 
-pub use follow::Follower;
+pub(super) use follow::Follower;
 
 /// What a render did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(super) enum Outcome {
     /// The text differs from the job's previous render (at its first render:
     /// from what the file held), or the file did not hold it: the file now
     /// holds it.
@@ -42,7 +42,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RenderError {
+pub(super) enum RenderError {
     #[error("cannot read the template {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
     #[error("template {path}:{position}: {message}")]
@@ -59,7 +59,7 @@ pub enum RenderError {
 
 /// A render job's template and the data behind it.
 #[derive(Debug)]
-pub struct Renderer {
+pub(super) struct Renderer {
     config: RenderConfig,
     follower: Option<Follower>,
     /// The last render read catalog data (so it may change).
@@ -73,7 +73,7 @@ pub struct Renderer {
 
 impl Renderer {
     /// Must be called inside the runtime: the follower is a task.
-    pub fn new(config: RenderConfig, discovery: Option<Arc<Discovery>>) -> Renderer {
+    pub(super) fn new(config: RenderConfig, discovery: Option<Arc<Discovery>>) -> Renderer {
         let follower = discovery.map(|discovery| Follower::start(discovery, config.wait));
         let held = fs::read_to_string(&config.output).ok();
         Renderer {
@@ -86,17 +86,17 @@ impl Renderer {
 
     /// Did the last render read catalog data? The job then stays to render
     /// again when the data changes, even after its last run.
-    pub fn follows_data(&self) -> bool {
+    pub(super) fn follows_data(&self) -> bool {
         self.follows_data.load(Ordering::Relaxed)
     }
 
-    pub fn output(&self) -> &Path {
+    pub(super) fn output(&self) -> &Path {
         &self.config.output
     }
 
     /// Renders with the data fetched so far, and tells the follower what
     /// the template read.
-    pub fn render(&self, env: &Env) -> Result<Outcome, RenderError> {
+    pub(super) fn render(&self, env: &Env) -> Result<Outcome, RenderError> {
         let catalog = self
             .follower
             .as_ref()
@@ -120,7 +120,7 @@ impl Renderer {
 
     /// Resolves when the data behind the template changed (never without a
     /// catalog).
-    pub async fn data_changed(&mut self) {
+    pub(super) async fn data_changed(&mut self) {
         match &mut self.follower {
             Some(follower) => follower.changed().await,
             None => std::future::pending().await,

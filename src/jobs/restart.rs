@@ -9,16 +9,16 @@
 use std::time::Duration;
 
 /// The longest wait between restarts.
-pub const MAX_DELAY: Duration = Duration::from_secs(300);
+pub(super) const MAX_DELAY: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(super) struct Backoff {
     base: Duration,
     current: Duration,
 }
 
 impl Backoff {
-    pub fn new(base: Duration) -> Backoff {
+    pub(super) fn new(base: Duration) -> Backoff {
         Backoff {
             base,
             current: base,
@@ -26,7 +26,7 @@ impl Backoff {
     }
 
     /// The delay before the next restart, given how the last run went.
-    pub fn next(&mut self, succeeded: bool, ran_for: Duration) -> Duration {
+    pub(super) fn next(&mut self, succeeded: bool, ran_for: Duration) -> Duration {
         if ran_for > self.current {
             self.current = self.base;
         }

@@ -24,7 +24,7 @@ use crate::telemetry::Metrics;
 use super::output;
 
 /// Starts a job's runs.
-pub trait Spawner: Send + Sync {
+pub(crate) trait Spawner: Send + Sync {
     /// Starts one run of `job` (whose role says how its output is treated).
     fn spawn(
         &self,
@@ -35,7 +35,7 @@ pub trait Spawner: Send + Sync {
 }
 
 /// One run's process, as the job sees it.
-pub trait Child: Send + Sync {
+pub(crate) trait Child: Send + Sync {
     fn pid(&self) -> Pid;
     /// Signals the run's whole process group.
     fn signal_group(&self, signal: Signal);
@@ -61,7 +61,7 @@ impl Child for Process {
 /// Stops a run: `signal` to its group, then SIGKILL after `grace` or as soon
 /// as `hurry` resolves (a second SIGTERM). Returns its exit status. A run that
 /// already exited is not signalled (its group id may be reused).
-pub async fn stop(
+pub(crate) async fn stop(
     child: &mut dyn Child,
     signal: Signal,
     grace: std::time::Duration,
@@ -81,7 +81,7 @@ pub async fn stop(
 }
 
 /// Real processes: one process group per run, output relayed into the log.
-pub struct ProcessSpawner {
+pub(crate) struct ProcessSpawner {
     pub reaper: Reaper,
     /// The configuration's dialect (2.x logs job stderr at DEBUG).
     pub format: Format,

@@ -32,7 +32,7 @@ use super::LoggingError;
 
 /// The `tracing` target of relayed output lines; the `default` format prints
 /// them without fields.
-pub const OUTPUT_TARGET: &str = "autopilot::output";
+pub(super) const OUTPUT_TARGET: &str = "autopilot::output";
 /// The field of an output event that holds its batch of lines, each followed
 /// by `\n`.
 pub(super) const LINES_FIELD: &str = "lines";

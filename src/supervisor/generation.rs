@@ -104,7 +104,7 @@ impl Generation {
     /// `previous` already runs where the configuration is unchanged.
     /// Nothing runs and nothing of `previous` changes until
     /// [`Prepared::commit`].
-    pub fn prepare(
+    pub(super) fn prepare(
         config: Config,
         env: &Environment,
         previous: Option<&Generation>,
@@ -138,7 +138,7 @@ impl Generation {
     }
 
     /// The advertisement of `job`, when it has a service and there is a catalog.
-    pub fn advertisement(&self, job: &str) -> Option<Advertisement> {
+    pub(super) fn advertisement(&self, job: &str) -> Option<Advertisement> {
         Some(Advertisement {
             service: self.services.get(job)?.clone(),
             discovery: self.discovery.clone()?,
@@ -149,7 +149,7 @@ impl Generation {
 impl Prepared {
     /// Starts what changed and retires what `previous` ran that is gone or
     /// replaced; returns the new running generation.
-    pub fn commit(self, previous: Option<&mut Generation>, ground: &Ground) -> Generation {
+    pub(super) fn commit(self, previous: Option<&mut Generation>, ground: &Ground) -> Generation {
         let (mut old_telemetry, old_watches, old_kv_watches, old_discovery) = match previous {
             Some(previous) => (
                 previous.telemetry.take(),

@@ -52,7 +52,7 @@ pub const SHUTDOWN_SIGNAL_BURST: Duration = Duration::from_secs(1);
 
 /// How requests to stop (SIGTERM, SIGINT) reach the APP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopRequests {
+pub(crate) enum StopRequests {
     /// With a configuration, ContainerPilot's way: the APP gets its stop
     /// signal, and a later request skips the remaining waits.
     Graceful,
@@ -64,10 +64,10 @@ pub enum StopRequests {
 /// Re-reads, renders (with the given environment: autopilot's, as `-putenv`
 /// changed it) and validates the configuration, for reload; the error is the
 /// message to show the user.
-pub type Reloader = Box<dyn Fn(&Env) -> Result<Config, String>>;
+pub(crate) type Reloader = Box<dyn Fn(&Env) -> Result<Config, String>>;
 
 /// Runs `config` to completion and returns autopilot's exit code.
-pub fn run(
+pub(crate) fn run(
     config: Config,
     reloader: Option<Reloader>,
     log: LogHandle,
@@ -97,7 +97,7 @@ pub fn run(
 
 /// Why the supervisor could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error("cannot set up signal handling or reaping: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]

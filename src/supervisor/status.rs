@@ -14,7 +14,7 @@ use crate::jobs::Report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum JobState {
+pub(super) enum JobState {
     /// Waiting for its `when`, a restart or the next interval.
     Waiting,
     Running,
@@ -24,13 +24,13 @@ pub enum JobState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Health {
+pub(super) enum Health {
     Healthy,
     Unhealthy,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct JobStatus {
+pub(super) struct JobStatus {
     pub name: String,
     pub state: JobState,
     pub pid: Option<i32>,
@@ -48,13 +48,13 @@ pub struct JobStatus {
 
 /// Every job's status, in configuration order.
 #[derive(Debug, Default)]
-pub struct StatusBoard {
+pub(super) struct StatusBoard {
     jobs: Vec<JobStatus>,
 }
 
 impl StatusBoard {
     /// A job (re)appears, waiting; `service` is its catalog registration.
-    pub fn add(&mut self, name: &str, service: Option<&ServiceRegistration>) {
+    pub(super) fn add(&mut self, name: &str, service: Option<&ServiceRegistration>) {
         self.jobs.retain(|job| job.name != name);
         self.jobs.push(JobStatus {
             name: name.to_string(),
@@ -69,7 +69,7 @@ impl StatusBoard {
     }
 
     /// Where a job is registered, after a reload (its state is kept).
-    pub fn set_service(&mut self, name: &str, service: Option<&ServiceRegistration>) {
+    pub(super) fn set_service(&mut self, name: &str, service: Option<&ServiceRegistration>) {
         self.update(name, |status| {
             status.address = service.map(|s| s.address.to_string());
             status.port = service.map(|s| s.port);
@@ -77,16 +77,16 @@ impl StatusBoard {
     }
 
     /// A job a reload removed, once it is gone.
-    pub fn remove(&mut self, name: &str) {
+    pub(super) fn remove(&mut self, name: &str) {
         self.jobs.retain(|job| job.name != name);
     }
 
     /// Is this job listed (running or not)?
-    pub fn knows(&self, name: &str) -> bool {
+    pub(super) fn knows(&self, name: &str) -> bool {
         self.jobs.iter().any(|job| job.name == name)
     }
 
-    pub fn on_report(&mut self, report: &Report) {
+    pub(super) fn on_report(&mut self, report: &Report) {
         match report {
             Report::Started { job, pid, .. } => self.update(job, |status| {
                 status.state = JobState::Running;
@@ -114,7 +114,7 @@ impl StatusBoard {
         }
     }
 
-    pub fn on_event(&mut self, event: &Event) {
+    pub(super) fn on_event(&mut self, event: &Event) {
         let source = &*event.source;
         match event.code {
             EventCode::Healthy => self.update(source, |s| s.health = Some(Health::Healthy)),
@@ -137,7 +137,7 @@ impl StatusBoard {
     }
 
     /// The status document; `watches` maps each watch to its healthy instances.
-    pub fn to_json(&self, maintenance: bool, watches: &BTreeMap<String, usize>) -> Value {
+    pub(super) fn to_json(&self, maintenance: bool, watches: &BTreeMap<String, usize>) -> Value {
         let watches: Vec<Value> = watches
             .iter()
             .map(|(name, instances)| serde_json::json!({ "name": name, "instances": instances }))
@@ -165,7 +165,7 @@ impl StatusBoard {
 /// job that finished is `unknown`, as ContainerPilot 3.8 reset it when its
 /// last run ended; its telemetry service `containerpilot` is always `healthy`.
 /// **\[beyond\]** With `locks`, `Locks` (`Name`, `Holding`, `Since`).
-pub fn containerpilot_document(status: &Value) -> Value {
+pub(super) fn containerpilot_document(status: &Value) -> Value {
     let maintenance = status["maintenance"] == true;
     let (mut jobs, mut services) = (Vec::new(), Vec::new());
     for job in status["jobs"].as_array().into_iter().flatten() {

@@ -129,7 +129,7 @@ impl ServiceQuery {
 }
 
 /// Parses `services`' optional `@dc` argument.
-pub fn services_dc(text: &str) -> Result<Option<String>, String> {
+pub(super) fn services_dc(text: &str) -> Result<Option<String>, String> {
     match text.strip_prefix('@') {
         _ if text.is_empty() => Ok(None),
         Some(dc) if !dc.is_empty() && !dc.contains(['@', '/', '|', ' ']) => {
@@ -182,19 +182,19 @@ pub enum Fetched {
 }
 
 /// Everything fetched so far for one template.
-pub type Catalog = BTreeMap<Dependency, Fetched>;
+pub(crate) type Catalog = BTreeMap<Dependency, Fetched>;
 
 /// A catalog being read by one render: records what the template used and
 /// what it still lacks.
 #[derive(Debug)]
-pub struct Reader<'a> {
+pub(super) struct Reader<'a> {
     catalog: &'a Catalog,
     used: RefCell<BTreeSet<Dependency>>,
     missing: RefCell<BTreeSet<Dependency>>,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(catalog: &'a Catalog) -> Reader<'a> {
+    pub(super) fn new(catalog: &'a Catalog) -> Reader<'a> {
         Reader {
             catalog,
             used: RefCell::default(),
@@ -203,7 +203,7 @@ impl<'a> Reader<'a> {
     }
 
     /// What the render read, and what of it was not there yet.
-    pub fn into_dependencies(self) -> (BTreeSet<Dependency>, BTreeSet<Dependency>) {
+    pub(super) fn into_dependencies(self) -> (BTreeSet<Dependency>, BTreeSet<Dependency>) {
         (self.used.into_inner(), self.missing.into_inner())
     }
 
@@ -218,7 +218,7 @@ impl<'a> Reader<'a> {
 
     /// `service "query"`: the instances passing the query's health filter,
     /// sorted by node, then ID (in Consul's order with `~near`).
-    pub fn service(&self, query: &str) -> Result<Value, String> {
+    pub(super) fn service(&self, query: &str) -> Result<Value, String> {
         let query = ServiceQuery::parse(query)?;
         let instances = match self.read(Dependency::Service(query.clone())) {
             Some(Fetched::Instances(instances)) => instances.as_slice(),
@@ -239,7 +239,7 @@ impl<'a> Reader<'a> {
 
     /// `services ["@dc"]`: the catalog's services sorted by name, each with
     /// `.Name` and `.Tags`.
-    pub fn services(&self, dc: &str) -> Result<Value, String> {
+    pub(super) fn services(&self, dc: &str) -> Result<Value, String> {
         let dc = services_dc(dc)?;
         let services = match self.read(Dependency::Services { dc }) {
             Some(Fetched::Services(services)) => services.as_slice(),
@@ -273,7 +273,7 @@ impl<'a> Reader<'a> {
 
     /// `key "path"`: the value; an absent key holds the render back until it
     /// exists, as in consul-template.
-    pub fn key(&self, path: &str) -> Value {
+    pub(super) fn key(&self, path: &str) -> Value {
         let (fetched, value) = self.key_value(path);
         if fetched && value.is_none() {
             self.missing
@@ -284,12 +284,12 @@ impl<'a> Reader<'a> {
     }
 
     /// `keyExists "path"`.
-    pub fn key_exists(&self, path: &str) -> Value {
+    pub(super) fn key_exists(&self, path: &str) -> Value {
         Value::Bool(self.key_value(path).1.is_some())
     }
 
     /// `keyOrDefault "path" "default"`: the default while the key is absent.
-    pub fn key_or_default(&self, path: &str, fallback: &str) -> Value {
+    pub(super) fn key_or_default(&self, path: &str, fallback: &str) -> Value {
         Value::Str(
             self.key_value(path)
                 .1
@@ -301,7 +301,7 @@ impl<'a> Reader<'a> {
     /// "prefix"` (every key below it): pairs with `.Key` relative to the
     /// prefix, `.Path` and `.Value`, sorted by key, folders left out. The
     /// `safe` forms hold the render back while the prefix holds nothing.
-    pub fn pairs(&self, prefix: &str, listing: Listing) -> Value {
+    pub(super) fn pairs(&self, prefix: &str, listing: Listing) -> Value {
         let prefix = kv_path(prefix);
         let dependency = Dependency::Prefix(prefix.clone());
         let pairs = match self.read(dependency.clone()) {
@@ -340,7 +340,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `datacenters`: every known datacenter, sorted.
-    pub fn datacenters(&self) -> Value {
+    pub(super) fn datacenters(&self) -> Value {
         let mut names = match self.read(Dependency::Datacenters) {
             Some(Fetched::Datacenters(names)) => names.clone(),
             _ => Vec::new(),
@@ -352,7 +352,7 @@ impl<'a> Reader<'a> {
 
 /// Which KV listing function is reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listing {
+pub(super) enum Listing {
     /// `ls`
     Level,
     /// `safeLs`

@@ -11,14 +11,14 @@ use super::TemplateError;
 
 /// A call of one of consul-template's catalog or KV functions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataCall {
+pub(crate) struct DataCall {
     pub name: String,
     /// The byte offset of the call in the source.
     pub offset: usize,
 }
 
 /// Checks every call in `nodes`; gives the calls that read the catalog.
-pub fn check(nodes: &[Node]) -> Result<Vec<DataCall>, TemplateError> {
+pub(super) fn check(nodes: &[Node]) -> Result<Vec<DataCall>, TemplateError> {
     let mut calls = Vec::new();
     list(nodes, &mut calls)?;
     Ok(calls)

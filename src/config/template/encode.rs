@@ -15,7 +15,7 @@ use serde_json::{Map, Number, Value as Json};
 use super::exec::Value;
 
 /// `parseJSON`: an empty string is an empty map, as in consul-template.
-pub fn parse_json(text: &str) -> Result<Value, String> {
+pub(super) fn parse_json(text: &str) -> Result<Value, String> {
     if text.is_empty() {
         return Ok(Value::Dict(Rc::default()));
     }
@@ -38,7 +38,7 @@ fn from_json(json: Json) -> Value {
 }
 
 /// `toJSON` (`pretty`: `toJSONPretty`, two-space indents).
-pub fn to_json(value: &Value, pretty: bool) -> Result<Value, String> {
+pub(super) fn to_json(value: &Value, pretty: bool) -> Result<Value, String> {
     let json = json_of(value)?;
     let text = if pretty {
         serde_json::to_string_pretty(&json)
@@ -108,7 +108,7 @@ fn go_html_escape(text: &str) -> String {
 
 /// `toYAML`: block style, keys sorted, lists at their key's indentation (as
 /// go-yaml writes them), no trailing newline.
-pub fn to_yaml(value: &Value) -> Result<Value, String> {
+pub(super) fn to_yaml(value: &Value) -> Result<Value, String> {
     let mut out = String::new();
     yaml_block(&json_of(value)?, 0, &mut out);
     Ok(Value::Str(out.trim_end().to_string()))

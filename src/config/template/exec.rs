@@ -18,12 +18,12 @@ use super::TemplateError;
 /// Executions longer than this many steps are stopped.
 const MAX_STEPS: u64 = 5_000_000;
 /// Rendered output larger than this is refused.
-pub const MAX_OUTPUT: usize = 16 << 20;
+pub(super) const MAX_OUTPUT: usize = 16 << 20;
 
 /// A number literal: Go's untyped constants become `int` when integral in
 /// syntax and `float64` otherwise.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Number {
+pub(super) enum Number {
     Int(i64),
     Float(f64),
 }
@@ -31,7 +31,7 @@ pub enum Number {
 impl Number {
     /// Parses Go number syntax (`42`, `-7`, `0x1F`, `0o17`, `017`, `0b101`,
     /// `1_000`, `1.5`, `1e3`, `.5`).
-    pub fn parse(text: &str) -> Option<Number> {
+    pub(super) fn parse(text: &str) -> Option<Number> {
         let (negative, body) = match text.as_bytes().first()? {
             b'-' => (true, &text[1..]),
             b'+' => (false, &text[1..]),
@@ -78,7 +78,7 @@ impl Number {
 /// environment and catalog metadata; other maps come from `parseJSON`,
 /// `explode`, `byKey` and `byTag`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(super) enum Value {
     Nil,
     Bool(bool),
     Int(i64),
@@ -93,12 +93,12 @@ pub enum Value {
 }
 
 /// The scratch pad's storage.
-pub type Scratch = Rc<RefCell<BTreeMap<String, Value>>>;
+pub(super) type Scratch = Rc<RefCell<BTreeMap<String, Value>>>;
 
 /// What a Go template sees as a pointer to a struct: named fields, and an
 /// error for any other field name.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Record {
+pub(super) struct Record {
     /// The Go type name, for `%T` and error messages.
     pub type_name: &'static str,
     pub fields: Vec<(&'static str, Value)>,
@@ -106,7 +106,7 @@ pub struct Record {
 
 impl Value {
     /// Go's `isTrue`: the zero value and empty collections are false.
-    pub fn is_true(&self) -> bool {
+    pub(super) fn is_true(&self) -> bool {
         match self {
             Value::Nil => false,
             Value::Bool(b) => *b,
@@ -121,7 +121,7 @@ impl Value {
     }
 
     /// The entries of a map value, in key order.
-    pub fn entries(&self) -> Option<Vec<(String, Value)>> {
+    pub(super) fn entries(&self) -> Option<Vec<(String, Value)>> {
         match self {
             Value::Map(map) => Some(
                 map.iter()
@@ -134,7 +134,7 @@ impl Value {
     }
 
     /// The Go type name, as error messages and `%T` show it.
-    pub fn type_name(&self) -> String {
+    pub(super) fn type_name(&self) -> String {
         match self {
             Value::Nil => "<nil>".into(),
             Value::Bool(_) => "bool".into(),
@@ -165,7 +165,7 @@ impl From<Number> for Value {
 
 /// Executes `nodes` with the environment as dot; `catalog` feeds
 /// consul-template's data functions.
-pub fn execute(
+pub(super) fn execute(
     nodes: &[Node],
     env: Rc<BTreeMap<String, String>>,
     catalog: Option<&Reader<'_>>,

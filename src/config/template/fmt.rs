@@ -7,7 +7,7 @@
 use super::exec::Value;
 
 /// What an action prints for its value (a nil value prints `<no value>`).
-pub fn print_value(value: &Value) -> String {
+pub(super) fn print_value(value: &Value) -> String {
     match value {
         Value::Nil => "<no value>".to_string(),
         other => plain(other),
@@ -20,7 +20,7 @@ fn plain(value: &Value) -> String {
 }
 
 /// `fmt.Sprint`: a space between operands when neither is a string.
-pub fn sprint(args: &[Value]) -> String {
+pub(super) fn sprint(args: &[Value]) -> String {
     let mut out = String::new();
     for (i, arg) in args.iter().enumerate() {
         let is_string = matches!(arg, Value::Str(_));
@@ -33,7 +33,7 @@ pub fn sprint(args: &[Value]) -> String {
 }
 
 /// `fmt.Sprintln`: spaces between all operands and a final newline.
-pub fn sprintln(args: &[Value]) -> String {
+pub(super) fn sprintln(args: &[Value]) -> String {
     let mut out = args.iter().map(nil_or_plain).collect::<Vec<_>>().join(" ");
     out.push('\n');
     out
@@ -61,7 +61,7 @@ struct Spec {
 }
 
 /// `fmt.Sprintf`.
-pub fn sprintf(format: &str, args: &[Value]) -> String {
+pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
     let mut next_arg = 0;
     let mut chars = format.chars().peekable();

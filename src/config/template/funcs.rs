@@ -15,7 +15,7 @@ use super::fmt::{sprint, sprintf, sprintln};
 use super::helpers;
 
 /// `loop` refuses ranges longer than this.
-pub const MAX_LOOP: i64 = 100_000;
+pub(super) const MAX_LOOP: i64 = 100_000;
 
 /// Every function: its name, the fewest arguments it takes and the most
 /// (`None`: any number).
@@ -90,17 +90,17 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 ];
 
 /// Is this one of consul-template's catalog or KV functions?
-pub fn reads_catalog(name: &str) -> bool {
+pub(super) fn reads_catalog(name: &str) -> bool {
     CATALOG_FUNCTIONS.iter().any(|(known, ..)| *known == name)
 }
 
 /// Does a function of this name exist?
-pub fn exists(name: &str) -> bool {
+pub(super) fn exists(name: &str) -> bool {
     arity(name).is_some()
 }
 
 /// The fewest and the most arguments a function takes.
-pub fn arity(name: &str) -> Option<(usize, Option<usize>)> {
+pub(super) fn arity(name: &str) -> Option<(usize, Option<usize>)> {
     FUNCTIONS
         .iter()
         .chain(CATALOG_FUNCTIONS)
@@ -111,7 +111,7 @@ pub fn arity(name: &str) -> Option<(usize, Option<usize>)> {
 
 /// Why a consul-template function is not there, if it is one autopilot
 /// leaves out on purpose.
-pub fn unsupported(name: &str) -> Option<&'static str> {
+pub(super) fn unsupported(name: &str) -> Option<&'static str> {
     UNSUPPORTED
         .iter()
         .chain(helpers::UNSUPPORTED)
@@ -124,7 +124,7 @@ pub fn unsupported(name: &str) -> Option<&'static str> {
 }
 
 /// The error for `got` arguments to `name`, if that is not a count it takes.
-pub fn check_count(name: &str, got: usize) -> Result<(), String> {
+pub(super) fn check_count(name: &str, got: usize) -> Result<(), String> {
     let Some((min, max)) = arity(name) else {
         return Ok(());
     };
@@ -145,7 +145,7 @@ pub fn check_count(name: &str, got: usize) -> Result<(), String> {
 }
 
 /// What every call of one execution shares.
-pub struct Context<'c> {
+pub(super) struct Context<'c> {
     pub env: Rc<BTreeMap<String, String>>,
     /// The catalog, in render templates only.
     pub catalog: Option<&'c Reader<'c>>,
@@ -153,7 +153,7 @@ pub struct Context<'c> {
 }
 
 /// Calls `name` with its evaluated arguments (a piped value comes last).
-pub fn call(name: &str, args: Vec<Value>, context: &Context<'_>) -> Result<Value, String> {
+pub(super) fn call(name: &str, args: Vec<Value>, context: &Context<'_>) -> Result<Value, String> {
     let result = check_count(name, args.len()).and_then(|()| dispatch(name, args, context));
     result.map_err(|message| {
         if message.starts_with("wrong number") || message.starts_with("error calling") {

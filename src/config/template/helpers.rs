@@ -23,7 +23,7 @@ use super::funcs::string_arg;
 use super::timefmt;
 
 /// The helpers and their argument counts (see `funcs::FUNCTIONS`).
-pub const FUNCTIONS: &[(&str, usize, Option<usize>)] = &[
+pub(super) const FUNCTIONS: &[(&str, usize, Option<usize>)] = &[
     ("toLower", 1, Some(1)),
     ("toUpper", 1, Some(1)),
     ("toTitle", 1, Some(1)),
@@ -71,7 +71,7 @@ pub const FUNCTIONS: &[(&str, usize, Option<usize>)] = &[
 ];
 
 /// Helpers consul-template has that autopilot leaves out, and why.
-pub const UNSUPPORTED: &[(&str, &str)] = &[
+pub(super) const UNSUPPORTED: &[(&str, &str)] = &[
     ("md5sum", "hashing functions are not included"),
     ("sha256Hex", "hashing functions are not included"),
     (
@@ -82,7 +82,7 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
 
 /// Calls the helper `name`; `None` if there is no such helper. The count of
 /// `args` was checked against [`FUNCTIONS`].
-pub fn call(name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+pub(super) fn call(name: &str, args: &[Value]) -> Option<Result<Value, String>> {
     let text = |i: usize| string_arg(&args[i]);
     let string = |f: fn(&str) -> String| text(0).map(|s| Value::Str(f(s)));
     Some(match name {

@@ -6,7 +6,7 @@ use super::TemplateError;
 
 /// A token inside an action. `pos` is the byte offset in the source.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Token {
+pub(super) struct Token {
     pub kind: Tok,
     pub pos: usize,
     /// Whitespace came right before this token (so `$x .F` is two arguments
@@ -15,7 +15,7 @@ pub struct Token {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Tok {
+pub(super) enum Tok {
     /// `.`
     Dot,
     /// `.Name` (one link of a field chain)
@@ -41,7 +41,7 @@ pub enum Tok {
 
 /// One piece of the source: literal text or one action.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Piece {
+pub(super) enum Piece {
     Text(String),
     /// The tokens between `{{` and `}}`; `pos` is where `{{` starts.
     Action {
@@ -54,7 +54,7 @@ const LEFT: &str = "{{";
 const RIGHT: &str = "}}";
 
 /// Splits `source` into pieces, with trim markers applied and comments removed.
-pub fn lex(source: &str) -> Result<Vec<Piece>, TemplateError> {
+pub(super) fn lex(source: &str) -> Result<Vec<Piece>, TemplateError> {
     let mut pieces = Vec::new();
     let mut rest_start = 0;
     let mut trim_next_text = false;

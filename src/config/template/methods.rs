@@ -9,7 +9,11 @@ use std::rc::Rc;
 use super::exec::Value;
 
 /// Calls `method` on `receiver`; `None` when the value has no such method.
-pub fn call(receiver: &Value, method: &str, args: Vec<Value>) -> Option<Result<Value, String>> {
+pub(super) fn call(
+    receiver: &Value,
+    method: &str,
+    args: Vec<Value>,
+) -> Option<Result<Value, String>> {
     match receiver {
         Value::Scratch(scratch) => {
             let mut pad = scratch.borrow_mut();

@@ -45,10 +45,9 @@ mod timefmt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-pub use catalog::{
-    Catalog, CatalogService, Dependency, Fetched, KeyPair, ServiceInstance, ServiceQuery,
-};
-pub use check::DataCall;
+pub(crate) use catalog::{Catalog, CatalogService, KeyPair, ServiceInstance};
+pub use catalog::{Dependency, Fetched, ServiceQuery};
+pub(crate) use check::DataCall;
 
 /// The data a template sees: variable name → value.
 pub type Env = BTreeMap<String, String>;
@@ -57,7 +56,7 @@ pub type Env = BTreeMap<String, String>;
 /// in the source where the problem is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct TemplateError {
+pub(crate) struct TemplateError {
     pub offset: usize,
     pub message: String,
 }
@@ -72,13 +71,13 @@ impl TemplateError {
 }
 
 /// Renders `source` with `env` as its data.
-pub fn render(source: &str, env: &Env) -> Result<String, TemplateError> {
+pub(crate) fn render(source: &str, env: &Env) -> Result<String, TemplateError> {
     render_source(source, env, None)
 }
 
 /// A render template's output and what it read from the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub text: String,
     /// Everything the template read.
     pub used: BTreeSet<Dependency>,
@@ -89,7 +88,7 @@ pub struct Rendered {
 
 /// Renders `source` with `env` as its data and `catalog` behind
 /// consul-template's data functions (the templates of `jobs[].render`).
-pub fn render_with_catalog(
+pub(crate) fn render_with_catalog(
     source: &str,
     env: &Env,
     catalog: &Catalog,
@@ -107,7 +106,7 @@ pub fn render_with_catalog(
 /// Parses `source` and checks every call in it (function names, argument
 /// counts, literal service queries) without running it; gives the calls
 /// that read the catalog.
-pub fn check(source: &str) -> Result<Vec<DataCall>, TemplateError> {
+pub(crate) fn check(source: &str) -> Result<Vec<DataCall>, TemplateError> {
     check::check(&parse::parse(lex::lex(source)?)?)
 }
 

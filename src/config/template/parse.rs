@@ -11,7 +11,7 @@ use super::TemplateError;
 const MAX_NESTING: usize = 100;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Node {
+pub(super) enum Node {
     Text(String),
     Action(Pipeline),
     If(Branch),
@@ -20,14 +20,14 @@ pub enum Node {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Branch {
+pub(super) struct Branch {
     pub pipe: Pipeline,
     pub list: Vec<Node>,
     pub else_list: Vec<Node>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Pipeline {
+pub(super) struct Pipeline {
     pub pos: usize,
     /// Variables declared (`:=`) or assigned (`=`) by this pipeline.
     pub vars: Vec<String>,
@@ -36,13 +36,13 @@ pub struct Pipeline {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Command {
+pub(super) struct Command {
     pub pos: usize,
     pub args: Vec<Arg>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Arg {
+pub(super) struct Arg {
     pub pos: usize,
     pub kind: ArgKind,
     /// Fields accessed on the term's value (`$x.A.B`, `(pipe).A`).
@@ -50,7 +50,7 @@ pub struct Arg {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum ArgKind {
+pub(super) enum ArgKind {
     /// `.`, or a field chain on dot when `chain` is not empty.
     Dot,
     Variable(String),
@@ -62,7 +62,7 @@ pub enum ArgKind {
     Pipe(Box<Pipeline>),
 }
 
-pub fn parse(pieces: Vec<Piece>) -> Result<Vec<Node>, TemplateError> {
+pub(super) fn parse(pieces: Vec<Piece>) -> Result<Vec<Node>, TemplateError> {
     let mut parser = Parser {
         pieces: pieces.into_iter().peekable(),
         vars: vec!["$".to_string()],

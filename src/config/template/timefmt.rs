@@ -31,7 +31,7 @@ const DAYS: [&str; 7] = [
 ];
 
 /// Go's `time.RFC3339`, `timestamp`'s default layout.
-pub const RFC3339: &str = "2006-01-02T15:04:05Z07:00";
+pub(super) const RFC3339: &str = "2006-01-02T15:04:05Z07:00";
 
 /// A UTC time broken into its calendar parts.
 struct Civil {
@@ -79,7 +79,7 @@ impl Civil {
 
 /// Formats the UTC time `seconds`.`nanos` after the Unix epoch with a Go
 /// layout.
-pub fn format(layout: &str, seconds: i64, nanos: u32) -> String {
+pub(super) fn format(layout: &str, seconds: i64, nanos: u32) -> String {
     let t = Civil::from_unix(seconds, nanos);
     let mut out = String::new();
     let mut rest = layout;

@@ -30,7 +30,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Where a follower reads its dependencies: the catalog ([`Discovery`]), or
 /// a test's stand-in.
-pub trait Source: Send + Sync + 'static {
+pub(crate) trait Source: Send + Sync + 'static {
     /// Reads `dependency`, blocking (at most `wait`) until it changes past
     /// `index` when `index > 0`.
     fn read(
@@ -54,14 +54,14 @@ impl Source for Discovery {
 
 /// The handle of a render job on its data; dropping it stops every read.
 #[derive(Debug)]
-pub struct Follower {
+pub(crate) struct Follower {
     data: watch::Receiver<Arc<Catalog>>,
     wanted: mpsc::UnboundedSender<BTreeSet<Dependency>>,
     task: JoinHandle<()>,
 }
 
 impl Follower {
-    pub fn start(source: Arc<impl Source>, wait: Option<RenderWait>) -> Follower {
+    pub(crate) fn start(source: Arc<impl Source>, wait: Option<RenderWait>) -> Follower {
         let (publish, data) = watch::channel(Arc::new(Catalog::new()));
         let (wanted, wanted_receiver) = mpsc::unbounded_channel();
         let task = tokio::spawn(follow(source, wait, wanted_receiver, publish));
@@ -69,17 +69,17 @@ impl Follower {
     }
 
     /// The data as last published.
-    pub fn catalog(&self) -> Arc<Catalog> {
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
         self.data.borrow().clone()
     }
 
     /// The dependencies the last render used: read the new ones, forget the rest.
-    pub fn want(&self, dependencies: BTreeSet<Dependency>) {
+    pub(crate) fn want(&self, dependencies: BTreeSet<Dependency>) {
         let _ = self.wanted.send(dependencies);
     }
 
     /// Resolves when new data has been published since the last call.
-    pub async fn changed(&mut self) {
+    pub(crate) async fn changed(&mut self) {
         if self.data.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
@@ -96,14 +96,14 @@ impl Drop for Follower {
 /// quiet for `min`, and at the latest `max` after the first unpublished
 /// change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quiet {
+pub(super) struct Quiet {
     wait: Option<RenderWait>,
     first: Option<Instant>,
     last: Option<Instant>,
 }
 
 impl Quiet {
-    pub fn new(wait: Option<RenderWait>) -> Quiet {
+    pub(super) fn new(wait: Option<RenderWait>) -> Quiet {
         Quiet {
             wait,
             first: None,
@@ -112,13 +112,13 @@ impl Quiet {
     }
 
     /// The data changed at `now`.
-    pub fn changed(&mut self, now: Instant) {
+    pub(super) fn changed(&mut self, now: Instant) {
         self.first.get_or_insert(now);
         self.last = Some(now);
     }
 
     /// When to publish the changes seen so far (`None`: nothing to publish).
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Instant> {
         let (first, last) = (self.first?, self.last?);
         Some(match self.wait {
             None => last,
@@ -127,7 +127,7 @@ impl Quiet {
     }
 
     /// The changes were published.
-    pub fn published(&mut self) {
+    pub(super) fn published(&mut self) {
         self.first = None;
         self.last = None;
     }
