@@ -3,6 +3,7 @@
 //! and against the real etcd; a change elsewhere fires nothing.
 
 use crate::common;
+use crate::control_support;
 
 use std::time::Duration;
 
@@ -11,10 +12,11 @@ use common::{http, wait_until, Autopilot, Mode, Running, Scratch};
 use consul_double::{Config, ConsulDouble, RecordedRequest};
 use nix::sys::signal::Signal;
 
-/// A configuration with one KV watch and a job that appends a line per `changed`.
+/// A configuration with one KV watch and a job that appends a line per `changed`,
+/// and a control socket in the working directory (for [`ran`]).
 fn config(catalog: &str, watch: &str) -> String {
     format!(
-        r#"{{ {catalog},
+        r#"{{ {catalog}, control: {{ socket: "{SOCKET}" }},
             jobs: [{{ name: "on-change", exec: ["sh", "-c", "echo run >> runs"],
                      when: {{ source: "watch.cfg", each: "changed" }} }}],
             watches: [{watch}] }}"#
@@ -27,8 +29,23 @@ fn start(scratch: &Scratch, config: &str) -> Running {
         .start()
 }
 
+const SOCKET: &str = "autopilot.socket";
+
 fn runs(scratch: &Scratch) -> usize {
     scratch.read("runs").lines().count()
+}
+
+/// Has the job run `count` times, and has autopilot seen the last run end?
+/// A `changed` that comes while a run is still going starts no other run
+/// (as in ContainerPilot), so a test changes the key again only after this.
+fn ran(scratch: &Scratch, count: usize) -> bool {
+    runs(scratch) == count && {
+        let status = control_support::call(&scratch.path(SOCKET), "GET", "/v3/status", "").json();
+        status["jobs"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|job| job["name"] == "on-change"))
+            .is_some_and(|job| job["state"] != "running")
+    }
 }
 
 fn stop(autopilot: Running) {
@@ -47,7 +64,7 @@ fn stop(autopilot: Running) {
 /// after `put` proves the watch is past it, so a second run would already show.
 fn changes_fire_once(scratch: &Scratch, mut put: impl FnMut(&str, &str)) {
     put("app/config", "v1");
-    wait_until("one run after the first change", || runs(scratch) == 1);
+    wait_until("one run after the first change", || ran(scratch, 1));
     put("app/other", "x"); // not watched
     put("app/config", "v2");
     wait_until("a second run after the second change", || {
@@ -102,7 +119,7 @@ fn a_consul_prefix_watch_fires_on_any_key_under_it() {
     );
     assert_eq!(blocked.query_values("recurse"), [""]);
     consul_put(&consul, "app/a", "1");
-    wait_until("a run for a new key", || runs(&scratch) == 1);
+    wait_until("a run for a new key", || ran(&scratch, 1));
     consul_put(&consul, "app/b/c", "2");
     wait_until("a run for a deeper key", || runs(&scratch) == 2);
     stop(autopilot);
