@@ -45,6 +45,11 @@ pub struct Config {
     /// The shortest session TTL accepted. Consul's is 10 s (`session_ttl_min`), the
     /// default here too; tests of TTL expiry lower it.
     pub session_ttl_min: Duration,
+    /// When set (`user:password`, as `CONSUL_HTTP_AUTH` holds it), the double stands behind
+    /// a reverse proxy that requires HTTP Basic authentication with these credentials (Consul
+    /// itself has none; `CONSUL_HTTP_AUTH` exists for such proxies): a request without them
+    /// is recorded and answered 401 `Unauthorized`, never handled. Default `None`.
+    pub http_auth: Option<String>,
 }
 
 impl Default for Config {
@@ -58,6 +63,7 @@ impl Default for Config {
             reap_interval: Duration::from_millis(100),
             deregister_interval_min: Duration::ZERO,
             session_ttl_min: Duration::from_secs(10),
+            http_auth: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -137,6 +137,9 @@ async fn handle(
         summary,
         answered: false,
     };
+    if !passes_http_auth(shared.config.http_auth.as_deref(), &parts) {
+        return pending.answer(Reply::unauthorized());
+    }
     let legacy = match apply_fault(shared, &path, connection).await {
         FaultEffect::Answer(reply) => return pending.answer(reply),
         FaultEffect::Proceed { legacy } => legacy,
@@ -189,6 +192,26 @@ fn record(
         blocked: false,
         outcome: Outcome::InFlight,
     }
+}
+
+/// Whether the request carries the Basic credentials `required` (`user:password`), when the
+/// double stands behind a proxy that requires them.
+fn passes_http_auth(required: Option<&str>, parts: &Parts) -> bool {
+    use base64::Engine as _;
+    let Some(required) = required else {
+        return true;
+    };
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+        .and_then(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
+        .is_some_and(|credentials| credentials == required.as_bytes())
 }
 
 enum FaultEffect {
