@@ -1,14 +1,11 @@
 //! The Consul backend against the Consul double (its journal of requests, its injected
 //! faults): request shapes (docs/design.md, "Discovery"), the re-register-and-retry rule, the
-//! token's secrecy, maintenance and outage logging.
-//!
-//! TLS is still tested against a listener of its own (`FakeAgent`): the double speaks plain
-//! HTTP only.
+//! token's secrecy, health query parsing and blocking indexes, maintenance and outage logging,
+//! `CONSUL_HTTP_AUTH` (the double behind a Basic-auth proxy) and the TLS settings (the double
+//! serving HTTPS).
 
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,89 +16,14 @@ use autopilot::testing::discovery::{
     ConsulSettings, Discovery, DiscoveryError, Instance, ServiceRegistration, MAX_CHECK_OUTPUT,
 };
 use autopilot::testing::events::EventCode;
+use consul_double::rustls;
 use consul_double::{
     Config as DoubleConfig, ConsulDouble, Fault, FaultRule, Outcome, RecordedRequest, Restart,
     TokenSource,
 };
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-use tokio_rustls::rustls;
-use tokio_rustls::TlsAcceptor;
 
 const TOKEN: &str = "acl-7f3e-very-secret";
-
-/// A minimal HTTPS/1.1 listener that answers 200 to every request and counts them, for the
-/// one thing the Consul double cannot do: TLS (it speaks plain HTTP). Hand-written on a raw
-/// TCP socket: one request per connection, `Connection: close`, Content-Length bodies only.
-struct FakeAgent {
-    address: SocketAddr,
-    served: Arc<AtomicUsize>,
-}
-
-impl FakeAgent {
-    /// Starts listening, speaking TLS through `tls`.
-    async fn start(tls: TlsAcceptor) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let served = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&served);
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let counter = Arc::clone(&counter);
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    // A failed handshake is what some tests expect: nothing to serve.
-                    if let Ok(stream) = tls.accept(stream).await {
-                        serve(stream, &counter).await;
-                    }
-                });
-            }
-        });
-        FakeAgent { address, served }
-    }
-
-    /// How many requests got an answer.
-    fn served(&self) -> usize {
-        self.served.load(Ordering::SeqCst)
-    }
-
-    fn settings(&self) -> ConsulSettings {
-        let mut settings = ConsulSettings::resolve(None, |_| None).unwrap();
-        settings.address = self.address.to_string();
-        settings.token = Some(Secret::new(TOKEN));
-        settings
-    }
-}
-
-async fn serve(stream: impl AsyncRead + AsyncWrite + Unpin, served: &AtomicUsize) {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).await.unwrap();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).await.unwrap();
-        match line.trim_end().split_once(':') {
-            Some((key, value)) => headers.push((key.to_string(), value.trim().to_string())),
-            None => break,
-        }
-    }
-    let length = headers
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, value)| value.parse().unwrap());
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await.unwrap();
-    served.fetch_add(1, Ordering::SeqCst);
-    let mut stream = reader.into_inner();
-    stream
-        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    stream.shutdown().await.unwrap();
-}
 
 fn service(name: &str, initial_status: Option<CheckStatus>) -> ServiceRegistration {
     ServiceRegistration {
@@ -688,7 +610,7 @@ impl Pki {
     }
 
     /// A server that presents its certificate and requires a client certificate of the CA.
-    fn acceptor(&self) -> TlsAcceptor {
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.ca.der().clone()).unwrap();
@@ -706,7 +628,7 @@ impl Pki {
             .with_client_cert_verifier(clients)
             .with_single_cert(vec![cert.der().clone()], key)
             .unwrap();
-        TlsAcceptor::from(Arc::new(config))
+        Arc::new(config)
     }
 
     /// Verified TLS with this PKI's CA file, client certificate and server name.
@@ -725,15 +647,20 @@ impl Pki {
 #[tokio::test]
 async fn tls_is_verified_unless_turned_off() {
     let pki = Pki::new();
-    let agent = FakeAgent::start(pki.acceptor()).await;
-    let deregister = |tls: TlsConfig| {
-        let mut settings = agent.settings();
+    let consul = ConsulDouble::start(DoubleConfig {
+        acl_token: Some(TOKEN.to_string()),
+        tls: Some(pki.server_config()),
+        ..DoubleConfig::default()
+    })
+    .unwrap();
+    let register = |tls: TlsConfig| {
+        let mut settings = settings_for(&consul);
         settings.scheme = "https".to_string();
         settings.tls = tls;
         async move {
             Discovery::consul(settings)
                 .unwrap()
-                .deregister(&service("app", None))
+                .register(&service("app", None))
                 .await
         }
     };
@@ -782,19 +709,23 @@ async fn tls_is_verified_unless_turned_off() {
         ),
     ];
     for (case, tls) in accepted {
-        let before = agent.served();
-        deregister(tls)
+        let before = consul.requests().len();
+        register(tls)
             .await
             .unwrap_or_else(|e| panic!("{case}: {e}"));
-        assert_eq!(agent.served(), before + 1, "{case}");
+        assert_eq!(consul.requests().len(), before + 1, "{case}");
     }
-    let served = agent.served();
+    let served = consul.requests().len();
     for (case, tls) in refused {
-        let error = deregister(tls).await.expect_err(case);
+        let error = register(tls).await.expect_err(case);
         assert!(
             matches!(error, DiscoveryError::Unreachable { .. }),
             "{case}: {error}"
         );
     }
-    assert_eq!(agent.served(), served, "no refused call reached HTTP");
+    assert_eq!(
+        consul.requests().len(),
+        served,
+        "no refused call reached HTTP"
+    );
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio_rustls::rustls;
 
 use crate::agent::{Agent, Node};
 use crate::error::WaitTimeout;
@@ -50,6 +51,10 @@ pub struct Config {
     /// itself has none; `CONSUL_HTTP_AUTH` exists for such proxies): a request without them
     /// is recorded and answered 401 `Unauthorized`, never handled. Default `None`.
     pub http_auth: Option<String>,
+    /// When set, the agent speaks HTTPS with this server configuration (its certificate, and
+    /// whether it requires client certificates: Consul's `verify_incoming`) instead of HTTP.
+    /// A connection whose handshake fails is closed and records no request. Default `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Config {
@@ -64,6 +69,7 @@ impl Default for Config {
             deregister_interval_min: Duration::ZERO,
             session_ttl_min: Duration::from_secs(10),
             http_auth: None,
+            tls: None,
         }
     }
 }

@@ -25,6 +25,7 @@ use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tokio_rustls::TlsAcceptor;
 
 use crate::acl::PresentedToken;
 use crate::api::{self, ApiRequest};
@@ -76,16 +77,30 @@ impl ConnectionControl {
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection(stream: TcpStream, control: Control, shutdown: watch::Receiver<bool>) {
+    let connection = Arc::new(ConnectionControl::default());
+    let stream = ResettableStream {
+        inner: stream,
+        connection: connection.clone(),
+    };
+    match control.shared().config.tls.clone() {
+        None => serve_http(stream, connection, control, shutdown).await,
+        Some(tls) => {
+            // A failed handshake ends the connection before any request.
+            if let Ok(stream) = TlsAcceptor::from(tls).accept(stream).await {
+                serve_http(stream, connection, control, shutdown).await;
+            }
+        }
+    }
+}
+
+async fn serve_http(
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    connection: Arc<ConnectionControl>,
     control: Control,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let connection = Arc::new(ConnectionControl::default());
-    let io = TokioIo::new(ResettableStream {
-        inner: stream,
-        connection: connection.clone(),
-    });
+    let io = TokioIo::new(stream);
     let mut restarts = control.shared().subscribe_restarts();
     let service = service_fn({
         let connection = connection.clone();
