@@ -1,11 +1,11 @@
-//! The Consul backend against a scripted HTTP listener that records every request: request
-//! shapes (docs/design.md, "Discovery"), the re-register-and-retry rule, the token's secrecy, health query
-//! parsing and blocking indexes, maintenance and outage logging.
+//! The Consul backend against the Consul double (its journal of requests, its injected
+//! faults): request shapes (docs/design.md, "Discovery"), the re-register-and-retry rule, the
+//! token's secrecy, health query parsing and blocking indexes, maintenance and outage logging,
+//! `CONSUL_HTTP_AUTH` (the double behind a Basic-auth proxy) and the TLS settings (the double
+//! serving HTTPS).
 
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,180 +16,14 @@ use autopilot::testing::discovery::{
     ConsulSettings, Discovery, DiscoveryError, Instance, ServiceRegistration, MAX_CHECK_OUTPUT,
 };
 use autopilot::testing::events::EventCode;
+use consul_double::rustls;
+use consul_double::{
+    Config as DoubleConfig, ConsulDouble, Fault, FaultRule, Outcome, RecordedRequest, Restart,
+    TokenSource,
+};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
-use tokio_rustls::rustls;
-use tokio_rustls::TlsAcceptor;
 
 const TOKEN: &str = "acl-7f3e-very-secret";
-
-/// One request as the listener saw it.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    /// Path and query, as sent.
-    target: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Recorded {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).expect("a JSON body")
-    }
-
-    fn line(&self) -> String {
-        format!("{} {}", self.method, self.target)
-    }
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-}
-
-fn ok() -> Reply {
-    status(200, "")
-}
-
-fn status(code: u16, body: &str) -> Reply {
-    Reply {
-        status: code,
-        headers: Vec::new(),
-        body: body.to_string(),
-    }
-}
-
-type Script = dyn Fn(usize, &Recorded) -> Reply + Send + Sync;
-
-/// A minimal HTTP/1.1 listener standing in for a Consul agent. Hand-written on a raw TCP
-/// socket because the tests need the exact bytes of every request and nothing else: one
-/// request per connection, `Connection: close`, Content-Length bodies only.
-struct FakeAgent {
-    address: SocketAddr,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-}
-
-impl FakeAgent {
-    /// `script` gets the request's number (from 0) and the request, and says what to answer.
-    async fn start(script: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static) -> Self {
-        FakeAgent::start_with(None, script).await
-    }
-
-    /// Like [`FakeAgent::start`], speaking TLS through `tls` when given.
-    async fn start_with(
-        tls: Option<TlsAcceptor>,
-        script: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
-    ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let script: Arc<Script> = Arc::new(script);
-        let recorded = Arc::clone(&requests);
-        tokio::spawn(async move {
-            let counter = Arc::new(AtomicUsize::new(0));
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let (script, recorded, counter) = (
-                    Arc::clone(&script),
-                    Arc::clone(&recorded),
-                    Arc::clone(&counter),
-                );
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    match tls {
-                        None => serve(stream, &*script, &recorded, &counter).await,
-                        // A failed handshake is what some tests expect: nothing to serve.
-                        Some(tls) => {
-                            if let Ok(stream) = tls.accept(stream).await {
-                                serve(stream, &*script, &recorded, &counter).await;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        FakeAgent { address, requests }
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.requests().iter().map(Recorded::line).collect()
-    }
-
-    fn settings(&self) -> ConsulSettings {
-        let mut settings = ConsulSettings::resolve(None, |_| None).unwrap();
-        settings.address = self.address.to_string();
-        settings.token = Some(Secret::new(TOKEN));
-        settings
-    }
-
-    fn discovery(&self) -> Discovery {
-        Discovery::consul(self.settings()).unwrap()
-    }
-}
-
-async fn serve(
-    stream: impl AsyncRead + AsyncWrite + Unpin,
-    script: &Script,
-    recorded: &Mutex<Vec<Recorded>>,
-    counter: &AtomicUsize,
-) {
-    let mut reader = BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).await.unwrap();
-    let mut parts = request_line.split_whitespace();
-    let (method, target) = (parts.next().unwrap(), parts.next().unwrap());
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).await.unwrap();
-        match line.trim_end().split_once(':') {
-            Some((key, value)) => headers.push((key.to_string(), value.trim().to_string())),
-            None => break,
-        }
-    }
-    let length = headers
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, value)| value.parse().unwrap());
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await.unwrap();
-    let request = Recorded {
-        method: method.to_string(),
-        target: target.to_string(),
-        headers,
-        body: String::from_utf8(body).unwrap(),
-    };
-    let number = counter.fetch_add(1, Ordering::SeqCst);
-    recorded.lock().unwrap().push(request.clone());
-    let reply = script(number, &request);
-    let mut head = format!(
-        "HTTP/1.1 {} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reply.status,
-        reply.body.len()
-    );
-    for (key, value) in &reply.headers {
-        head.push_str(&format!("{key}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut stream = reader.into_inner();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(reply.body.as_bytes()).await.unwrap();
-    stream.shutdown().await.unwrap();
-}
 
 fn service(name: &str, initial_status: Option<CheckStatus>) -> ServiceRegistration {
     ServiceRegistration {
@@ -214,27 +48,71 @@ fn watch(name: &str) -> WatchConfig {
     }
 }
 
-/// Runs `action` against an agent that accepts everything; returns the requests it made.
-async fn requests_of<F, Fut>(action: F) -> Vec<Recorded>
+/// A Consul double with ACLs on, whose one (management) token is [`TOKEN`].
+fn double() -> ConsulDouble {
+    ConsulDouble::start(DoubleConfig {
+        acl_token: Some(TOKEN.to_string()),
+        ..DoubleConfig::default()
+    })
+    .unwrap()
+}
+
+fn settings_for(consul: &ConsulDouble) -> ConsulSettings {
+    let mut settings = ConsulSettings::resolve(None, |_| None).unwrap();
+    settings.address = consul.addr().to_string();
+    settings.token = Some(Secret::new(TOKEN));
+    settings
+}
+
+fn discovery_for(consul: &ConsulDouble) -> Discovery {
+    Discovery::consul(settings_for(consul)).unwrap()
+}
+
+/// Method, path and query of a journal entry, as sent.
+fn line(request: &RecordedRequest) -> String {
+    match request.query.as_str() {
+        "" => format!("{} {}", request.method, request.path),
+        query => format!("{} {}?{query}", request.method, request.path),
+    }
+}
+
+fn lines(consul: &ConsulDouble) -> Vec<String> {
+    consul.requests().iter().map(line).collect()
+}
+
+/// Whether the request carried [`TOKEN`] in `X-Consul-Token` (the journal keeps how a token
+/// was sent and whether it was the double's, never the token).
+fn sent_the_token(request: &RecordedRequest) -> bool {
+    request.token == TokenSource::Header && request.token_accepted
+}
+
+/// Runs `action` against a double, after registering `known` on it; returns the requests
+/// `action` made.
+async fn requests_of<F, Fut>(known: &[ServiceRegistration], action: F) -> Vec<RecordedRequest>
 where
     F: FnOnce(Discovery) -> Fut,
     Fut: Future<Output = Result<(), DiscoveryError>>,
 {
-    let agent = FakeAgent::start(|_, _| ok()).await;
-    action(agent.discovery()).await.unwrap();
-    agent.requests()
+    let consul = double();
+    let discovery = discovery_for(&consul);
+    for service in known {
+        discovery.register(service).await.unwrap();
+    }
+    consul.clear_requests();
+    action(discovery).await.unwrap();
+    consul.requests()
 }
 
 #[tokio::test]
 async fn register_sends_the_spec_body_with_the_token_and_json_content_type() {
     let app = service("app", Some(CheckStatus::Warning));
-    let requests = requests_of(|d| async move { d.register(&app).await }).await;
+    let requests = requests_of(&[], |d| async move { d.register(&app).await }).await;
     let request = &requests[0];
-    assert_eq!(request.line(), "PUT /v1/agent/service/register");
-    assert_eq!(request.header("X-Consul-Token"), Some(TOKEN));
-    assert_eq!(request.header("Content-Type"), Some("application/json"));
+    assert_eq!(line(request), "PUT /v1/agent/service/register");
+    assert!(sent_the_token(request), "{request:?}");
+    assert_eq!(request.content_type.as_deref(), Some("application/json"));
     assert_eq!(
-        request.json(),
+        request.json().unwrap(),
         json!({
             "ID": "app-host1",
             "Name": "app",
@@ -256,9 +134,9 @@ async fn register_sends_the_spec_body_with_the_token_and_json_content_type() {
 async fn register_without_initial_status_is_passing_and_omits_optional_fields() {
     let mut plain = service("db", None);
     plain.deregister_critical_service_after = None;
-    let requests = requests_of(|d| async move { d.register(&plain).await }).await;
+    let requests = requests_of(&[], |d| async move { d.register(&plain).await }).await;
     assert_eq!(
-        requests[0].json()["Check"],
+        requests[0].json().unwrap()["Check"],
         json!({"TTL": "10s", "Status": "passing", "Notes": "TTL for db set by autopilot"})
     );
 }
@@ -266,41 +144,36 @@ async fn register_without_initial_status_is_passing_and_omits_optional_fields() 
 #[tokio::test]
 async fn heartbeat_updates_the_ttl_check_with_its_output() {
     let app = service("app", None);
-    let requests = requests_of(|d| async move { d.pass(&app, "all good").await }).await;
+    let known = [app.clone()];
+    let requests = requests_of(&known, |d| async move { d.pass(&app, "all good").await }).await;
     let request = &requests[0];
     assert_eq!(
-        request.line(),
+        line(request),
         "PUT /v1/agent/check/update/service:app-host1"
     );
-    assert_eq!(request.header("Content-Type"), Some("application/json"));
+    assert_eq!(request.content_type.as_deref(), Some("application/json"));
+    assert_eq!(request.outcome, Outcome::Answered(200));
     assert_eq!(
-        request.json(),
+        request.json().unwrap(),
         json!({"Status": "passing", "Output": "all good"})
     );
 }
 
 #[tokio::test]
 async fn heartbeat_re_registers_and_retries_once_when_the_agent_forgot_the_check() {
-    // 404 from current agents, 500 "does not have associated TTL" from older ones.
-    for (code, body) in [
-        (
-            404,
-            "CheckID \"service:app-host1\" does not have associated TTL",
-        ),
-        (
-            500,
-            "CheckID \"service:app-host1\" does not have associated TTL",
-        ),
-    ] {
-        let agent =
-            FakeAgent::start(move |n, _| if n == 0 { status(code, body) } else { ok() }).await;
-        agent
-            .discovery()
+    // 404 "Unknown check ID" from current agents, 500 "does not have associated TTL" from
+    // older ones: the double answers both for a check it does not know.
+    for (code, legacy) in [(404, false), (500, true)] {
+        let consul = double();
+        if legacy {
+            consul.set_fault(FaultRule::on_path("/v1/agent/check/", Fault::LegacyAgent).times(1));
+        }
+        discovery_for(&consul)
             .pass(&service("app", None), "fine")
             .await
             .unwrap();
         assert_eq!(
-            agent.lines(),
+            lines(&consul),
             [
                 "PUT /v1/agent/check/update/service:app-host1",
                 "PUT /v1/agent/service/register",
@@ -308,22 +181,24 @@ async fn heartbeat_re_registers_and_retries_once_when_the_agent_forgot_the_check
             ],
             "after a {code}"
         );
-        assert_eq!(agent.requests()[2].json()["Output"], "fine");
+        let requests = consul.requests();
+        assert_eq!(requests[0].outcome, Outcome::Answered(code));
+        assert_eq!(requests[2].outcome, Outcome::Answered(200));
+        assert_eq!(requests[2].json().unwrap()["Output"], "fine");
     }
 }
 
 #[tokio::test]
 async fn heartbeat_retries_only_once() {
-    let agent = FakeAgent::start(|_, request| {
-        if request.target.contains("/check/update/") {
-            status(404, "unknown check")
-        } else {
-            ok()
-        }
-    })
-    .await;
-    let error = agent
-        .discovery()
+    let consul = double();
+    consul.set_fault(FaultRule::on_path(
+        "/v1/agent/check/update/",
+        Fault::Status {
+            code: 404,
+            body: "unknown check".to_string(),
+        },
+    ));
+    let error = discovery_for(&consul)
         .pass(&service("app", None), "")
         .await
         .unwrap_err();
@@ -331,7 +206,7 @@ async fn heartbeat_retries_only_once() {
         matches!(error, DiscoveryError::Rejected { status: 404, .. }),
         "{error}"
     );
-    assert_eq!(agent.requests().len(), 3);
+    assert_eq!(consul.requests().len(), 3);
 }
 
 #[tokio::test]
@@ -342,13 +217,18 @@ async fn failing_check_goes_critical_at_once_with_the_tail_of_its_output() {
         "early noise ".repeat(100),
         "E".repeat(MAX_CHECK_OUTPUT)
     );
-    let requests = requests_of(|d| async move { d.mark_critical(&app, &output).await }).await;
+    let known = [app.clone()];
+    let requests = requests_of(
+        &known,
+        |d| async move { d.mark_critical(&app, &output).await },
+    )
+    .await;
     assert_eq!(
-        requests[0].line(),
+        line(&requests[0]),
         "PUT /v1/agent/check/update/service:app-host1"
     );
     assert_eq!(
-        requests[0].json(),
+        requests[0].json().unwrap(),
         json!({"Status": "critical", "Output": "E".repeat(MAX_CHECK_OUTPUT)})
     );
 }
@@ -358,16 +238,22 @@ async fn deregister_and_maintenance() {
     let with_status = service("app", Some(CheckStatus::Passing));
     let without = service("worker", None);
     let both = [with_status.clone(), without];
-    let requests = requests_of(|d| async move {
-        d.deregister(&with_status).await?;
+    let app = [with_status.clone()];
+    let requests = requests_of(&app, |d| async move { d.deregister(&with_status).await }).await;
+    assert_eq!(
+        requests.iter().map(line).collect::<Vec<_>>(),
+        ["PUT /v1/agent/service/deregister/app-host1"]
+    );
+    assert_eq!(requests[0].outcome, Outcome::Answered(200));
+    let known = both.clone();
+    let requests = requests_of(&known, |d| async move {
         d.enter_maintenance(&both).await?;
         d.exit_maintenance(&both).await
     })
     .await;
-    let lines: Vec<String> = requests.iter().map(Recorded::line).collect();
-    assert_eq!(lines[0], "PUT /v1/agent/service/deregister/app-host1");
+    let lines: Vec<String> = requests.iter().map(line).collect();
     // The maintenance calls run concurrently: compare without order.
-    let mut maintenance = lines[1..3].to_vec();
+    let mut maintenance = lines[0..2].to_vec();
     maintenance.sort();
     assert_eq!(
         maintenance,
@@ -377,35 +263,47 @@ async fn deregister_and_maintenance() {
         ]
     );
     // Only the service with an initial status comes back at once.
-    assert_eq!(lines[3..], ["PUT /v1/agent/service/register"]);
-    assert_eq!(requests[3].json()["ID"], "app-host1");
+    assert_eq!(lines[2..], ["PUT /v1/agent/service/register"]);
+    assert_eq!(requests[2].json().unwrap()["ID"], "app-host1");
 }
 
-fn health_reply(index: u64, body: Value) -> Reply {
-    Reply {
-        status: 200,
-        headers: vec![("X-Consul-Index", index.to_string())],
-        body: body.to_string(),
-    }
+/// Registers a service straight through the agent API, as another client would (without an
+/// address, unlike autopilot).
+async fn register_directly(consul: &ConsulDouble, registration: Value) {
+    reqwest::Client::new()
+        .put(format!("{}/v1/agent/service/register", consul.url()))
+        .header("X-Consul-Token", TOKEN)
+        .json(&registration)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
 }
 
 #[tokio::test]
 async fn health_query_parameters_index_and_node_address_fallback() {
-    let agent = FakeAgent::start(|_, _| {
-        health_reply(
-            42,
-            json!([
-                {"Node": {"Node": "n1", "Address": "10.0.0.9"},
-                 "Service": {"ID": "db-a", "Service": "db", "Address": "", "Port": 5432}},
-                {"Node": {"Node": "n2", "Address": "10.0.0.10"},
-                 "Service": {"ID": "db-b", "Service": "db", "Address": "10.1.1.1", "Port": 5433}},
-            ]),
-        )
+    let consul = ConsulDouble::start(DoubleConfig {
+        acl_token: Some(TOKEN.to_string()),
+        node_address: "10.0.0.9".to_string(),
+        datacenter: "dc2".to_string(),
+        ..DoubleConfig::default()
     })
+    .unwrap();
+    register_directly(
+        &consul,
+        json!({"ID": "db-a", "Name": "db", "Tags": ["blue"], "Port": 5432}),
+    )
     .await;
-    let discovery = agent.discovery();
+    register_directly(
+        &consul,
+        json!({"ID": "db-b", "Name": "db", "Tags": ["blue"], "Address": "10.1.1.1", "Port": 5433}),
+    )
+    .await;
+    consul.clear_requests();
+    let discovery = discovery_for(&consul);
     let first = discovery.healthy_instances(&watch("db"), 0).await.unwrap();
-    assert_eq!(first.index, 42);
+    assert!(first.index > 0);
     assert_eq!(
         first.instances,
         [
@@ -421,38 +319,86 @@ async fn health_query_parameters_index_and_node_address_fallback() {
             },
         ]
     );
-    discovery.healthy_instances(&watch("db"), 42).await.unwrap();
-    let requests = agent.requests();
+    // The next query blocks on the index until "db" changes: an instance without the tag.
+    let change = async {
+        consul
+            .wait_for_request_async(Duration::from_secs(10), |r| r.blocked)
+            .await
+            .unwrap();
+        register_directly(
+            &consul,
+            json!({"ID": "db-c", "Name": "db", "Tags": ["green"], "Port": 5434}),
+        )
+        .await;
+    };
+    let db = watch("db");
+    let (second, ()) = tokio::join!(discovery.healthy_instances(&db, first.index), change);
+    let second = second.unwrap();
+    assert!(second.index > first.index);
+    assert_eq!(second.instances, first.instances);
+    let requests = consul.requests();
     assert_eq!(
-        requests[0].line(),
+        line(&requests[0]),
         "GET /v1/health/service/db?passing=1&tag=blue&dc=dc2"
     );
     assert_eq!(
-        requests[1].line(),
-        "GET /v1/health/service/db?passing=1&tag=blue&dc=dc2&index=42&wait=5s"
+        line(&requests[1]),
+        format!(
+            "GET /v1/health/service/db?passing=1&tag=blue&dc=dc2&index={}&wait=5s",
+            first.index
+        )
     );
-    assert_eq!(requests[0].header("X-Consul-Token"), Some(TOKEN));
+    assert!(requests[1].blocked);
+    assert!(sent_the_token(&requests[0]), "{:?}", requests[0]);
 }
 
 #[tokio::test]
 async fn watch_restarts_without_blocking_when_the_index_goes_backwards() {
-    let indexes = [100, 50, 60];
-    let agent = FakeAgent::start(move |n, _| health_reply(indexes[n.min(2)], json!([]))).await;
-    let discovery = agent.discovery();
+    let consul = ConsulDouble::start(DoubleConfig {
+        acl_token: Some(TOKEN.to_string()),
+        datacenter: "dc2".to_string(),
+        ..DoubleConfig::default()
+    })
+    .unwrap();
+    // "db" comes and goes, so its index is past the node's own.
+    let app = service("db", None);
+    let discovery = discovery_for(&consul);
+    discovery.register(&app).await.unwrap();
+    discovery.deregister(&app).await.unwrap();
+    consul.clear_requests();
+    let mut db = watch("db");
+    // The blocking query below waits out its whole `wait`: keep it short.
+    db.interval = Duration::from_secs(1);
     let mut state = WatchState::new();
     let mut events = Vec::new();
-    for _ in 0..3 {
-        let result = discovery
-            .healthy_instances(&watch("db"), state.index())
+    let mut indexes = Vec::new();
+    for query in 0..3 {
+        if query == 1 {
+            // A dev agent restarting: its index starts over, below the one the watch holds.
+            consul.restart_agent(Restart::ResetIndex);
+        }
+        // A fresh client each time: the restart closed the pooled connection.
+        let result = discovery_for(&consul)
+            .healthy_instances(&db, state.index())
             .await
             .unwrap();
+        indexes.push(result.index);
         events.extend(state.update(result));
     }
-    let targets: Vec<String> = agent.requests().into_iter().map(|r| r.target).collect();
-    assert!(!targets[0].contains("index="), "{}", targets[0]);
-    assert!(targets[1].contains("index=100&wait=5s"), "{}", targets[1]);
-    assert!(!targets[2].contains("index="), "reset to 0: {}", targets[2]);
-    assert_eq!(state.index(), 60);
+    assert!(indexes[1] < indexes[0], "{indexes:?}");
+    let requests = consul.requests();
+    assert!(requests[0].query_values("index").is_empty(), "{requests:?}");
+    assert_eq!(
+        requests[1].query,
+        format!("passing=1&tag=blue&dc=dc2&index={}&wait=1s", indexes[0])
+    );
+    assert!(requests[1].blocked);
+    assert!(
+        requests[2].query_values("index").is_empty(),
+        "reset to 0: {}",
+        requests[2].query
+    );
+    assert_eq!(state.index(), indexes[2]);
     assert_eq!(
         events,
         [EventCode::Unhealthy],
@@ -462,22 +408,32 @@ async fn watch_restarts_without_blocking_when_the_index_goes_backwards() {
 
 #[tokio::test]
 async fn basic_auth_from_consul_http_auth() {
-    let agent = FakeAgent::start(|_, _| ok()).await;
-    let mut settings = agent.settings();
+    // The double behind a proxy that wants alice's Basic credentials.
+    let consul = ConsulDouble::start(DoubleConfig {
+        acl_token: Some(TOKEN.to_string()),
+        http_auth: Some("alice:pw".to_string()),
+        ..DoubleConfig::default()
+    })
+    .unwrap();
+    let app = service("app", None);
+    let error = discovery_for(&consul).register(&app).await.unwrap_err();
+    assert!(
+        matches!(error, DiscoveryError::Rejected { status: 401, .. }),
+        "without credentials: {error}"
+    );
+    let mut settings = settings_for(&consul);
     settings.basic_auth = Some(BasicAuth {
         user: "alice".to_string(),
         password: Some(Secret::new("pw")),
     });
     Discovery::consul(settings)
         .unwrap()
-        .deregister(&service("app", None))
+        .register(&app)
         .await
         .unwrap();
-    // base64("alice:pw")
-    assert_eq!(
-        agent.requests()[0].header("Authorization"),
-        Some("Basic YWxpY2U6cHc=")
-    );
+    let requests = consul.requests();
+    assert_eq!(requests[1].outcome, Outcome::Answered(200));
+    assert!(sent_the_token(&requests[1]), "{:?}", requests[1]);
 }
 
 /// Collects what tracing writes on the current thread (the tests run on current-thread
@@ -535,8 +491,12 @@ impl CapturedLogs {
 async fn the_token_never_appears_in_debug_output_or_logs() {
     let logs = CapturedLogs::install();
     // The agent rejects every call, so every error path logs.
-    let agent = FakeAgent::start(|_, _| status(403, "ACL not found")).await;
-    let discovery = agent.discovery();
+    let consul = double();
+    consul.set_fault(FaultRule::everywhere(Fault::Status {
+        code: 403,
+        body: "ACL not found".to_string(),
+    }));
+    let discovery = discovery_for(&consul);
     let app = service("app", None);
     assert!(discovery.pass(&app, "out").await.is_err());
     assert!(discovery.register(&app).await.is_err());
@@ -544,10 +504,8 @@ async fn the_token_never_appears_in_debug_output_or_logs() {
         .healthy_instances(&watch("db"), 0)
         .await
         .unwrap_err();
-    assert!(agent
-        .requests()
-        .iter()
-        .all(|r| r.header("X-Consul-Token") == Some(TOKEN)));
+    let requests = consul.requests();
+    assert!(requests.iter().all(sent_the_token), "{requests:?}");
     let logged = logs.text();
     assert!(
         logged.contains("ACL not found"),
@@ -556,7 +514,7 @@ async fn the_token_never_appears_in_debug_output_or_logs() {
     for shown in [
         logged,
         format!("{discovery:?}"),
-        format!("{:?}", agent.settings()),
+        format!("{:?}", settings_for(&consul)),
         format!("{error} {error:?}"),
     ] {
         assert!(!shown.contains(TOKEN), "token leaked into: {shown}");
@@ -566,15 +524,15 @@ async fn the_token_never_appears_in_debug_output_or_logs() {
 #[tokio::test]
 async fn an_outage_is_warned_about_once_and_its_end_is_logged() {
     let logs = CapturedLogs::install();
-    let agent = FakeAgent::start(|n, _| {
-        if n < 3 {
-            status(503, "no leader")
-        } else {
-            ok()
-        }
-    })
-    .await;
-    let discovery = agent.discovery();
+    let consul = double();
+    consul.set_fault(
+        FaultRule::everywhere(Fault::Status {
+            code: 503,
+            body: "no leader".to_string(),
+        })
+        .times(3),
+    );
+    let discovery = discovery_for(&consul);
     let app = service("app", Some(CheckStatus::Passing));
     for _ in 0..3 {
         assert!(discovery.register(&app).await.is_err());
@@ -652,7 +610,7 @@ impl Pki {
     }
 
     /// A server that presents its certificate and requires a client certificate of the CA.
-    fn acceptor(&self) -> TlsAcceptor {
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.ca.der().clone()).unwrap();
@@ -670,7 +628,7 @@ impl Pki {
             .with_client_cert_verifier(clients)
             .with_single_cert(vec![cert.der().clone()], key)
             .unwrap();
-        TlsAcceptor::from(Arc::new(config))
+        Arc::new(config)
     }
 
     /// Verified TLS with this PKI's CA file, client certificate and server name.
@@ -689,15 +647,20 @@ impl Pki {
 #[tokio::test]
 async fn tls_is_verified_unless_turned_off() {
     let pki = Pki::new();
-    let agent = FakeAgent::start_with(Some(pki.acceptor()), |_, _| ok()).await;
-    let deregister = |tls: TlsConfig| {
-        let mut settings = agent.settings();
+    let consul = ConsulDouble::start(DoubleConfig {
+        acl_token: Some(TOKEN.to_string()),
+        tls: Some(pki.server_config()),
+        ..DoubleConfig::default()
+    })
+    .unwrap();
+    let register = |tls: TlsConfig| {
+        let mut settings = settings_for(&consul);
         settings.scheme = "https".to_string();
         settings.tls = tls;
         async move {
             Discovery::consul(settings)
                 .unwrap()
-                .deregister(&service("app", None))
+                .register(&service("app", None))
                 .await
         }
     };
@@ -746,22 +709,22 @@ async fn tls_is_verified_unless_turned_off() {
         ),
     ];
     for (case, tls) in accepted {
-        let before = agent.requests().len();
-        deregister(tls)
+        let before = consul.requests().len();
+        register(tls)
             .await
             .unwrap_or_else(|e| panic!("{case}: {e}"));
-        assert_eq!(agent.requests().len(), before + 1, "{case}");
+        assert_eq!(consul.requests().len(), before + 1, "{case}");
     }
-    let served = agent.requests().len();
+    let served = consul.requests().len();
     for (case, tls) in refused {
-        let error = deregister(tls).await.expect_err(case);
+        let error = register(tls).await.expect_err(case);
         assert!(
             matches!(error, DiscoveryError::Unreachable { .. }),
             "{case}: {error}"
         );
     }
     assert_eq!(
-        agent.requests().len(),
+        consul.requests().len(),
         served,
         "no refused call reached HTTP"
     );

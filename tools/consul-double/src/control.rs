@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio_rustls::rustls;
 
 use crate::agent::{Agent, Node};
 use crate::error::WaitTimeout;
@@ -45,6 +46,15 @@ pub struct Config {
     /// The shortest session TTL accepted. Consul's is 10 s (`session_ttl_min`), the
     /// default here too; tests of TTL expiry lower it.
     pub session_ttl_min: Duration,
+    /// When set (`user:password`, as `CONSUL_HTTP_AUTH` holds it), the double stands behind
+    /// a reverse proxy that requires HTTP Basic authentication with these credentials (Consul
+    /// itself has none; `CONSUL_HTTP_AUTH` exists for such proxies): a request without them
+    /// is recorded and answered 401 `Unauthorized`, never handled. Default `None`.
+    pub http_auth: Option<String>,
+    /// When set, the agent speaks HTTPS with this server configuration (its certificate, and
+    /// whether it requires client certificates: Consul's `verify_incoming`) instead of HTTP.
+    /// A connection whose handshake fails is closed and records no request. Default `None`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Config {
@@ -58,6 +68,8 @@ impl Default for Config {
             reap_interval: Duration::from_millis(100),
             deregister_interval_min: Duration::ZERO,
             session_ttl_min: Duration::from_secs(10),
+            http_auth: None,
+            tls: None,
         }
     }
 }

@@ -4,6 +4,9 @@
 //! It stands in for a real agent where Consul cannot be installed: autopilot's integration
 //! tests and its Docker-free demo. It is not a Consul: one node, one datacenter, TTL checks
 //! only (other check kinds are stored and reported but never run), one KV store, no DNS.
+//! It speaks HTTP, or HTTPS with a given certificate (`Config::tls`), and can stand behind a
+//! proxy that requires HTTP Basic credentials (`Config::http_auth`, what `CONSUL_HTTP_AUTH`
+//! is for).
 //!
 //! # Endpoints
 //! - `PUT /v1/agent/service/register[?replace-existing-checks]`
@@ -82,3 +85,5 @@ pub use faults::{Fault, FaultRule};
 pub use handle::{AsyncConsulDouble, ConsulDouble};
 pub use journal::{Outcome, RecordedRequest, TokenSource, REDACTED};
 pub use state::{Check, Service, State, Status};
+/// The TLS library of [`Config::tls`].
+pub use tokio_rustls::rustls;

@@ -59,6 +59,15 @@ impl Reply {
         }
     }
 
+    /// 401 with the challenge a proxy requiring Basic authentication sends.
+    pub fn unauthorized() -> Self {
+        let mut reply = Reply::text(401, "Unauthorized");
+        reply
+            .headers
+            .push(("WWW-Authenticate", "Basic realm=\"consul\"".into()));
+        reply
+    }
+
     pub fn error(error: &ApiError) -> Self {
         Reply::text(error.status_code(), error.to_string())
     }

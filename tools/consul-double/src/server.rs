@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::http::request::Parts;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -25,6 +25,7 @@ use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tokio_rustls::TlsAcceptor;
 
 use crate::acl::PresentedToken;
 use crate::api::{self, ApiRequest};
@@ -76,16 +77,30 @@ impl ConnectionControl {
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection(stream: TcpStream, control: Control, shutdown: watch::Receiver<bool>) {
+    let connection = Arc::new(ConnectionControl::default());
+    let stream = ResettableStream {
+        inner: stream,
+        connection: connection.clone(),
+    };
+    match control.shared().config.tls.clone() {
+        None => serve_http(stream, connection, control, shutdown).await,
+        Some(tls) => {
+            // A failed handshake ends the connection before any request.
+            if let Ok(stream) = TlsAcceptor::from(tls).accept(stream).await {
+                serve_http(stream, connection, control, shutdown).await;
+            }
+        }
+    }
+}
+
+async fn serve_http(
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    connection: Arc<ConnectionControl>,
     control: Control,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let connection = Arc::new(ConnectionControl::default());
-    let io = TokioIo::new(ResettableStream {
-        inner: stream,
-        connection: connection.clone(),
-    });
+    let io = TokioIo::new(stream);
     let mut restarts = control.shared().subscribe_restarts();
     let service = service_fn({
         let connection = connection.clone();
@@ -137,6 +152,9 @@ async fn handle(
         summary,
         answered: false,
     };
+    if !passes_http_auth(shared.config.http_auth.as_deref(), &parts) {
+        return pending.answer(Reply::unauthorized());
+    }
     let legacy = match apply_fault(shared, &path, connection).await {
         FaultEffect::Answer(reply) => return pending.answer(reply),
         FaultEffect::Proceed { legacy } => legacy,
@@ -189,6 +207,26 @@ fn record(
         blocked: false,
         outcome: Outcome::InFlight,
     }
+}
+
+/// Whether the request carries the Basic credentials `required` (`user:password`), when the
+/// double stands behind a proxy that requires them.
+fn passes_http_auth(required: Option<&str>, parts: &Parts) -> bool {
+    use base64::Engine as _;
+    let Some(required) = required else {
+        return true;
+    };
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+        .and_then(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
+        .is_some_and(|credentials| credentials == required.as_bytes())
 }
 
 enum FaultEffect {

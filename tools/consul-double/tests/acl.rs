@@ -160,3 +160,38 @@ fn the_log_records_the_content_type_and_body_of_writes() {
     assert_eq!(pass.content_type, None);
     assert_eq!(pass.outcome, consul_double::Outcome::Answered(200));
 }
+
+#[test]
+fn behind_a_basic_auth_proxy_only_requests_with_its_credentials_are_handled() {
+    let consul = start_with(Config {
+        http_auth: Some("alice:pw".into()),
+        ..Config::default()
+    });
+    let url = format!("{}/v1/agent/services", consul.url());
+    let client = reqwest::blocking::Client::new();
+    let answers = [
+        client.get(&url).send().unwrap(),
+        client
+            .get(&url)
+            .basic_auth("alice", Some("wrong"))
+            .send()
+            .unwrap(),
+        client
+            .get(&url)
+            .basic_auth("alice", Some("pw"))
+            .send()
+            .unwrap(),
+    ];
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status().as_u16()).collect();
+    assert_eq!(statuses, [401, 401, 200]);
+    assert_eq!(
+        answers[0].headers()["www-authenticate"],
+        "Basic realm=\"consul\""
+    );
+    let requests = consul.requests();
+    assert_eq!(requests.len(), 3, "every request is recorded");
+    assert!(requests.iter().all(|r| r
+        .headers
+        .iter()
+        .all(|(_, value)| !value.contains("YWxpY2U6cHc="))));
+}
