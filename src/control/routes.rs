@@ -1,7 +1,6 @@
 //! The control plane's routes: method + path → handler → status and body.
 
 use std::convert::Infallible;
-use std::str::FromStr;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -201,22 +200,9 @@ async fn signal_job(api: &Api, job: &str, body: &[u8]) -> Reply {
     }
 }
 
-/// `SIGHUP`, `HUP` or a number.
+/// `SIGHUP`, `HUP` or a number, as a configuration names signals.
 pub(super) fn parse_signal(name: &str) -> Result<Signal, String> {
-    let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&full)
-        .or_else(|_| {
-            name.trim()
-                .parse::<i32>()
-                .map_err(|_| ())
-                .and_then(|n| Signal::try_from(n).map_err(|_| ()))
-        })
-        .map_err(|_| format!("unknown signal {name:?}"))
+    crate::config::jobs::parse_signal(name.trim()).ok_or_else(|| format!("unknown signal {name:?}"))
 }
 
 /// Sends a request to the supervisor and waits for its answer; `None` when
