@@ -269,72 +269,50 @@ fn fixture_templates_render_to_their_expected_outputs() {
     }
     let addr = consul.addr();
     // Two instances of each service.
-    register_instance(
-        addr,
-        ("app", "app-1", "10.0.1.1", 8000),
-        &["web"],
-        "passing",
-    );
-    register_instance(
-        addr,
-        ("app", "app-2", "10.0.1.2", 8000),
-        &["web", "canary"],
-        "passing",
-    );
-    register_instance(
-        addr,
-        ("db-internal", "db-internal-1", "10.0.9.1", 5432),
-        &[],
-        "passing",
-    );
-    register_instance(
-        addr,
-        ("api", "api-1", "10.0.2.1", 9000),
-        &["blue", "green"],
-        "passing",
-    );
-    register_instance(
-        addr,
-        ("api", "api-2", "10.0.2.2", 9000),
-        &["green"],
-        "warning",
-    );
-    register_instance(
-        addr,
-        ("mysql-primary", "mysql-1", "10.0.3.1", 3306),
-        &[],
-        "passing",
-    );
-    register_instance(
-        addr,
-        ("mysql-primary", "mysql-2", "10.0.3.2", 3306),
-        &[],
-        "critical",
-    );
-    register_instance(
-        addr,
-        ("memcached", "memcached-1", "10.0.4.1", 11211),
-        &[],
-        "passing",
-    );
-    register_instance(
-        addr,
-        ("memcached", "memcached-2", "10.0.4.2", 11211),
-        &[],
-        "passing",
-    );
-    register_instance(
-        addr,
-        ("zookeeper", "zk-2", "10.0.5.2", 2181),
-        &[],
-        "passing",
-    );
-    register_instance(
-        addr,
-        ("zookeeper", "zk-1", "10.0.5.1", 2181),
-        &[],
-        "passing",
-    );
+    let instances: [((&str, &str, &str, u16), &[&str], &str); 11] = [
+        (("app", "app-1", "10.0.1.1", 8000), &["web"], "passing"),
+        (
+            ("app", "app-2", "10.0.1.2", 8000),
+            &["web", "canary"],
+            "passing",
+        ),
+        (
+            ("db-internal", "db-internal-1", "10.0.9.1", 5432),
+            &[],
+            "passing",
+        ),
+        (
+            ("api", "api-1", "10.0.2.1", 9000),
+            &["blue", "green"],
+            "passing",
+        ),
+        (("api", "api-2", "10.0.2.2", 9000), &["green"], "warning"),
+        (
+            ("mysql-primary", "mysql-1", "10.0.3.1", 3306),
+            &[],
+            "passing",
+        ),
+        (
+            ("mysql-primary", "mysql-2", "10.0.3.2", 3306),
+            &[],
+            "critical",
+        ),
+        (
+            ("memcached", "memcached-1", "10.0.4.1", 11211),
+            &[],
+            "passing",
+        ),
+        (
+            ("memcached", "memcached-2", "10.0.4.2", 11211),
+            &[],
+            "passing",
+        ),
+        (("zookeeper", "zk-2", "10.0.5.2", 2181), &[], "passing"),
+        (("zookeeper", "zk-1", "10.0.5.1", 2181), &[], "passing"),
+    ];
+    for (instance, tags, status) in instances {
+        register_instance(addr, instance, tags, status);
+    }
     for (key, value) in [
         ("nginx/acme/domain", "example.com"),
         ("nginx/acme/ready", "true"),
