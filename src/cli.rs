@@ -1,17 +1,10 @@
-//! The command line: ContainerPilot's Go-style flags, parsed with clap.
-//!
-//! Go's `flag` package accepts `-name`, `--name`, `-name value` and
-//! `-name=value`, and stops at the first argument that is not a flag; bool
-//! flags take no separate value but accept `-name=false`. Clap speaks GNU
-//! (`--name`), so [`normalize`] first rewrites the Go spellings of *our* long
-//! flags into GNU ones, using clap's own flag table, and leaves everything
-//! from the APP onwards untouched. This module owns argument parsing and
-//! dispatch to the subsystem that does the work; it must not implement that work.
+//! The command line: what the flags ask for, dispatched to the subsystem
+//! that does it (the syntax, help and usage errors are [`flags`]). This
+//! module must not implement that work.
 
-use clap::{ArgAction, CommandFactory, Parser};
+mod flags;
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,89 +18,7 @@ use crate::logging;
 use crate::signals;
 use crate::supervisor::{self, Reloader, StopRequests};
 
-/// autopilot: a PID 1 supervisor for containers, compatible with ContainerPilot.
-#[derive(Debug, Parser)]
-#[command(
-    name = "autopilot",
-    disable_version_flag = true,
-    override_usage = "autopilot [FLAGS] [--] [APP [ARGS...]]\n       autopilot -version",
-    after_help = "Flags may be written Go-style (-config FILE, -config=FILE) or GNU-style (--config FILE)."
-)]
-pub(crate) struct Cli {
-    /// Configuration: a file path, a file:// URL or an inline JSON5 document
-    /// (default: env CONTAINERPILOT, then CONTAINERBUDDY).
-    #[arg(long, value_name = "VALUE")]
-    pub config: Option<String>,
-
-    /// Print the version and git hash, then exit.
-    #[arg(long)]
-    pub version: bool,
-
-    /// Render the configuration template, print it, and exit.
-    #[arg(long)]
-    pub template: bool,
-
-    /// With -template: where to write the rendered configuration
-    /// (`-` for stdout).
-    #[arg(long, value_name = "FILE", default_value = "-")]
-    pub out: String,
-
-    /// Validate the configuration, print it normalized as JSON, and exit
-    /// (0 valid, 2 invalid).
-    #[arg(long)]
-    pub check: bool,
-
-    /// Ask the running autopilot to reload its configuration.
-    #[arg(long, help_heading = "Control commands")]
-    pub reload: bool,
-
-    /// Check that the running autopilot answers on its control socket.
-    #[arg(long, help_heading = "Control commands")]
-    pub ping: bool,
-
-    /// Enter or leave maintenance mode (deregisters / re-registers services).
-    #[arg(long, value_name = "enable|disable", value_parser = ["enable", "disable"], help_heading = "Control commands")]
-    pub maintenance: Option<String>,
-
-    /// Set (K=V) or clear (K) an environment variable for future processes.
-    #[arg(long, value_name = "K=V", help_heading = "Control commands")]
-    pub putenv: Vec<String>,
-
-    /// Record a value into a telemetry metric.
-    #[arg(long, value_name = "K=V", help_heading = "Control commands")]
-    pub putmetric: Vec<String>,
-
-    /// Show the state of every job and watch.
-    #[arg(long, help_heading = "Control commands")]
-    pub status: bool,
-
-    /// With --status: print the raw JSON.
-    #[arg(long, requires = "status", help_heading = "Control commands")]
-    pub json: bool,
-
-    /// Send a signal to one job's process group.
-    #[arg(long, value_name = "JOB=SIGNAL", help_heading = "Control commands")]
-    pub signal: Option<String>,
-
-    /// How long the APP has to exit after its stop signal before it is
-    /// killed (default 8s without a configuration; env AUTOPILOT_KILL_TIMEOUT).
-    #[arg(long, value_name = "DURATION", help_heading = "Stopping the APP")]
-    pub kill_timeout: Option<String>,
-
-    /// The signal that asks the APP to stop (default: the SIGTERM or SIGINT
-    /// autopilot got, without a configuration; env AUTOPILOT_STOP_SIGNAL).
-    #[arg(long, value_name = "SIGNAL", help_heading = "Stopping the APP")]
-    pub stop_signal: Option<String>,
-
-    /// The APP to wrap, with its arguments (any bytes: they reach the APP
-    /// unchanged).
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "APP"
-    )]
-    pub app: Vec<OsString>,
-}
+use flags::{Cli, Parsed};
 
 /// Parses the process's arguments, runs what they ask for, and returns the
 /// exit code.
@@ -116,22 +27,17 @@ pub fn main() -> i32 {
     if let Err(error) = signals::hold() {
         crate::complain!("autopilot: cannot hold signals: {error}");
     }
-    let args = match normalize(std::env::args_os().collect()) {
-        Ok(args) => args,
-        Err(message) => {
-            crate::complain!("{message}\n\n{}", Cli::command().render_usage());
-            return 2;
+    match flags::parse(std::env::args_os()) {
+        Ok(Parsed::Run(cli)) => run(*cli),
+        Ok(Parsed::Help) => {
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), flags::HELP.as_bytes());
+            0
         }
-    };
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
         Err(error) => {
-            let code = error.exit_code();
-            let _ = error.print();
-            return code;
+            crate::complain!("{error}");
+            2
         }
-    };
-    run(cli)
+    }
 }
 
 fn run(cli: Cli) -> i32 {
@@ -175,7 +81,7 @@ fn run(cli: Cli) -> i32 {
         }
         (None, Some(app)) => (Config::app_only(app), Vec::new()),
         (None, None) => {
-            crate::complain!("{}", Cli::command().render_usage());
+            crate::complain!("{}", flags::USAGE);
             crate::complain!("autopilot: nothing to run: give an APP or a configuration (-config)");
             return 2;
         }
@@ -497,148 +403,9 @@ fn control_socket(source: Option<&Source>) -> Result<PathBuf, config::ConfigErro
     Ok(loaded.config.control.unwrap_or_default().socket)
 }
 
-/// Rewrites Go-style long flags (`-config x`, `-version`, `-template=false`)
-/// into the GNU forms clap parses (`--config x`, `--version`, nothing).
-/// Stops at `--` or at the first argument that is not a flag: that is the APP,
-/// and it and its arguments are passed through unchanged, whatever their
-/// bytes. A flag autopilot does not know is an error (as in Go), not the APP.
-pub(crate) fn normalize(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
-    let command = Cli::command();
-    let mut out: Vec<OsString> = Vec::with_capacity(args.len());
-    let mut args = args.into_iter();
-    out.extend(args.next()); // the program name
-    while let Some(arg) = args.next() {
-        let Some(text) = arg.to_str() else {
-            if arg.as_bytes().starts_with(b"-") {
-                let flag = arg.to_string_lossy();
-                return Err(format!("flag provided but not defined: {flag}"));
-            }
-            out.push(arg);
-            break; // the APP, which needs no UTF-8
-        };
-        let Some(flag) = text.strip_prefix("--").or_else(|| text.strip_prefix('-')) else {
-            out.push(arg);
-            break; // the APP
-        };
-        if flag.is_empty() {
-            out.push(arg); // "--" (end of flags) or "-" (an operand)
-            break;
-        }
-        let (name, value) = match flag.split_once('=') {
-            Some((name, value)) => (name, Some(value)),
-            None => (flag, None),
-        };
-        let Some(spec) = command.get_arguments().find(|a| a.get_long() == Some(name)) else {
-            if matches!(name, "h" | "help") {
-                out.push(arg);
-                continue;
-            }
-            return Err(format!("flag provided but not defined: -{name}"));
-        };
-        let is_switch = matches!(spec.get_action(), ArgAction::SetTrue);
-        match (is_switch, value) {
-            (true, Some(value)) => match parse_go_bool(value) {
-                Some(true) => out.push(format!("--{name}").into()),
-                Some(false) => {}
-                None => out.push(format!("--{name}={value}").into()), // clap explains the error
-            },
-            (true, None) => out.push(format!("--{name}").into()),
-            (false, Some(value)) => out.push(format!("--{name}={value}").into()),
-            (false, None) => {
-                out.push(format!("--{name}").into());
-                out.extend(args.next()); // its value, whatever it looks like
-            }
-        }
-    }
-    out.extend(args);
-    Ok(out)
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_go_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use std::os::unix::ffi::OsStringExt;
-
-    fn os(args: &[&str]) -> Vec<OsString> {
-        args.iter().map(OsString::from).collect()
-    }
-
-    fn norm(args: &[&str]) -> Vec<OsString> {
-        let mut all = os(&["autopilot"]);
-        all.extend(os(args));
-        normalize(all).unwrap()[1..].to_vec()
-    }
-
-    #[test]
-    fn go_style_flags_become_gnu() {
-        assert_eq!(norm(&["-config", "x.json"]), ["--config", "x.json"]);
-        assert_eq!(norm(&["-config=x.json"]), ["--config=x.json"]);
-        assert_eq!(norm(&["--config", "-x"]), ["--config", "-x"]);
-        assert_eq!(norm(&["-version"]), ["--version"]);
-        assert_eq!(norm(&["-version=true"]), ["--version"]);
-        assert!(norm(&["-version=false"]).is_empty());
-        assert_eq!(
-            norm(&["-config", "c", "-template", "-out", "f"]),
-            ["--config", "c", "--template", "--out", "f"]
-        );
-        assert_eq!(norm(&["--check", "-config=c"]), ["--check", "--config=c"]);
-    }
-
-    #[test]
-    fn app_and_its_arguments_are_untouched() {
-        assert_eq!(
-            norm(&["-config", "c", "nginx", "-version", "-g"]),
-            ["--config", "c", "nginx", "-version", "-g"]
-        );
-        assert_eq!(norm(&["--", "-config"]), ["--", "-config"]);
-        assert_eq!(norm(&["sh", "-c", "exit 3"]), ["sh", "-c", "exit 3"]);
-    }
-
-    #[test]
-    fn unknown_flags_are_errors_not_the_app() {
-        assert_eq!(
-            normalize(os(&["autopilot", "-bogus", "true"])),
-            Err("flag provided but not defined: -bogus".to_string())
-        );
-        assert!(normalize(os(&["autopilot", "-h"])).is_ok());
-        let not_utf8 = OsString::from_vec(b"-conf\xffig".to_vec());
-        assert_eq!(
-            normalize(vec!["autopilot".into(), not_utf8]),
-            Err("flag provided but not defined: -conf\u{fffd}ig".to_string())
-        );
-    }
-
-    #[test]
-    fn parses_after_normalizing() {
-        let args = normalize(os(&[
-            "autopilot",
-            "-config=/etc/cp.json",
-            "/bin/app",
-            "-config",
-            "-x",
-        ]))
-        .unwrap();
-        let cli = Cli::try_parse_from(args).unwrap();
-        assert_eq!(cli.config.as_deref(), Some("/etc/cp.json"));
-        assert_eq!(cli.app, ["/bin/app", "-config", "-x"]);
-    }
-
-    #[test]
-    fn double_dash_separates_app_that_looks_like_a_flag() {
-        let cli =
-            Cli::try_parse_from(normalize(os(&["autopilot", "--", "-weird"])).unwrap()).unwrap();
-        assert_eq!(cli.app, ["-weird"]);
-    }
 
     #[test]
     fn stop_flags_win_over_their_variables() {
@@ -697,14 +464,5 @@ mod tests {
             variable.apply(&mut config, false).unwrap(),
             StopRequests::Graceful
         );
-    }
-
-    #[test]
-    fn an_app_that_is_not_utf8_is_kept_byte_for_byte() {
-        let app = OsString::from_vec(b"/bin/\xffapp".to_vec());
-        let arg = OsString::from_vec(b"\xfe".to_vec());
-        let args = normalize(vec!["autopilot".into(), app.clone(), arg.clone()]).unwrap();
-        let cli = Cli::try_parse_from(args).unwrap();
-        assert_eq!(cli.app, [app, arg]);
     }
 }
