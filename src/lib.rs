@@ -21,6 +21,8 @@
 //!   meaning, answer the control plane, shut down, compute the exit code.
 //! - [`console`]: printing to stdout/stderr without ever panicking.
 //! - [`control`]: the control plane: HTTP over a unix socket, server and client.
+//! - [`http_client`]: the HTTP client (connections, TLS, timeouts, URLs) of
+//!   the catalogs and `http` health checks.
 //! - [`http_server`]: the bounded HTTP/1.1 accept loop both servers share.
 //! - [`events`]: the event vocabulary and the ordered event bus.
 //! - [`jobs`]: one job's lifecycle (when → run → restart → stop) and its
@@ -44,6 +46,7 @@ mod control;
 mod discovery;
 mod environment;
 mod events;
+mod http_client;
 mod http_server;
 mod job_control;
 mod jobs;

@@ -7,13 +7,12 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
-use reqwest::{Certificate, Client, ClientBuilder, Identity, RequestBuilder, Url};
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+
+use crate::http_client::{Certificate, Client, ClientBuilder, Identity, RequestBuilder, Url};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -202,12 +201,12 @@ impl fmt::Debug for ConsulBackend {
 
 impl ConsulBackend {
     pub(crate) fn new(settings: ConsulSettings) -> Result<ConsulBackend, DiscoveryError> {
-        let mut base = parse_base_url(&settings)?;
+        let base = parse_base_url(&settings)?;
         let mut builder = Client::builder().default_headers(auth_headers(&settings)?);
         if settings.scheme == "https" {
             builder = configure_tls(builder, &settings.tls)?;
             if let Some(server_name) = &settings.tls.servername {
-                builder = verify_as(builder, &mut base, server_name)?;
+                builder = verify_as(builder, server_name);
             }
         }
         Ok(ConsulBackend {
@@ -336,7 +335,7 @@ impl ConsulBackend {
             .send_or_absent(self.client.get(url).timeout(timeout))
             .await?;
         let index = consul_index(response.headers());
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
+        if response.status() == http::StatusCode::NOT_FOUND {
             return Ok((None, index));
         }
         Ok((Some(call.decode(response).await?), index))
@@ -362,12 +361,7 @@ impl ConsulBackend {
 
     /// The agent's URL with `segments` appended, each percent-encoded.
     fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .expect("an http(s) URL has a path")
-            .pop_if_empty()
-            .extend(segments);
-        url
+        self.base.join(segments)
     }
 }
 
@@ -568,7 +562,7 @@ fn read_pem(setting: &'static str, path: &Path) -> Result<Vec<u8>, DiscoveryErro
     })
 }
 
-fn unusable(path: &Path, error: reqwest::Error) -> DiscoveryError {
+fn unusable(path: &Path, error: crate::http_client::Error) -> DiscoveryError {
     DiscoveryError::Settings {
         setting: "consul.tls",
         reason: format!("{} holds no usable PEM data: {error}", path.display()),
@@ -576,48 +570,9 @@ fn unusable(path: &Path, error: reqwest::Error) -> DiscoveryError {
 }
 
 /// `tls.servername`: verify the agent's certificate for `server_name` while connecting to
-/// the configured address. reqwest verifies the URL's host, so the URL names `server_name`
-/// and a resolver sends that name to the real host.
-fn verify_as(
-    builder: ClientBuilder,
-    base: &mut Url,
-    server_name: &str,
-) -> Result<ClientBuilder, DiscoveryError> {
-    let target = base.host_str().unwrap_or_default().to_string();
-    base.set_host(Some(server_name))
-        .map_err(|error| DiscoveryError::Settings {
-            setting: "consul.tls.servername",
-            reason: format!("{server_name:?} is not a host name: {error}"),
-        })?;
-    let resolver = ServerNameResolver {
-        server_name: server_name.to_ascii_lowercase(),
-        target: target.trim_matches(['[', ']']).to_string(),
-    };
-    Ok(builder.dns_resolver(Arc::new(resolver)))
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Resolves `server_name` as `target` and everything else normally, through
-/// getaddrinfo like every other name autopilot resolves (see
-/// `docs/configuration.md`, "Name resolution").
-struct ServerNameResolver {
-    server_name: String,
-    target: String,
-}
-
-impl Resolve for ServerNameResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = if name.as_str().eq_ignore_ascii_case(&self.server_name) {
-            self.target.clone()
-        } else {
-            name.as_str().to_string()
-        };
-        Box::pin(async move {
-            let addrs: Addrs = Box::new(tokio::net::lookup_host((host, 0)).await?);
-            Ok::<_, BoxError>(addrs)
-        })
-    }
+/// the configured address.
+fn verify_as(builder: ClientBuilder, server_name: &str) -> ClientBuilder {
+    builder.tls_server_name(server_name)
 }
 
 #[cfg(test)]

@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use reqwest::Client;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
@@ -35,6 +34,7 @@ use serde_json::{json, Value};
 use super::http::{blocking_timeout, build_client, Call, REQUEST_TIMEOUT};
 use super::{DiscoveryError, HealthyInstances, Instance, ServiceRegistration};
 use crate::config::model::{CheckStatus, EtcdConfig, WatchConfig};
+use crate::http_client::{Client, Response};
 
 mod kv;
 mod lock;
@@ -248,12 +248,7 @@ impl EtcdBackend {
         tokio::time::timeout(wait, watching).await.unwrap_or(Ok(()))
     }
 
-    async fn post(
-        &self,
-        call: Call,
-        path: &str,
-        body: &Value,
-    ) -> Result<reqwest::Response, DiscoveryError> {
+    async fn post(&self, call: Call, path: &str, body: &Value) -> Result<Response, DiscoveryError> {
         self.send(call, path, body, REQUEST_TIMEOUT).await
     }
 
@@ -274,7 +269,7 @@ impl EtcdBackend {
         path: &str,
         body: &Value,
         timeout: Duration,
-    ) -> Result<reqwest::Response, DiscoveryError> {
+    ) -> Result<Response, DiscoveryError> {
         let first = self.preferred.load(Ordering::Relaxed);
         let mut last_error = None;
         for offset in 0..self.endpoints.len() {
@@ -324,10 +319,7 @@ fn call(operation: &'static str) -> Call {
 
 /// Reads the watch stream (one JSON message per line) until a message that carries events,
 /// cancels the watch or reports an error, or until the stream ends.
-async fn read_until_event(
-    call: Call,
-    mut response: reqwest::Response,
-) -> Result<(), DiscoveryError> {
+async fn read_until_event(call: Call, mut response: Response) -> Result<(), DiscoveryError> {
     let mut pending = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| call.unreachable(e))? {
         pending.extend_from_slice(&chunk);

@@ -1,4 +1,4 @@
-//! HTTP plumbing shared by the backends: timeouts, and turning reqwest outcomes into
+//! HTTP plumbing shared by the backends: timeouts, and turning HTTP outcomes into
 //! [`DiscoveryError`]s. Knows nothing about either catalog's API.
 
 use std::time::Duration;
@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::DiscoveryError;
+use crate::http_client::{self, ClientBuilder, RequestBuilder, Response};
 
 /// Time to establish a connection to the catalog.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,9 +24,9 @@ pub(super) fn blocking_timeout(wait: Duration) -> Duration {
 
 /// A client with autopilot's connection timeout, built from `builder`.
 pub(super) fn build_client(
-    builder: reqwest::ClientBuilder,
+    builder: ClientBuilder,
     backend: &'static str,
-) -> Result<reqwest::Client, DiscoveryError> {
+) -> Result<http_client::Client, DiscoveryError> {
     builder
         .connect_timeout(CONNECT_TIMEOUT)
         .build()
@@ -45,10 +46,7 @@ pub(super) struct Call {
 impl Call {
     /// Sends the request; a transport failure is [`DiscoveryError::Unreachable`] and a
     /// non-2xx answer is [`DiscoveryError::Rejected`].
-    pub(super) async fn send(
-        self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, DiscoveryError> {
+    pub(super) async fn send(self, request: RequestBuilder) -> Result<Response, DiscoveryError> {
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
         self.accept(response).await
     }
@@ -57,20 +55,17 @@ impl Call {
     /// headers still carry the index to block on), not an error.
     pub(super) async fn send_or_absent(
         self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, DiscoveryError> {
+        request: RequestBuilder,
+    ) -> Result<Response, DiscoveryError> {
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
+        if response.status() == http::StatusCode::NOT_FOUND {
             return Ok(response);
         }
         self.accept(response).await
     }
 
     /// A 2xx answer, or [`DiscoveryError::Rejected`].
-    async fn accept(
-        self,
-        response: reqwest::Response,
-    ) -> Result<reqwest::Response, DiscoveryError> {
+    async fn accept(self, response: Response) -> Result<Response, DiscoveryError> {
         if response.status().is_success() {
             return Ok(response);
         }
@@ -87,13 +82,13 @@ impl Call {
     /// Reads the whole body of a successful answer and decodes its JSON.
     pub(super) async fn decode<T: DeserializeOwned>(
         self,
-        response: reqwest::Response,
+        response: Response,
     ) -> Result<T, DiscoveryError> {
         let body = response.bytes().await.map_err(|e| self.unreachable(e))?;
         serde_json::from_slice(&body).map_err(|e| self.invalid(e))
     }
 
-    pub(super) fn unreachable(self, source: reqwest::Error) -> DiscoveryError {
+    pub(super) fn unreachable(self, source: http_client::Error) -> DiscoveryError {
         DiscoveryError::Unreachable {
             backend: self.backend,
             operation: self.operation,

@@ -144,7 +144,7 @@ pub enum DiscoveryError {
         backend: &'static str,
         operation: &'static str,
         #[source]
-        source: reqwest::Error,
+        source: crate::http_client::Error,
     },
     /// An answer other than 2xx.
     #[error("{backend} answered {status} to {operation}: {body}")]

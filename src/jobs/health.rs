@@ -151,10 +151,15 @@ pub(super) fn spawn_heartbeat(tasks: &Tasks, registration: Arc<Registration>) ->
 
 /// The client of a job's `http` checks (built at its first check), or why
 /// there is none.
-type HttpClient = Result<reqwest::Client, String>;
+type HttpClient = Result<crate::http_client::Client, String>;
+
+/// As many redirects as an `http` check follows (Go's `http.Get` and
+/// Consul's HTTP checks follow ten).
+const HTTP_CHECK_REDIRECTS: usize = 10;
 
 fn http_client() -> HttpClient {
-    reqwest::Client::builder()
+    crate::http_client::Client::builder()
+        .redirects(HTTP_CHECK_REDIRECTS)
         .build()
         .map_err(|error| format!("cannot build the HTTP client: {error}"))
 }
