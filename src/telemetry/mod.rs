@@ -16,11 +16,12 @@
 //!
 //! ContainerPilot registered its metrics with the Go client library
 //! (client_golang, 2016) and served the Prometheus text format 0.0.4. We
-//! use the `prometheus` crate, a port of that library, so the exposition is
+//! write that format (see [`exposition`](self::exposition)), as the
+//! `prometheus` crate, a port of that library, did, so the exposition is
 //! the same: a counter configured as `my_counter` is exposed as
-//! `my_counter 4`. (The `prometheus-client` crate only writes OpenMetrics,
-//! where the same counter becomes `my_counter_total 4`, which would break
-//! every ContainerPilot user's queries; it also has no summary type.)
+//! `my_counter 4`. (OpenMetrics, which the `prometheus-client` crate
+//! writes, would expose it as `my_counter_total 4` and break every
+//! ContainerPilot user's queries.)
 //!
 //! - counter: adds (a negative value is an error, where Go panicked);
 //!   gauge: sets; histogram: observes into Prometheus' default buckets
@@ -36,6 +37,7 @@
 //! - 2.x sensors: stdout is trimmed and parsed as a float, as ContainerPilot
 //!   did (`strings.TrimSpace` + `strconv.ParseFloat`).
 
+mod exposition;
 mod process;
 mod server;
 mod summary;
@@ -43,11 +45,7 @@ mod summary;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{self, MetricFamily, MetricType};
-use prometheus::{
-    Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, Opts, Registry, TextEncoder,
-};
+use exposition::{Collector, Histogram, Kind, Labeled, RegistrationError, Registry, Single};
 
 use crate::config::model::{MetricConfig, MetricKind};
 
@@ -89,9 +87,9 @@ struct Inner {
     instruments: HashMap<String, Instrument>,
     /// [`canonical`] spelling → full name, for ContainerPilot's `__name`.
     aliases: HashMap<String, String>,
-    events: CounterVec,
-    watch_instances: GaugeVec,
-    control_requests: CounterVec,
+    events: Labeled,
+    watch_instances: Labeled,
+    control_requests: Labeled,
 }
 
 impl Metrics {
@@ -100,28 +98,25 @@ impl Metrics {
     /// internal metric), or has an empty help text is an error, as it was
     /// for ContainerPilot's Go client.
     pub fn new(configs: &[MetricConfig]) -> Result<Self, MetricError> {
-        let registry = Registry::new();
-        let events = CounterVec::new(
-            Opts::new(
-                "containerpilot_events",
-                "count of ContainerPilot events, partitioned by type and source",
-            ),
+        let mut registry = Registry::default();
+        let events = Labeled::new(
+            "containerpilot_events",
+            "count of ContainerPilot events, partitioned by type and source",
+            Kind::Counter,
             &["code", "source"],
         )
         .expect(VALID_INTERNAL_METRIC);
-        let watch_instances = GaugeVec::new(
-            Opts::new(
-                "containerpilot_watch_instances",
-                "gauge of instances found for each ContainerPilot watch, partitioned by service",
-            ),
+        let watch_instances = Labeled::new(
+            "containerpilot_watch_instances",
+            "gauge of instances found for each ContainerPilot watch, partitioned by service",
+            Kind::Gauge,
             &["service"],
         )
         .expect(VALID_INTERNAL_METRIC);
-        let control_requests = CounterVec::new(
-            Opts::new(
-                "containerpilot_control_http_requests",
-                "count of requests to control socket, partitioned by path and HTTP code",
-            ),
+        let control_requests = Labeled::new(
+            "containerpilot_control_http_requests",
+            "count of requests to control socket, partitioned by path and HTTP code",
+            Kind::Counter,
             &["code", "path"],
         )
         .expect(VALID_INTERNAL_METRIC);
@@ -138,7 +133,7 @@ impl Metrics {
         let mut instruments = HashMap::new();
         let mut aliases = HashMap::new();
         for config in configs {
-            let invalid = |error: prometheus::Error| MetricError::Invalid {
+            let invalid = |error: RegistrationError| MetricError::Invalid {
                 metric: config.full_name.clone(),
                 reason: error.to_string(),
             };
@@ -189,16 +184,13 @@ impl Metrics {
 
     /// Counts one published event (`containerpilot_events{code,source}`).
     pub fn event(&self, code: &str, source: &str) {
-        self.inner.events.with_label_values(&[code, source]).inc();
+        self.inner.events.add(&[code, source], 1.0);
     }
 
     /// Sets how many instances a watch found
     /// (`containerpilot_watch_instances{service}`).
     pub fn watch_instances(&self, service: &str, instances: usize) {
-        self.inner
-            .watch_instances
-            .with_label_values(&[service])
-            .set(instances as f64);
+        self.inner.watch_instances.set(&[service], instances as f64);
     }
 
     /// Counts one control-plane request
@@ -207,18 +199,12 @@ impl Metrics {
     pub fn control_request(&self, code: u16, path: &str) {
         self.inner
             .control_requests
-            .with_label_values(&[code.to_string().as_str(), path])
-            .inc();
+            .add(&[code.to_string().as_str(), path], 1.0);
     }
 
     /// All metrics in the Prometheus text exposition format 0.0.4.
     pub fn encode(&self) -> String {
-        let mut text = String::new();
-        let families = self.inner.registry.gather();
-        if let Err(error) = TextEncoder::new().encode_utf8(&families, &mut text) {
-            tracing::error!("telemetry: encoding metrics failed: {error}");
-        }
-        text
+        self.inner.registry.encode()
     }
 
     fn lookup(&self, name: &str) -> Result<&Instrument, MetricError> {
@@ -251,35 +237,23 @@ fn canonical(name: &str) -> String {
         .join("_")
 }
 
-/// A metric family of one sample, for the hand-made collectors.
-fn family(desc: &Desc, kind: MetricType, metric: proto::Metric) -> MetricFamily {
-    let mut family = MetricFamily::default();
-    family.set_name(desc.fq_name.clone());
-    family.set_help(desc.help.clone());
-    family.set_field_type(kind);
-    family.set_metric(vec![metric]);
-    family
-}
-
 /// One user metric.
 #[derive(Clone)]
 enum Instrument {
-    Counter(Counter),
-    Gauge(Gauge),
+    Counter(Single),
+    Gauge(Single),
     Histogram(Histogram),
     Summary(Summary),
 }
 
 impl Instrument {
-    fn build(config: &MetricConfig) -> prometheus::Result<Self> {
-        let opts = Opts::new(config.full_name.as_str(), config.help.as_str());
+    fn build(config: &MetricConfig) -> Result<Self, RegistrationError> {
+        let (name, help) = (config.full_name.as_str(), config.help.as_str());
         Ok(match config.kind {
-            MetricKind::Counter => Self::Counter(Counter::with_opts(opts)?),
-            MetricKind::Gauge => Self::Gauge(Gauge::with_opts(opts)?),
-            MetricKind::Histogram => {
-                Self::Histogram(Histogram::with_opts(HistogramOpts::from(opts))?)
-            }
-            MetricKind::Summary => Self::Summary(Summary::new(&config.full_name, &config.help)?),
+            MetricKind::Counter => Self::Counter(Single::new(name, help, Kind::Counter)?),
+            MetricKind::Gauge => Self::Gauge(Single::new(name, help, Kind::Gauge)?),
+            MetricKind::Histogram => Self::Histogram(Histogram::new(name, help)?),
+            MetricKind::Summary => Self::Summary(Summary::new(name, help)?),
         })
     }
 
@@ -313,7 +287,7 @@ impl Instrument {
     fn record(&self, metric: &str, value: f64) -> Result<(), MetricError> {
         self.validate(metric, value)?;
         match self {
-            Self::Counter(counter) => counter.inc_by(value),
+            Self::Counter(counter) => counter.add(value),
             Self::Gauge(gauge) => gauge.set(value),
             Self::Histogram(histogram) => histogram.observe(value),
             Self::Summary(summary) => summary.observe(value),
@@ -390,7 +364,7 @@ mod tests {
         assert_eq!(s["latency_count"], 2.0);
         assert_eq!(s["latency_sum"], 3.3);
         let buckets = s.keys().filter(|k| k.starts_with("latency_bucket")).count();
-        assert_eq!(buckets, prometheus::DEFAULT_BUCKETS.len() + 1);
+        assert_eq!(buckets, exposition::DEFAULT_BUCKETS.len() + 1);
     }
 
     #[test]

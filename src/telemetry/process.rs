@@ -1,14 +1,11 @@
 //! Process metrics under the names Prometheus' process collector uses,
 //! read from /proc/self at each scrape.
-//!
-//! Hand-written rather than the `prometheus` crate's `process` feature:
-//! that one rounds CPU time down to whole seconds and pulls in the `procfs`
-//! crate for four numbers from two files.
+//! Unlike the `prometheus` crate's `process` feature, CPU time is not
+//! rounded down to whole seconds.
 
 use std::fs;
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{self, MetricFamily, MetricType};
+use super::exposition::{Collector, Family, Kind, Series, Value};
 
 const CPU_SECONDS: (&str, &str) = (
     "process_cpu_seconds_total",
@@ -31,83 +28,66 @@ const START_TIME: (&str, &str) = (
 /// Collects this process's CPU time, memory, open descriptors and start
 /// time. A value that cannot be read is left out of the scrape.
 pub(super) struct ProcessCollector {
-    cpu_seconds: Desc,
-    resident_memory: Desc,
-    virtual_memory: Desc,
-    open_fds: Desc,
-    start_time: Desc,
     /// Clock ticks per second, the unit of /proc/self/stat's times.
     ticks_per_second: f64,
 }
 
 impl ProcessCollector {
     pub(super) fn new() -> Self {
-        let desc = |(name, help): (&str, &str)| {
-            Desc::new(name.into(), help.into(), Vec::new(), Default::default())
-                .expect("process metric names and help are valid")
-        };
         Self {
-            cpu_seconds: desc(CPU_SECONDS),
-            resident_memory: desc(RESIDENT_MEMORY),
-            virtual_memory: desc(VIRTUAL_MEMORY),
-            open_fds: desc(OPEN_FDS),
-            start_time: desc(START_TIME),
             ticks_per_second: clock_ticks_per_second(),
         }
     }
 
-    fn stat_families(&self, stat: &Stat, boot_time: Option<f64>) -> Vec<MetricFamily> {
+    fn stat_families(&self, stat: &Stat, boot_time: Option<f64>) -> Vec<Family> {
         let ticks = self.ticks_per_second;
         let mut families = vec![
-            counter(&self.cpu_seconds, stat.cpu_ticks as f64 / ticks),
-            gauge(&self.resident_memory, stat.resident_bytes as f64),
-            gauge(&self.virtual_memory, stat.virtual_bytes as f64),
+            family(CPU_SECONDS, Kind::Counter, stat.cpu_ticks as f64 / ticks),
+            family(RESIDENT_MEMORY, Kind::Gauge, stat.resident_bytes as f64),
+            family(VIRTUAL_MEMORY, Kind::Gauge, stat.virtual_bytes as f64),
         ];
         if let Some(boot_time) = boot_time {
             let start_time = boot_time + stat.start_ticks as f64 / ticks;
-            families.push(gauge(&self.start_time, start_time));
+            families.push(family(START_TIME, Kind::Gauge, start_time));
         }
         families
     }
 }
 
 impl Collector for ProcessCollector {
-    fn desc(&self) -> Vec<&Desc> {
+    fn describe(&self) -> Vec<(&str, &str)> {
         vec![
-            &self.cpu_seconds,
-            &self.resident_memory,
-            &self.virtual_memory,
-            &self.open_fds,
-            &self.start_time,
+            CPU_SECONDS,
+            RESIDENT_MEMORY,
+            VIRTUAL_MEMORY,
+            OPEN_FDS,
+            START_TIME,
         ]
     }
 
-    fn collect(&self) -> Vec<MetricFamily> {
+    fn collect(&self) -> Vec<Family> {
         let mut families = Vec::new();
         if let Some(stat) = Stat::read() {
             families.extend(self.stat_families(&stat, boot_time()));
         }
         if let Ok(fds) = fs::read_dir("/proc/self/fd") {
-            families.push(gauge(&self.open_fds, fds.count() as f64));
+            families.push(family(OPEN_FDS, Kind::Gauge, fds.count() as f64));
         }
         families
     }
 }
 
-fn counter(desc: &Desc, value: f64) -> MetricFamily {
-    let mut counter = proto::Counter::default();
-    counter.set_value(value);
-    let mut metric = proto::Metric::default();
-    metric.set_counter(counter);
-    super::family(desc, MetricType::COUNTER, metric)
-}
-
-fn gauge(desc: &Desc, value: f64) -> MetricFamily {
-    let mut gauge = proto::Gauge::default();
-    gauge.set_value(value);
-    let mut metric = proto::Metric::default();
-    metric.set_gauge(gauge);
-    super::family(desc, MetricType::GAUGE, metric)
+/// A family of one unlabeled sample.
+fn family((name, help): (&str, &str), kind: Kind, value: f64) -> Family {
+    Family {
+        name: name.to_string(),
+        help: help.to_string(),
+        kind,
+        series: vec![Series {
+            labels: Vec::new(),
+            value: Value::Single(value),
+        }],
+    }
 }
 
 /// What proc(5) `/proc/self/stat` tells us.
@@ -201,7 +181,6 @@ mod tests {
     fn start_time_is_boot_time_plus_start_ticks() {
         let collector = ProcessCollector {
             ticks_per_second: 100.0,
-            ..ProcessCollector::new()
         };
         let stat = Stat {
             cpu_ticks: 150,
@@ -211,15 +190,17 @@ mod tests {
         };
         let families = collector.stat_families(&stat, Some(1_000_000.0));
         let value = |name: &str| {
-            let family = families.iter().find(|f| f.name() == name).unwrap();
-            let metric = &family.get_metric()[0];
-            metric.get_gauge().get_value() + metric.get_counter().get_value()
+            let family = families.iter().find(|f| f.name == name).unwrap();
+            match family.series[0].value {
+                Value::Single(value) => value,
+                _ => panic!("{name} is not a single value"),
+            }
         };
         assert_eq!(value(START_TIME.0), 1_000_025.0);
         assert_eq!(value(CPU_SECONDS.0), 1.5);
         assert!(collector
             .stat_families(&stat, None)
             .iter()
-            .all(|f| f.name() != START_TIME.0));
+            .all(|f| f.name != START_TIME.0));
     }
 }

@@ -1,4 +1,4 @@
-//! The `summary` metric kind, which the `prometheus` crate does not have.
+//! The `summary` metric kind.
 //!
 //! ContainerPilot created its summaries with client_golang's defaults of the
 //! time: objectives 0.5, 0.9 and 0.99 over observations of the last 10
@@ -14,8 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::{self, MetricFamily, MetricType};
+use super::exposition::{self, Collector, Family, RegistrationError, Series, Value};
 
 /// client_golang's `DefObjectives` (its quantiles; the error bounds do not
 /// apply to exact quantiles).
@@ -32,7 +31,8 @@ pub(super) struct Summary {
 }
 
 struct Core {
-    desc: Desc,
+    name: String,
+    help: String,
     state: Mutex<State>,
 }
 
@@ -45,11 +45,12 @@ struct State {
 }
 
 impl Summary {
-    pub(super) fn new(name: &str, help: &str) -> prometheus::Result<Self> {
-        let desc = Desc::new(name.into(), help.into(), Vec::new(), Default::default())?;
+    pub(super) fn new(name: &str, help: &str) -> Result<Self, RegistrationError> {
+        exposition::check(name, help)?;
         Ok(Self {
             core: Arc::new(Core {
-                desc,
+                name: name.to_string(),
+                help: help.to_string(),
                 state: Mutex::default(),
             }),
         })
@@ -69,7 +70,7 @@ impl Summary {
         state.recent.push_back((now, value));
     }
 
-    fn snapshot_at(&self, now: Instant) -> proto::Summary {
+    fn snapshot_at(&self, now: Instant) -> Snapshot {
         let mut state = self.state();
         while let Some((observed, _)) = state.recent.front() {
             if now.saturating_duration_since(*observed) <= MAX_AGE {
@@ -79,20 +80,14 @@ impl Summary {
         }
         let mut values: Vec<f64> = state.recent.iter().map(|(_, value)| *value).collect();
         values.sort_by(f64::total_cmp);
-        let quantiles = OBJECTIVES
-            .iter()
-            .map(|&objective| {
-                let mut quantile = proto::Quantile::default();
-                quantile.set_quantile(objective);
-                quantile.set_value(nearest_rank(&values, objective));
-                quantile
-            })
-            .collect();
-        let mut summary = proto::Summary::default();
-        summary.set_sample_sum(state.sum);
-        summary.set_sample_count(state.count);
-        summary.set_quantile(quantiles);
-        summary
+        Snapshot {
+            quantiles: OBJECTIVES
+                .iter()
+                .map(|&objective| (objective, nearest_rank(&values, objective)))
+                .collect(),
+            sum: state.sum,
+            count: state.count,
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -113,15 +108,37 @@ fn nearest_rank(sorted: &[f64], objective: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The quantiles (objective, value), sum and count at one moment.
+struct Snapshot {
+    quantiles: Vec<(f64, f64)>,
+    sum: f64,
+    count: u64,
+}
+
 impl Collector for Summary {
-    fn desc(&self) -> Vec<&Desc> {
-        vec![&self.core.desc]
+    fn describe(&self) -> Vec<(&str, &str)> {
+        vec![(&self.core.name, &self.core.help)]
     }
 
-    fn collect(&self) -> Vec<MetricFamily> {
-        let mut metric = proto::Metric::default();
-        metric.set_summary(self.snapshot_at(Instant::now()));
-        vec![super::family(&self.core.desc, MetricType::SUMMARY, metric)]
+    fn collect(&self) -> Vec<Family> {
+        let Snapshot {
+            quantiles,
+            sum,
+            count,
+        } = self.snapshot_at(Instant::now());
+        let series = Series {
+            labels: Vec::new(),
+            value: Value::Summary {
+                quantiles,
+                sum,
+                count,
+            },
+        };
+        vec![exposition::summary_family(
+            &self.core.name,
+            &self.core.help,
+            series,
+        )]
     }
 }
 
@@ -133,15 +150,15 @@ mod tests {
         Summary::new("s", "help").unwrap()
     }
 
-    fn quantile_values(snapshot: &proto::Summary) -> Vec<f64> {
-        snapshot.get_quantile().iter().map(|q| q.value()).collect()
+    fn quantile_values(snapshot: &Snapshot) -> Vec<f64> {
+        snapshot.quantiles.iter().map(|(_, value)| *value).collect()
     }
 
     #[test]
     fn empty_summary_has_nan_quantiles_and_zero_count() {
         let snapshot = summary().snapshot_at(Instant::now());
-        assert_eq!(snapshot.sample_count(), 0);
-        assert_eq!(snapshot.sample_sum(), 0.0);
+        assert_eq!(snapshot.count, 0);
+        assert_eq!(snapshot.sum, 0.0);
         assert!(quantile_values(&snapshot).iter().all(|v| v.is_nan()));
     }
 
@@ -158,8 +175,8 @@ mod tests {
 
         let later = s.snapshot_at(start + MAX_AGE + Duration::from_secs(1));
         assert_eq!(quantile_values(&later), [1.0, 2.0, 2.0]);
-        assert_eq!(later.sample_count(), 3);
-        assert_eq!(later.sample_sum(), 1003.0);
+        assert_eq!(later.count, 3);
+        assert_eq!(later.sum, 1003.0);
     }
 
     #[test]
@@ -171,7 +188,7 @@ mod tests {
         }
         let snapshot = s.snapshot_at(now);
         assert_eq!(s.state().recent.len(), WINDOW_CAPACITY);
-        assert_eq!(snapshot.sample_count(), (WINDOW_CAPACITY + 100) as u64);
+        assert_eq!(snapshot.count, (WINDOW_CAPACITY + 100) as u64);
         let median = quantile_values(&snapshot)[0];
         assert_eq!(median, (100 + WINDOW_CAPACITY / 2 - 1) as f64);
     }
