@@ -1,5 +1,6 @@
 //! Process metrics under the names Prometheus' process collector uses,
 //! read from /proc/self at each scrape.
+//!
 //! Unlike the `prometheus` crate's `process` feature, CPU time is not
 //! rounded down to whole seconds.
 
