@@ -142,7 +142,7 @@ impl Registry {
 }
 
 /// A name and help text the exposition can carry.
-pub(super) fn check(name: &str, help: &str) -> Result<(), RegistrationError> {
+fn check(name: &str, help: &str) -> Result<(), RegistrationError> {
     if help.is_empty() {
         return Err(RegistrationError::EmptyHelp);
     }
@@ -162,35 +162,42 @@ fn write_family(text: &mut String, family: &Family) {
     let _ = writeln!(text, "# TYPE {name} {}", family.kind.name());
     for series in &family.series {
         let labels = &series.labels;
-        match &series.value {
-            Value::Single(value) => sample(text, name, "", labels, None, *value),
+        let (points, sum, count) = match &series.value {
+            Value::Single(value) => {
+                sample(text, name, "", labels, None, *value);
+                continue;
+            }
             Value::Histogram {
                 buckets,
                 sum,
                 count,
             } => {
-                for (bound, cumulative) in buckets {
-                    let le = Some(("le", bound.to_string()));
-                    sample(text, name, "_bucket", labels, le, *cumulative as f64);
-                }
-                let inf = Some(("le", "+Inf".to_string()));
-                sample(text, name, "_bucket", labels, inf, *count as f64);
-                sample(text, name, "_sum", labels, None, *sum);
-                sample(text, name, "_count", labels, None, *count as f64);
+                let mut points: Vec<_> = buckets
+                    .iter()
+                    .map(|(bound, cumulative)| {
+                        ("_bucket", ("le", bound.to_string()), *cumulative as f64)
+                    })
+                    .collect();
+                points.push(("_bucket", ("le", "+Inf".to_string()), *count as f64));
+                (points, sum, count)
             }
             Value::Summary {
                 quantiles,
                 sum,
                 count,
             } => {
-                for (quantile, value) in quantiles {
-                    let label = Some(("quantile", quantile.to_string()));
-                    sample(text, name, "", labels, label, *value);
-                }
-                sample(text, name, "_sum", labels, None, *sum);
-                sample(text, name, "_count", labels, None, *count as f64);
+                let points = quantiles
+                    .iter()
+                    .map(|(quantile, value)| ("", ("quantile", quantile.to_string()), *value))
+                    .collect();
+                (points, sum, count)
             }
+        };
+        for (suffix, label, value) in points {
+            sample(text, name, suffix, labels, Some(label), value);
         }
+        sample(text, name, "_sum", labels, None, *sum);
+        sample(text, name, "_count", labels, None, *count as f64);
     }
 }
 
@@ -257,14 +264,28 @@ impl AtomicF64 {
 }
 
 /// A family's name, help and kind.
-struct Desc {
+pub(super) struct Desc {
     name: String,
     help: String,
     kind: Kind,
 }
 
 impl Desc {
-    fn family(&self, series: Vec<Series>) -> Family {
+    pub(super) fn new(name: &str, help: &str, kind: Kind) -> Result<Arc<Desc>, RegistrationError> {
+        check(name, help)?;
+        Ok(Arc::new(Desc {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind,
+        }))
+    }
+
+    /// For [`Collector::describe`].
+    pub(super) fn describe(&self) -> Vec<(&str, &str)> {
+        vec![(&self.name, &self.help)]
+    }
+
+    pub(super) fn family(&self, series: Vec<Series>) -> Family {
         Family {
             name: self.name.clone(),
             help: self.help.clone(),
@@ -284,13 +305,8 @@ pub(super) struct Single {
 impl Single {
     /// `kind` is [`Kind::Counter`] or [`Kind::Gauge`].
     pub(super) fn new(name: &str, help: &str, kind: Kind) -> Result<Self, RegistrationError> {
-        check(name, help)?;
         Ok(Self {
-            desc: Arc::new(Desc {
-                name: name.to_string(),
-                help: help.to_string(),
-                kind,
-            }),
+            desc: Desc::new(name, help, kind)?,
             value: Arc::default(),
         })
     }
@@ -306,7 +322,7 @@ impl Single {
 
 impl Collector for Single {
     fn describe(&self) -> Vec<(&str, &str)> {
-        vec![(&self.desc.name, &self.desc.help)]
+        self.desc.describe()
     }
 
     fn collect(&self) -> Vec<Family> {
@@ -336,13 +352,8 @@ impl Labeled {
         kind: Kind,
         labels: &'static [&'static str],
     ) -> Result<Self, RegistrationError> {
-        check(name, help)?;
         Ok(Self {
-            desc: Arc::new(Desc {
-                name: name.to_string(),
-                help: help.to_string(),
-                kind,
-            }),
+            desc: Desc::new(name, help, kind)?,
             labels,
             values: Arc::default(),
         })
@@ -365,7 +376,7 @@ impl Labeled {
 
 impl Collector for Labeled {
     fn describe(&self) -> Vec<(&str, &str)> {
-        vec![(&self.desc.name, &self.desc.help)]
+        self.desc.describe()
     }
 
     fn collect(&self) -> Vec<Family> {
@@ -412,13 +423,8 @@ struct HistogramState {
 
 impl Histogram {
     pub(super) fn new(name: &str, help: &str) -> Result<Self, RegistrationError> {
-        check(name, help)?;
         Ok(Self {
-            desc: Arc::new(Desc {
-                name: name.to_string(),
-                help: help.to_string(),
-                kind: Kind::Histogram,
-            }),
+            desc: Desc::new(name, help, Kind::Histogram)?,
             state: Arc::default(),
         })
     }
@@ -435,7 +441,7 @@ impl Histogram {
 
 impl Collector for Histogram {
     fn describe(&self) -> Vec<(&str, &str)> {
-        vec![(&self.desc.name, &self.desc.help)]
+        self.desc.describe()
     }
 
     fn collect(&self) -> Vec<Family> {
@@ -458,16 +464,6 @@ impl Collector for Histogram {
             },
         };
         vec![self.desc.family(vec![series])]
-    }
-}
-
-/// A summary's name, help and kind, for [`summary`](super::summary).
-pub(super) fn summary_family(name: &str, help: &str, series: Series) -> Family {
-    Family {
-        name: name.to_string(),
-        help: help.to_string(),
-        kind: Kind::Summary,
-        series: vec![series],
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::exposition::{self, Collector, Family, RegistrationError, Series, Value};
+use super::exposition::{Collector, Desc, Family, Kind, RegistrationError, Series, Value};
 
 /// client_golang's `DefObjectives` (its quantiles; the error bounds do not
 /// apply to exact quantiles).
@@ -31,8 +31,7 @@ pub(super) struct Summary {
 }
 
 struct Core {
-    name: String,
-    help: String,
+    desc: Arc<Desc>,
     state: Mutex<State>,
 }
 
@@ -46,11 +45,9 @@ struct State {
 
 impl Summary {
     pub(super) fn new(name: &str, help: &str) -> Result<Self, RegistrationError> {
-        exposition::check(name, help)?;
         Ok(Self {
             core: Arc::new(Core {
-                name: name.to_string(),
-                help: help.to_string(),
+                desc: Desc::new(name, help, Kind::Summary)?,
                 state: Mutex::default(),
             }),
         })
@@ -117,7 +114,7 @@ struct Snapshot {
 
 impl Collector for Summary {
     fn describe(&self) -> Vec<(&str, &str)> {
-        vec![(&self.core.name, &self.core.help)]
+        self.core.desc.describe()
     }
 
     fn collect(&self) -> Vec<Family> {
@@ -134,11 +131,7 @@ impl Collector for Summary {
                 count,
             },
         };
-        vec![exposition::summary_family(
-            &self.core.name,
-            &self.core.help,
-            series,
-        )]
+        vec![self.core.desc.family(vec![series])]
     }
 }
 
