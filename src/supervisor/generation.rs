@@ -16,7 +16,7 @@
 //! diff belongs to the supervisor, a job's life to [`crate::jobs`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -82,6 +82,9 @@ pub(crate) struct Prepared {
     config: Config,
     discovery: Option<Arc<Discovery>>,
     services: HashMap<String, ServiceRegistration>,
+    /// `CONTAINERPILOT_<JOB>_IP` of every job with a `port`, set only at
+    /// commit: a reload that fails must leave the jobs' environment as it was.
+    addresses: Vec<(String, IpAddr)>,
     telemetry: TelemetryPlan,
 }
 
@@ -106,10 +109,9 @@ impl Generation {
     /// [`Prepared::commit`].
     pub(super) fn prepare(
         config: Config,
-        env: &Environment,
         previous: Option<&Generation>,
     ) -> Result<Prepared, StartError> {
-        let services = advertised_services(&config, env)?;
+        let (services, addresses) = advertised_services(&config)?;
         let discovery = match previous {
             Some(previous) if same_catalog(&previous.config, &config) => previous.discovery.clone(),
             _ => Discovery::from_config(&config)?.map(Arc::new),
@@ -133,6 +135,7 @@ impl Generation {
             config,
             discovery,
             services,
+            addresses,
             telemetry,
         })
     }
@@ -150,6 +153,9 @@ impl Prepared {
     /// Starts what changed and retires what `previous` ran that is gone or
     /// replaced; returns the new running generation.
     pub(super) fn commit(self, previous: Option<&mut Generation>, ground: &Ground) -> Generation {
+        for (variable, address) in &self.addresses {
+            ground.env.set(variable, Some(&address.to_string()));
+        }
         let (mut old_telemetry, old_watches, old_kv_watches, old_discovery) = match previous {
             Some(previous) => (
                 previous.telemetry.take(),
@@ -308,28 +314,27 @@ fn same_catalog(old: &Config, new: &Config) -> bool {
     old.consul == new.consul && old.etcd == new.etcd
 }
 
+/// What every job that has a `port` advertises.
+type Advertised = (HashMap<String, ServiceRegistration>, Vec<(String, IpAddr)>);
+
 /// The catalog registration of every job that has a `port`, with its IP
-/// chosen from its `interfaces`; also publishes `CONTAINERPILOT_<JOB>_IP`.
-fn advertised_services(
-    config: &Config,
-    env: &Environment,
-) -> Result<HashMap<String, ServiceRegistration>, StartError> {
+/// chosen from its `interfaces`, and that IP as `CONTAINERPILOT_<JOB>_IP`
+/// for [`Prepared::commit`] to publish.
+fn advertised_services(config: &Config) -> Result<Advertised, StartError> {
     let hostname = discovery::hostname()?;
     let mut services = HashMap::new();
+    let mut addresses = Vec::new();
     for job in config.jobs.iter().filter(|job| job.port.is_some()) {
         let address = find_ip(&job.interfaces).map_err(|source| StartError::Interfaces {
             job: job.name.clone(),
             source,
         })?;
-        env.set(
-            &job_variable(job.public_name(), "IP"),
-            Some(&address.to_string()),
-        );
+        addresses.push((job_variable(job.public_name(), "IP"), address));
         if let Some(service) = ServiceRegistration::for_job(job, address, &hostname) {
             services.insert(job.name.clone(), service);
         }
     }
-    Ok(services)
+    Ok((services, addresses))
 }
 
 /// Binds the telemetry address for `metrics`. The socket
@@ -366,5 +371,68 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load_str, Origin};
+
+    fn config(text: &str) -> Config {
+        load_str(text, &Origin::Inline, None, &Default::default())
+            .expect("a valid configuration")
+            .config
+    }
+
+    fn ground() -> Ground {
+        Ground {
+            tasks: Tasks::default(),
+            bus: Bus::default(),
+            env: Environment::from_process(),
+            watched: watch::Sender::new(BTreeMap::new()),
+            metrics: watch::Sender::new(None),
+            status: Arc::new(|| Box::pin(async { None })),
+        }
+    }
+
+    fn ip_of(ground: &Ground, job: &str) -> Option<std::ffi::OsString> {
+        let variable = job_variable(job, "IP");
+        ground
+            .env
+            .snapshot()
+            .remove(std::ffi::OsStr::new(&variable))
+    }
+
+    #[tokio::test]
+    async fn a_failed_reload_leaves_the_jobs_environment_as_it_was() {
+        let ground = ground();
+        let mut running = Generation::prepare(
+            config(r#"{ jobs: [{ name: "main", exec: "true" }] }"#),
+            None,
+        )
+        .expect("the first generation builds")
+        .commit(None, &ground);
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let reloaded = config(&format!(
+            r#"{{ telemetry: {{ port: {port}, interfaces: ["lo"] }},
+                 jobs: [{{ name: "web", exec: "true", port: 80, interfaces: ["lo"],
+                          health: {{ exec: "true", interval: 1, ttl: 5 }} }}] }}"#
+        ));
+        let failed = Generation::prepare(reloaded.clone(), Some(&running));
+        assert!(matches!(failed, Err(StartError::TelemetryListen { .. })));
+        assert_eq!(ip_of(&ground, "web"), None, "a failed reload sets nothing");
+        drop(taken);
+        let prepared = Generation::prepare(reloaded, Some(&running)).expect("the port is free now");
+        assert_eq!(ip_of(&ground, "web"), None, "preparing sets nothing");
+        running = prepared.commit(Some(&mut running), &ground);
+        assert_eq!(
+            ip_of(&ground, "web"),
+            Some("127.0.0.1".into()),
+            "commit publishes it"
+        );
+        drop(running);
+        ground.tasks.shut_down().await;
     }
 }

@@ -203,7 +203,7 @@ impl Supervisor {
         stop_requests: StopRequests,
     ) -> Result<Supervisor, StartError> {
         let env = Environment::from_process();
-        let prepared = Generation::prepare(config, &env, None)?;
+        let prepared = Generation::prepare(config, None)?;
         let (request_sender, requests) = mpsc::unbounded_channel();
         let reaper = Reaper::install()?;
         let signals = signals::listen(reaper.clone())?;
@@ -640,8 +640,8 @@ impl Supervisor {
             new.locks = self.generation.config.locks.clone();
         }
         let logging = new.logging.clone();
-        let prepared = Generation::prepare(new, &self.shared.env, Some(&self.generation))
-            .map_err(|error| error.to_string())?;
+        let prepared =
+            Generation::prepare(new, Some(&self.generation)).map_err(|error| error.to_string())?;
         self.log
             .reconfigure(&logging)
             .map_err(|error| error.to_string())?;
