@@ -24,7 +24,7 @@ pub(crate) mod spawner;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -211,6 +211,35 @@ pub(crate) enum Command {
 #[derive(Debug, Clone)]
 pub(crate) struct Handle {
     commands: mpsc::UnboundedSender<Command>,
+    /// Set, under its lock, when the task takes no more orders (see
+    /// [`Job::next_life`]): an order sent before is seen, one sent after fails.
+    ended: Arc<Mutex<bool>>,
+}
+
+/// The job's end of its [`Handle`].
+struct Orders {
+    queue: mpsc::UnboundedReceiver<Command>,
+    ended: Arc<Mutex<bool>>,
+}
+
+impl Orders {
+    /// A pair of ends, for a new job task.
+    fn new() -> (Handle, Orders) {
+        let (commands, queue) = mpsc::unbounded_channel();
+        let ended = Arc::new(Mutex::new(false));
+        let handle = Handle {
+            commands,
+            ended: ended.clone(),
+        };
+        (handle, Orders { queue, ended })
+    }
+}
+
+/// Every holder leaves the flag consistent, so a poisoned lock is usable.
+fn lock(ended: &Mutex<bool>) -> MutexGuard<'_, bool> {
+    ended
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Handle {
@@ -219,9 +248,16 @@ impl Handle {
         self.send(Command::Stop);
     }
 
-    /// Gives the job a new configuration (see [`Command::Replace`]).
-    pub(crate) fn replace(&self, spec: JobSpec, start: Start) {
-        self.send(Command::Replace(Box::new(spec), start));
+    /// Gives the job a new configuration (see [`Command::Replace`]); false
+    /// when its task has ended, and the job must be started afresh.
+    #[must_use]
+    pub(crate) fn replace(&self, spec: JobSpec, start: Start) -> bool {
+        self.send(Command::Replace(Box::new(spec), start))
+    }
+
+    /// Has the task ended (it takes no more orders)?
+    pub(crate) fn has_ended(&self) -> bool {
+        *lock(&self.ended)
     }
 
     /// Updates the job's surroundings (see [`Command::Refresh`]).
@@ -232,15 +268,16 @@ impl Handle {
     /// Signals the job's process group; false if no process was running.
     pub(crate) async fn signal(&self, signal: Signal) -> bool {
         let (reply, answer) = oneshot::channel();
-        if self.commands.send(Command::Signal(signal, reply)).is_err() {
+        if !self.send(Command::Signal(signal, reply)) {
             return false;
         }
         answer.await.unwrap_or(false)
     }
 
-    fn send(&self, command: Command) {
-        // A job that already finished has nothing left to change.
-        let _ = self.commands.send(command);
+    /// Queues `command`; false when the task has ended.
+    fn send(&self, command: Command) -> bool {
+        let ended = lock(&self.ended);
+        !*ended && self.commands.send(command).is_ok()
     }
 }
 
@@ -248,10 +285,10 @@ impl Handle {
 /// every event published after this call returns.
 pub(crate) fn spawn(spec: JobSpec, shared: Shared, start: Start) -> Handle {
     let events = shared.bus.subscribe();
-    let (commands, command_receiver) = mpsc::unbounded_channel();
-    let job = Job::new(spec, shared, events, command_receiver);
+    let (handle, orders) = Orders::new();
+    let job = Job::new(spec, shared, events, orders);
     tokio::spawn(job.run(start));
-    Handle { commands }
+    handle
 }
 
 /// Whether a job goes on after an input, or halts (and winds down).
@@ -332,7 +369,7 @@ struct Job {
     presence: Option<Presence>,
     shared: Shared,
     events: mpsc::UnboundedReceiver<Event>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    orders: Orders,
     phase: Phase,
     /// Runs started so far (the restart budget counts them).
     runs: u32,
@@ -351,7 +388,7 @@ impl Job {
         spec: JobSpec,
         shared: Shared,
         events: mpsc::UnboundedReceiver<Event>,
-        commands: mpsc::UnboundedReceiver<Command>,
+        orders: Orders,
     ) -> Job {
         let JobSpec {
             config,
@@ -372,13 +409,32 @@ impl Job {
             presence: None,
             shared,
             events,
-            commands,
+            orders,
             runs: 0,
             shutdown_begun: false,
         }
     }
 
-    async fn run(mut self, start: Start) {
+    /// The job's whole task: its life, and a new life for a replacement a
+    /// reload sent while it was winding down (see [`Job::next_life`]).
+    async fn run(mut self, mut start: Start) {
+        loop {
+            self.live(start).await;
+            self.finish().await;
+            let Some((spec, next)) = self.next_life() else {
+                break;
+            };
+            tracing::info!(job = %self.config.name, "configuration changed while it stopped: starting again");
+            self.begin_again(spec);
+            start = next;
+        }
+        self.report(Report::Finished {
+            job: self.config.name.clone(),
+        });
+    }
+
+    /// One life of the job, from `start` until it halts.
+    async fn live(&mut self, start: Start) {
         let mut flow = match start {
             Start::Waiting => Flow::Continue,
             Start::AlreadyTriggered => self.on_when(),
@@ -391,7 +447,7 @@ impl Job {
                     Some(event) => self.on_event(&event),
                     None => Flow::Halt,
                 },
-                Some(command) = self.commands.recv() => self.on_command(command).await,
+                Some(command) = self.orders.queue.recv() => self.on_command(command).await,
                 status = self.phase.exit() => self.on_exit(status),
                 _ = sleep_until(timer) => self.on_timer().await,
                 () = render_data_changed(&mut self.renderer) => {
@@ -408,7 +464,34 @@ impl Job {
                 }
             };
         }
-        self.finish().await;
+    }
+
+    /// After its end, the orders a job received while it was winding down
+    /// (stopping, waiting for its hooks) and did not read: the last
+    /// replacement a reload sent (with the surroundings of any later
+    /// reload) is its next life, unless a later reload removed it. When
+    /// there is none the task takes no more orders: under the same lock, so
+    /// an order either is read here or fails to send.
+    fn next_life(&mut self) -> Option<(JobSpec, Start)> {
+        let ended = self.orders.ended.clone();
+        let mut ended = lock(&ended);
+        let mut next = None;
+        while let Ok(command) = self.orders.queue.try_recv() {
+            match command {
+                Command::Replace(spec, start) => next = Some((*spec, start)),
+                Command::Refresh(spec) => {
+                    if let Some((pending, _)) = &mut next {
+                        *pending = *spec;
+                    }
+                }
+                Command::Stop => next = None,
+                Command::Signal(_, reply) => {
+                    let _ = reply.send(false);
+                }
+            }
+        }
+        *ended = next.is_none();
+        next
     }
 
     // ---- inputs -------------------------------------------------------
@@ -828,22 +911,26 @@ impl Job {
         if spec.advertisement != self.advertisement || spec.config.health != self.config.health {
             self.withdraw().await;
         }
-        // Begin again as a new job would, keeping the queues and what is
-        // still in the catalog.
-        let presence = self.presence.take();
-        let events = std::mem::replace(&mut self.events, mpsc::unbounded_channel().1);
-        let commands = std::mem::replace(&mut self.commands, mpsc::unbounded_channel().1);
-        *self = Job {
-            presence,
-            ..Job::new(spec, self.shared.clone(), events, commands)
-        };
-        self.report(Report::Replaced {
-            job: self.config.name.clone(),
-        });
+        self.begin_again(spec);
         match start {
             Start::Waiting => Flow::Continue,
             Start::AlreadyTriggered => self.on_when(),
         }
+    }
+
+    /// Takes `spec` and begins again as a new job would, keeping the queues
+    /// and what is still in the catalog.
+    fn begin_again(&mut self, spec: JobSpec) {
+        let presence = self.presence.take();
+        let events = std::mem::replace(&mut self.events, mpsc::unbounded_channel().1);
+        let orders = std::mem::replace(&mut self.orders, Orders::new().1);
+        *self = Job {
+            presence,
+            ..Job::new(spec, self.shared.clone(), events, orders)
+        };
+        self.report(Report::Replaced {
+            job: self.config.name.clone(),
+        });
     }
 
     /// Moves the catalog registration; the process keeps running.
@@ -890,9 +977,6 @@ impl Job {
             self.after_run(status, run.started_at.elapsed(), None);
         }
         self.publish(EventCode::Stopped);
-        self.report(Report::Finished {
-            job: self.config.name.clone(),
-        });
     }
 
     fn stop_signal(&self) -> Signal {

@@ -453,6 +453,17 @@ impl Supervisor {
     // ---- job reports --------------------------------------------------
 
     fn on_report(&mut self, report: Report) {
+        if let Report::Finished { job } = &report {
+            if self
+                .live
+                .get(job)
+                .is_some_and(|live| !live.handle.has_ended())
+            {
+                // The end of a task a reload could no longer replace: the
+                // job already runs again in a new one.
+                return;
+            }
+        }
         self.status.on_report(&report);
         match report {
             Report::Started {
@@ -673,7 +684,7 @@ impl Supervisor {
             match (old, self.live.get(&name)) {
                 (Some(old), Some(live)) if old == spec.config => live.handle.refresh(spec),
                 (Some(old), None) if old == spec.config => {}
-                (Some(_), Some(live)) => live.handle.replace(spec, start),
+                (Some(_), Some(live)) if live.handle.replace(spec.clone(), start) => {}
                 (old, _) => {
                     match old {
                         Some(_) => tracing::info!(job = %name, "configuration changed: starting"),
@@ -681,6 +692,18 @@ impl Supervisor {
                     }
                     self.start_job(spec, start);
                 }
+            }
+        }
+        for (name, live) in &mut self.live {
+            // A replaced job may have become, or ceased to be, a stop hook.
+            if let Some(job) = self
+                .generation
+                .config
+                .jobs
+                .iter()
+                .find(|job| job.name == *name)
+            {
+                live.hook = jobs::is_shutdown_hook(job);
             }
         }
         for name in old_jobs.keys() {
