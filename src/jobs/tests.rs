@@ -466,7 +466,7 @@ async fn a_replaced_job_whose_event_already_happened_starts_again_at_once_withou
         advertisement: None,
         discovery: None,
     };
-    engine.handles["app"].replace(spec, Start::AlreadyTriggered);
+    assert!(engine.handles["app"].replace(spec, Start::AlreadyTriggered));
     engine.until(2000).await;
     assert_eq!(
         engine.starts("app"),
