@@ -7,6 +7,14 @@
 //! not touch. `docs/design.md` draws the runtime picture (tasks, channels, how
 //! a stop and a reload travel) and states the behaviour rules the code cites.
 //!
+//! A stop travels one way (docs/design.md, "How a stop travels"): whatever
+//! starts it (a signal, the APP's exit, a failed preStart, the primary
+//! job's end), the [`supervisor`] releases the leader locks and begins the
+//! run's [`shutdown`]; every job follows its stages (stopping, drained,
+//! hurried) and the `shutdown` event reaches the hooks that wait for it.
+//! When the last job has reported its end, the supervisor cancels the run's
+//! [`tasks`] and returns the exit code.
+//!
 //! - [`cli`]: argument parsing (Go-style `-flag` and GNU `--flag`) and dispatch.
 //! - [`config`]: reading, rendering (Go templates), parsing (JSON5) and
 //!   validating configuration into one model, for both file formats.
@@ -35,6 +43,8 @@
 //! - [`logging`]: the log subscriber (formats, output, reopen) and the relay
 //!   of job output into log lines.
 //! - [`telemetry`]: the Prometheus metrics and the `/metrics` endpoint.
+//! - [`shutdown`]: how a stop travels: the stages of the run's shutdown,
+//!   moved by the supervisor and followed by every job.
 //! - [`tasks`]: background tasks under one cancellation tree and tracker.
 #![warn(unreachable_pub)]
 mod cli;
@@ -52,6 +62,7 @@ mod locks;
 mod logging;
 mod process;
 mod reaper;
+mod shutdown;
 mod signals;
 mod supervisor;
 mod tasks;

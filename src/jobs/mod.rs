@@ -39,6 +39,7 @@ use crate::environment::{self, job_variable, Environment};
 use crate::events::{Bus, Event, EventCode};
 use crate::process::SpawnSpec;
 use crate::reaper::{ExitStatus, Reaper};
+use crate::shutdown::{Stage, Stop};
 use crate::tasks::Tasks;
 
 pub(crate) use registration::InCatalog;
@@ -80,19 +81,6 @@ pub(crate) enum Report {
     Finished { job: String },
 }
 
-/// Shutdown progress, broadcast by the supervisor to every job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct ShutdownState {
-    /// A second SIGTERM/SIGINT: skip every remaining wait.
-    pub hurry: bool,
-    /// Every job that is not a shutdown hook has finished: hooks still
-    /// waiting for their trigger give up.
-    pub drained: bool,
-    /// The signal the APP gets in place of its `stopSignal` (wrap mode: the
-    /// signal that asked autopilot to stop).
-    pub app_signal: Option<Signal>,
-}
-
 /// What every job task shares, whatever the configuration.
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -105,7 +93,8 @@ pub(crate) struct Shared {
     pub bus: Bus,
     pub env: Environment,
     pub reports: mpsc::UnboundedSender<Report>,
-    pub shutdown: watch::Receiver<ShutdownState>,
+    /// The run's stop, as every job follows it.
+    pub stop: Stop,
     /// The configuration's dialect (2.x logs job stderr at DEBUG).
     pub format: Format,
     /// True while autopilot is in maintenance mode.
@@ -286,8 +275,9 @@ impl Handle {
 pub(crate) fn spawn(spec: JobSpec, shared: Shared, start: Start) -> Handle {
     let events = shared.bus.subscribe();
     let (handle, orders) = Orders::new();
+    let tasks = shared.tasks.clone();
     let job = Job::new(spec, shared, events, orders);
-    tokio::spawn(job.run(start));
+    tasks.track(job.run(start));
     handle
 }
 
@@ -373,8 +363,10 @@ struct Job {
     phase: Phase,
     /// Runs started so far (the restart budget counts them).
     runs: u32,
-    /// The global `shutdown` has arrived: only hooks still start runs.
-    shutdown_begun: bool,
+    /// The stage of the run's stop the job has acted on (a job a reload
+    /// removed stops as at `Stopping`): past `Running`, only hooks still
+    /// start runs.
+    stage: Stage,
     /// The template of a `render` job and the data behind it.
     renderer: Option<render::Renderer>,
     /// The catalog the renderer reads.
@@ -411,7 +403,7 @@ impl Job {
             events,
             orders,
             runs: 0,
-            shutdown_begun: false,
+            stage: Stage::Running,
         }
     }
 
@@ -439,7 +431,7 @@ impl Job {
             Start::Waiting => Flow::Continue,
             Start::AlreadyTriggered => self.on_when(),
         };
-        let mut shutdown = self.shared.shutdown.clone();
+        let stop = self.shared.stop.clone();
         while flow == Flow::Continue {
             let timer = self.phase.timer();
             flow = tokio::select! {
@@ -458,10 +450,7 @@ impl Job {
                     self.render_due = false;
                     self.start_run()
                 }
-                Ok(()) = shutdown.changed(), if self.hook && self.shutdown_begun => {
-                    let state = *shutdown.borrow_and_update();
-                    self.on_shutdown_progress(state)
-                }
+                stage = stop.past(self.stage) => self.on_stage(stage),
             };
         }
     }
@@ -508,9 +497,6 @@ impl Job {
                 flow = self.on_when();
             }
         }
-        if flow == Flow::Continue && event.is(EventCode::Shutdown, GLOBAL_SOURCE) {
-            flow = self.on_shutdown();
-        }
         flow
     }
 
@@ -544,25 +530,25 @@ impl Job {
         }
     }
 
-    /// The global `shutdown`: a regular job halts (and stops gracefully);
-    /// a hook stays, for its trigger, within its budget.
-    fn on_shutdown(&mut self) -> Flow {
-        if self.shutdown_begun {
-            return Flow::Continue;
-        }
-        self.shutdown_begun = true;
+    /// The run's stop moved on: a regular job halts (and stops
+    /// gracefully); a hook stays for its trigger, its run within its
+    /// budget, until nothing can trigger it any more.
+    fn on_stage(&mut self, stage: Stage) -> Flow {
+        let begun = self.stage == Stage::Running;
+        self.stage = stage;
         if !self.hook {
             return Flow::Halt;
         }
-        self.cap_hook_run();
-        let state = *self.shared.shutdown.borrow();
-        self.on_shutdown_progress(state)
+        if begun {
+            self.cap_hook_run();
+        }
+        self.on_shutdown_progress()
     }
 
     async fn on_command(&mut self, command: Command) -> Flow {
         match command {
             Command::Stop => {
-                self.shutdown_begun = true;
+                self.stage = self.stage.max(Stage::Stopping);
                 Flow::Halt
             }
             Command::Signal(signal, reply) => {
@@ -619,17 +605,17 @@ impl Job {
 
     /// While shutting down, a hook gives up once nothing can trigger it any
     /// more, and a second SIGTERM ends its run at once.
-    fn on_shutdown_progress(&mut self, state: ShutdownState) -> Flow {
+    fn on_shutdown_progress(&mut self) -> Flow {
         // Events already queued may still trigger us: handle them first.
         while let Ok(event) = self.events.try_recv() {
             if self.on_event(&event) == Flow::Halt {
                 return Flow::Halt;
             }
         }
-        if let (true, Phase::Running(run)) = (state.hurry, &self.phase) {
+        if let (Stage::Hurried, Phase::Running(run)) = (self.stage, &self.phase) {
             run.child.signal_group(Signal::SIGKILL);
         }
-        if (state.drained || state.hurry) && !self.phase.is_running() {
+        if self.stage >= Stage::Drained && !self.phase.is_running() {
             return Flow::Halt;
         }
         Flow::Continue
@@ -638,7 +624,7 @@ impl Job {
     // ---- runs ---------------------------------------------------------
 
     fn start_run(&mut self) -> Flow {
-        if self.shutdown_begun && !self.hook {
+        if self.stage > Stage::Running && !self.hook {
             return Flow::Continue;
         }
         self.runs += 1;
@@ -783,7 +769,8 @@ impl Job {
 
     /// A hook running during shutdown gets at most [`HOOK_RUN_LIMIT`].
     fn cap_hook_run(&mut self) {
-        if let (true, true, Phase::Running(run)) = (self.hook, self.shutdown_begun, &mut self.phase)
+        if let (true, true, Phase::Running(run)) =
+            (self.hook, self.stage > Stage::Running, &mut self.phase)
         {
             let cap = Instant::now() + HOOK_RUN_LIMIT;
             run.deadline = Some(run.deadline.map_or(cap, |deadline| deadline.min(cap)));
@@ -846,7 +833,7 @@ impl Job {
         ran_for: Duration,
         next_tick: Option<Instant>,
     ) -> Phase {
-        if self.shutdown_begun {
+        if self.stage > Stage::Running {
             return Phase::Done;
         }
         let delay = self.backoff.next(status.success(), ran_for);
@@ -953,7 +940,7 @@ impl Job {
             run.child.as_mut(),
             self.stop_signal(),
             self.config.kill_timeout,
-            hurried(&self.shared.shutdown),
+            self.shared.stop.hurried(),
         )
         .await
     }
@@ -973,15 +960,14 @@ impl Job {
         self.withdraw().await;
         if let Phase::Running(mut run) = std::mem::replace(&mut self.phase, Phase::Done) {
             let status = self.stop_run(&mut run).await;
-            self.shutdown_begun = true;
+            self.stage = self.stage.max(Stage::Stopping);
             self.after_run(status, run.started_at.elapsed(), None);
         }
         self.publish(EventCode::Stopped);
     }
 
     fn stop_signal(&self) -> Signal {
-        let instead = self.shared.shutdown.borrow().app_signal;
-        match instead {
+        match self.shared.stop.app_signal() {
             Some(signal) if self.config.role == JobRole::App => signal,
             _ => Signal::try_from(self.config.stop_signal).unwrap_or(Signal::SIGTERM),
         }
@@ -995,7 +981,7 @@ impl Job {
     async fn wait_for_services_to_leave(&self) {
         tokio::select! {
             _ = self.shared.in_catalog.wait_until_none(DEREGISTER_LIMIT) => {}
-            _ = hurried(&self.shared.shutdown) => {}
+            _ = self.shared.stop.hurried() => {}
         }
     }
 
@@ -1008,7 +994,8 @@ impl Job {
         }
         let deadline = tokio::time::sleep(self.config.stop_timeout);
         tokio::pin!(deadline);
-        let hurry = hurried(&self.shared.shutdown);
+        let stop = self.shared.stop.clone();
+        let hurry = stop.hurried();
         tokio::pin!(hurry);
         while !pending.is_empty() {
             tokio::select! {
@@ -1113,15 +1100,6 @@ fn waiting_for(when: &When) -> Phase {
         _ => None,
     };
     Phase::Waiting { deadline }
-}
-
-/// Resolves when a second SIGTERM asks to skip the remaining waits.
-async fn hurried(shutdown: &watch::Receiver<ShutdownState>) {
-    let mut shutdown = shutdown.clone();
-    // An error means the supervisor is gone; then nothing will hurry us.
-    if shutdown.wait_for(|state| state.hurry).await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -10,6 +10,7 @@ use nix::unistd::Pid;
 use super::*;
 use crate::config::model::JobConfig;
 use crate::process::SpawnError;
+use crate::shutdown::Shutdown;
 
 /// How a scripted run behaves.
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +118,7 @@ struct Engine {
     started: Arc<Mutex<Vec<(u64, String, String)>>>,
     events: Arc<Mutex<Vec<(u64, String)>>>,
     reports: mpsc::UnboundedReceiver<Report>,
-    shutdown: watch::Sender<ShutdownState>,
+    shutdown: Shutdown,
     handles: BTreeMap<String, Handle>,
 }
 
@@ -127,7 +128,7 @@ impl Engine {
         let bus = Bus::default();
         let started = Arc::new(Mutex::new(Vec::new()));
         let (reports_sender, reports) = mpsc::unbounded_channel();
-        let (shutdown, shutdown_receiver) = watch::channel(ShutdownState::default());
+        let shutdown = Shutdown::new(bus.clone());
         let shared = Shared {
             spawner: Arc::new(Scripted {
                 epoch,
@@ -142,7 +143,7 @@ impl Engine {
             bus: bus.clone(),
             env: Environment::from_process(),
             reports: reports_sender,
-            shutdown: shutdown_receiver,
+            stop: shutdown.follower(),
             format: Format::V3,
             maintenance: watch::channel(false).1,
             in_catalog: InCatalog::default(),
@@ -190,7 +191,7 @@ impl Engine {
 
     /// Begins the shutdown as the supervisor does.
     fn shut_down(&self) {
-        self.publish(EventCode::Shutdown, GLOBAL_SOURCE);
+        self.shutdown.begin(None);
     }
 
     async fn until(&self, ms: u64) {
@@ -491,7 +492,7 @@ async fn hooks_give_up_once_every_regular_job_is_done() {
     engine.until(100).await;
     engine.shut_down();
     engine.until(200).await;
-    engine.shutdown.send_modify(|state| state.drained = true);
+    engine.shutdown.drain();
     engine.finished("postStop").await;
     assert!(engine.starts("postStop").is_empty());
     assert_eq!(ms_since(engine.epoch), 200);

@@ -31,11 +31,12 @@ use crate::discovery::interfaces::InterfaceError;
 use crate::discovery::DiscoveryError;
 use crate::environment::{self, Environment};
 use crate::events::{Event, EventCode};
-use crate::jobs::{self, JobSpec, ProcessSpawner, Report, Shared, ShutdownState, Start};
+use crate::jobs::{self, JobSpec, ProcessSpawner, Report, Shared, Start};
 use crate::locks::Locks;
 use crate::logging::LogHandle;
 use crate::process;
 use crate::reaper::Reaper;
+use crate::shutdown::Shutdown;
 use crate::signals;
 use crate::tasks::Tasks;
 use crate::telemetry::{self, MetricError};
@@ -173,7 +174,8 @@ struct Supervisor {
     reports: mpsc::UnboundedReceiver<Report>,
     events: mpsc::UnboundedReceiver<Event>,
     requests: mpsc::UnboundedReceiver<Request>,
-    shutdown: watch::Sender<ShutdownState>,
+    /// The run's stop: the supervisor alone moves it.
+    shutdown: Shutdown,
     /// Held for its `Drop`: the socket file is removed at exit.
     _socket: Option<SocketFile>,
     live: HashMap<String, LiveJob>,
@@ -208,7 +210,6 @@ impl Supervisor {
         let reaper = Reaper::install()?;
         let signals = signals::listen(reaper.clone())?;
         let (report_sender, reports) = mpsc::unbounded_channel();
-        let (shutdown, shutdown_receiver) = watch::channel(ShutdownState::default());
         let (maintenance_switch, maintenance) = watch::channel(false);
         let ground = Ground {
             tasks: Tasks::default(),
@@ -219,6 +220,7 @@ impl Supervisor {
             status: status_query(request_sender.clone()),
         };
         let generation = prepared.commit(None, &ground);
+        let shutdown = Shutdown::new(ground.bus.clone());
         let shared = Shared {
             spawner: Arc::new(ProcessSpawner {
                 reaper: reaper.clone(),
@@ -231,7 +233,7 @@ impl Supervisor {
             bus: ground.bus.clone(),
             env: ground.env.clone(),
             reports: report_sender,
-            shutdown: shutdown_receiver,
+            stop: shutdown.follower(),
             format: generation.config.format,
             maintenance,
             in_catalog: Default::default(),
@@ -303,6 +305,9 @@ impl Supervisor {
             metrics.event(event.code.as_str(), &event.source);
         }
         self.seen.insert((event.code, event.source.clone()));
+        if event.is(EventCode::Shutdown, GLOBAL_SOURCE) {
+            self.check_all_regular_jobs_done();
+        }
     }
 
     fn start_job(&mut self, spec: JobSpec, start: Start) {
@@ -416,15 +421,13 @@ impl Supervisor {
             tracing::debug!("{signal} again within {SHUTDOWN_SIGNAL_BURST:?}: the same request");
         } else if !self.shutting_down {
             tracing::info!("{signal} received: shutting down");
-            self.shutdown
-                .send_modify(|state| state.app_signal = passed_as);
-            self.begin_shutdown();
+            self.begin_shutdown(passed_as);
         } else if let Some(passed_as) = passed_as {
             tracing::info!("{signal} again: passing it on to the APP as {passed_as}");
             self.forward(passed_as as i32);
         } else {
             tracing::info!("{signal} again: skipping the remaining waits");
-            self.shutdown.send_modify(|state| state.hurry = true);
+            self.shutdown.hurry();
         }
     }
 
@@ -494,39 +497,43 @@ impl Supervisor {
                     // Whatever the APP left behind in its process group goes with it.
                     process::signal_group(pgid, Signal::SIGKILL);
                 }
-                self.begin_shutdown();
+                self.begin_shutdown(None);
             }
             JobRole::PreStart if code != 0 && last => {
                 tracing::error!("preStart failed with exit code {code}: shutting down");
                 self.codes.failed_pre_start = Some(code);
-                self.begin_shutdown();
+                self.begin_shutdown(None);
             }
             JobRole::PostStop if code != 0 => self.codes.failed_post_stop = Some(code),
             _ => {}
         }
         if primary && last {
             self.codes.primary = Some(code);
-            self.begin_shutdown();
+            self.begin_shutdown(None);
         }
     }
 
-    fn begin_shutdown(&mut self) {
-        if !self.shutting_down {
-            self.shutting_down = true;
-            let shutdown = Event::new(EventCode::Shutdown, GLOBAL_SOURCE);
-            match self.locks.take() {
-                // Locks are released before any job stops (and deregisters its service).
-                Some(locks) => {
-                    let bus = self.shared.bus.clone();
-                    tokio::spawn(async move {
-                        locks.release_all().await;
-                        bus.publish(shutdown);
-                    });
-                }
-                None => self.shared.bus.publish(shutdown),
-            }
-            self.check_all_regular_jobs_done();
+    /// The one way a stop starts (docs/design.md, "How a stop travels"):
+    /// the leader locks are released, then the run's [`Shutdown`] begins
+    /// (jobs stop, the APP with `app_signal` when given, and `shutdown` is
+    /// published for the hooks that wait for it).
+    fn begin_shutdown(&mut self, app_signal: Option<Signal>) {
+        if self.shutting_down {
+            return;
         }
+        self.shutting_down = true;
+        match self.locks.take() {
+            // Locks are released before any job stops (and deregisters its service).
+            Some(locks) => {
+                let shutdown = self.shutdown.clone();
+                self.ground.tasks.track(async move {
+                    locks.release_all().await;
+                    shutdown.begin(app_signal);
+                });
+            }
+            None => self.shutdown.begin(app_signal),
+        }
+        self.check_all_regular_jobs_done();
     }
 
     /// When every job that is not a shutdown hook is done, autopilot shuts
@@ -536,14 +543,12 @@ impl Supervisor {
             return;
         }
         if !self.shutting_down {
-            self.begin_shutdown();
-        } else {
-            self.shutdown.send_if_modified(|state| {
-                let changed = !state.drained;
-                state.drained = true;
-                changed
-            });
+            // It comes back here.
+            return self.begin_shutdown(None);
         }
+        // Nothing while the locks hold the stop back: asked again on
+        // `shutdown` (see on_event).
+        self.shutdown.drain();
     }
 
     // ---- control plane ------------------------------------------------
