@@ -19,7 +19,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::tasks::Tasks;
 
 /// How a server protects itself from slow or too many clients.
 #[derive(Debug, Clone, Copy)]
@@ -49,21 +51,25 @@ impl Listener for tokio::net::UnixListener {
     }
 }
 
-/// Serves `handler` on `listener` until the task is aborted. `name` labels
-/// log lines.
+/// Serves `handler` on `listener`, in `tasks`, until the returned token
+/// is cancelled: the listener is closed then, while the connections it
+/// accepted run on (an answer being written is delivered) until they end
+/// or the run's tasks are. `name` labels log lines.
 pub(crate) fn serve<L, H, F>(
     listener: L,
     limits: Limits,
     name: &'static str,
     handler: H,
-) -> JoinHandle<()>
+    tasks: &Tasks,
+) -> CancellationToken
 where
     L: Listener,
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    tokio::spawn(async move {
+    let connections = tasks.clone();
+    tasks.spawn(async move {
         loop {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
@@ -76,7 +82,7 @@ where
                 }
             };
             let handler = handler.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 serve_connection(stream, limits, name, handler).await;
                 drop(permit);
             });

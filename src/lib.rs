@@ -135,4 +135,7 @@ pub mod testing {
     pub mod telemetry {
         pub use crate::telemetry::{serve, Metrics, StatusQuery, CONTENT_TYPE};
     }
+    pub mod tasks {
+        pub use crate::tasks::Tasks;
+    }
 }

@@ -22,11 +22,12 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::model::ControlConfig;
 use crate::environment::Environment;
 use crate::http_server::{self, Limits};
+use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 
 /// At most this many connections are served at once; more wait to be accepted.
@@ -161,11 +162,16 @@ const LIMITS: Limits = Limits {
 /// Labels the server's log lines.
 const NAME: &str = "control socket";
 
-/// Serves the control API on `listener` until the task is aborted.
-pub(crate) fn serve(listener: UnixListener, api: Api) -> JoinHandle<()> {
-    http_server::serve(listener, LIMITS, NAME, move |request| {
-        routes::handle(api.clone(), request)
-    })
+/// Serves the control API on `listener`, in `tasks`, until the returned
+/// token is cancelled.
+pub(crate) fn serve(listener: UnixListener, api: Api, tasks: &Tasks) -> CancellationToken {
+    http_server::serve(
+        listener,
+        LIMITS,
+        NAME,
+        move |request| routes::handle(api.clone(), request),
+        tasks,
+    )
 }
 
 /// Serves the control API on one connection, as the socket serves each

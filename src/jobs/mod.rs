@@ -1027,6 +1027,7 @@ impl Job {
                 advertisement.discovery.clone(),
                 self.shared.maintenance.clone(),
                 self.shared.in_catalog.clone(),
+                &self.shared.tasks,
             ))
         });
         let health = match (&self.config.health, &self.config.role) {

@@ -109,7 +109,7 @@ impl Spawner for ProcessSpawner {
         let tail = OutputTail::new();
         let relays = output::relay(&mut process, &label, self.format, Some(&tail), &self.tasks);
         let metric = metric.clone();
-        tokio::spawn(async move {
+        self.tasks.track(async move {
             futures_util::future::join_all(relays).await;
             if let Err(error) = metrics.record_sensor_output(&metric, &tail.text()) {
                 tracing::warn!("sensor for {metric}: {error}");

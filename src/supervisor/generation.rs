@@ -174,12 +174,12 @@ impl Prepared {
                 listener,
                 address,
             } => {
-                let server = telemetry::serve(listener, metrics.clone(), ground.status.clone());
-                // The server is its own task: stop it when its token is cancelled.
-                let stop = ground.tasks.spawn(async move {
-                    let _server = AbortOnDrop(server);
-                    std::future::pending::<()>().await
-                });
+                let stop = telemetry::serve(
+                    listener,
+                    metrics.clone(),
+                    ground.status.clone(),
+                    &ground.tasks,
+                );
                 tracing::info!("telemetry: serving /metrics and /status on {address}");
                 Some(Telemetry {
                     config,
@@ -363,15 +363,6 @@ fn bind_telemetry(config: &TelemetryConfig, metrics: Metrics) -> Result<Telemetr
         listener,
         address,
     })
-}
-
-/// Aborts a task spawned elsewhere when its holder is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]

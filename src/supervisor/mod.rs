@@ -248,7 +248,7 @@ impl Supervisor {
                 requests: request_sender,
                 metrics: ground.metrics.subscribe(),
             };
-            control::serve(listener, api);
+            control::serve(listener, api, &ground.tasks);
             file
         });
         let mut supervisor = Supervisor {
@@ -592,7 +592,7 @@ impl Supervisor {
                 // The job answers from its own task, which may be busy
                 // stopping: wait for it off the supervisor's loop.
                 let handle = live.handle.clone();
-                tokio::spawn(async move {
+                self.ground.tasks.spawn(async move {
                     let outcome = match handle.signal(signal).await {
                         true => SignalOutcome::Signalled,
                         false => SignalOutcome::NotRunning,
