@@ -184,6 +184,11 @@ struct Supervisor {
     /// starts acts at once on a `when` that already happened.
     seen: HashSet<(EventCode, Arc<str>)>,
     app_pgid: Option<Pid>,
+    /// The running process group of the `primary: true` job: signals with
+    /// no meaning of their own go there when there is no APP.
+    primary_pgid: Option<Pid>,
+    /// The signals already reported as dropped (reported once each).
+    dropped: HashSet<i32>,
     codes: ExitCodes,
     maintenance: bool,
     shutting_down: bool,
@@ -268,6 +273,8 @@ impl Supervisor {
             status: StatusBoard::default(),
             seen: HashSet::new(),
             app_pgid: None,
+            primary_pgid: None,
+            dropped: HashSet::new(),
             codes: ExitCodes::default(),
             maintenance: false,
             shutting_down: false,
@@ -445,11 +452,32 @@ impl Supervisor {
         })
     }
 
-    /// Passes a signal with no meaning of its own to the APP's process group.
-    fn forward(&self, signal: i32) {
-        match self.app_pgid {
+    /// Passes a signal with no meaning of its own to the APP's process
+    /// group or, with no APP on the command line, to the `primary: true`
+    /// job's (docs/signals-and-exit-codes.md, "Without an APP").
+    fn forward(&mut self, signal: i32) {
+        let has_app = self
+            .generation
+            .config
+            .jobs
+            .iter()
+            .any(|job| job.role == JobRole::App);
+        let (target, why) = match has_app {
+            true => (self.app_pgid, "the APP is not running"),
+            false => match self.generation.config.jobs.iter().find(|job| job.primary) {
+                Some(_) => (self.primary_pgid, "the primary job is not running"),
+                None => (
+                    None,
+                    "there is no APP on the command line and no job is primary: true",
+                ),
+            },
+        };
+        match target {
             Some(pgid) => process::signal_group_by_number(pgid, signal),
-            None => tracing::debug!("signal {signal} ignored: no APP to forward it to"),
+            None if self.dropped.insert(signal) => {
+                tracing::info!("{} dropped: {why} to forward it to", signal_name(signal));
+            }
+            None => {}
         }
     }
 
@@ -474,6 +502,9 @@ impl Supervisor {
                 pid,
                 ..
             } => self.app_pgid = Some(pid),
+            Report::Started { job, pid, .. } if self.is_primary(&job) => {
+                self.primary_pgid = Some(pid)
+            }
             Report::Started { .. } | Report::Up { .. } | Report::Replaced { .. } => {}
             Report::Exited {
                 role,
@@ -481,12 +512,25 @@ impl Supervisor {
                 status,
                 last,
                 ..
-            } => self.on_exit(role, primary, status.code(), last),
+            } => {
+                if primary {
+                    self.primary_pgid = None;
+                }
+                self.on_exit(role, primary, status.code(), last)
+            }
             Report::Finished { job } => {
                 self.live.remove(&job);
                 self.check_all_regular_jobs_done();
             }
         }
+    }
+
+    fn is_primary(&self, job: &str) -> bool {
+        self.generation
+            .config
+            .jobs
+            .iter()
+            .any(|config| config.primary && config.name == job)
     }
 
     fn on_exit(&mut self, role: JobRole, primary: bool, code: i32, last: bool) {
@@ -734,4 +778,12 @@ fn status_query(requests: mpsc::UnboundedSender<Request>) -> telemetry::StatusQu
             status.map(|status| status::containerpilot_document(&status))
         })
     })
+}
+
+/// A signal's name for the log: `SIGUSR2`, or `signal 40` for a real-time one.
+fn signal_name(number: i32) -> String {
+    Signal::try_from(number).map_or_else(
+        |_| format!("signal {number}"),
+        |signal| signal.as_str().to_string(),
+    )
 }
