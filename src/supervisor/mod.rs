@@ -468,14 +468,14 @@ impl Supervisor {
                 Some(_) => (self.primary_pgid, "the primary job is not running"),
                 None => (
                     None,
-                    "there is no APP on the command line and no job is primary: true",
+                    "there is no APP on the command line and no job is primary: true to forward it to",
                 ),
             },
         };
         match target {
             Some(pgid) => process::signal_group_by_number(pgid, signal),
             None if self.dropped.insert(signal) => {
-                tracing::info!("{} dropped: {why} to forward it to", signal_name(signal));
+                tracing::info!("{} dropped: {why}", signal_name(signal));
             }
             None => {}
         }
