@@ -135,12 +135,26 @@ fn bind_at(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     let previous = umask(Mode::from_bits_truncate(0o177));
     let bound = UnixListener::bind(path);
     umask(previous);
-    let listener = bound?;
+    let listener = bound.map_err(|error| name_missing_directory(path, error))?;
     let file = SocketFile {
         path: path.to_path_buf(),
     };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok((listener, file))
+}
+
+/// `bind` says only "No such file or directory" when the socket's
+/// directory is missing: name the directory.
+fn name_missing_directory(path: &Path, error: io::Error) -> io::Error {
+    match path.parent() {
+        Some(directory) if error.kind() == io::ErrorKind::NotFound && !directory.exists() => {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("its directory {} does not exist", directory.display()),
+            )
+        }
+        _ => error,
+    }
 }
 
 /// What the request handlers need.

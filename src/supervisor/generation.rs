@@ -1,12 +1,14 @@
 //! A run generation: everything one configuration started, apart from its
 //! jobs' tasks — the discovery backend, the advertised services, the watches
 //! (of services and **\[beyond\]** of KV keys),
-//! the telemetry server and its metrics, and the configuration itself.
+//! the telemetry server and its metrics, the control socket, and the
+//! configuration itself.
 //!
 //! A reload [`prepare`](Generation::prepare)s the next generation beside the
 //! running one, reusing every piece whose configuration did not change and
-//! binding what is new (a telemetry port in use, an unreadable TLS file fail
-//! here, while the old generation runs untouched). Only a prepared generation
+//! binding what is new (a telemetry port in use, a control socket that cannot
+//! be created, an unreadable TLS file fail here, while the old generation
+//! runs untouched). Only a prepared generation
 //! is [`commit`](Prepared::commit)ted: the pieces that changed are started,
 //! the old ones they replace cancelled. Every task a generation starts runs
 //! in the run's one [`Tasks`] (one cancellation tree, one tracker), so a
@@ -23,7 +25,8 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::model::{Config, KvWatchConfig, TelemetryConfig, WatchConfig};
+use crate::config::model::{Config, ControlConfig, KvWatchConfig, TelemetryConfig, WatchConfig};
+use crate::control::{self, SocketFile};
 use crate::discovery::interfaces::find_ip;
 use crate::discovery::{self, Discovery, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
@@ -46,6 +49,8 @@ pub(crate) struct Ground {
     pub watched: LatestInstances,
     /// The current telemetry registry, for everyone who records into it.
     pub metrics: watch::Sender<Option<Metrics>>,
+    /// What the control socket serves, wherever it is.
+    pub control_api: control::Api,
     /// ContainerPilot's `/status` document, served beside `/metrics`.
     pub status: telemetry::StatusQuery,
 }
@@ -59,6 +64,7 @@ pub(crate) struct Generation {
     /// Each advertised job's catalog registration, by job name.
     pub services: HashMap<String, ServiceRegistration>,
     telemetry: Option<Telemetry>,
+    control: Option<ControlSocket>,
     watches: BTreeMap<String, Watch<WatchConfig>>,
     /// **\[beyond\]** The KV watches, by name.
     kv_watches: BTreeMap<String, Watch<KvWatchConfig>>,
@@ -69,6 +75,26 @@ struct Telemetry {
     config: TelemetryConfig,
     metrics: Metrics,
     stop: CancellationToken,
+}
+
+/// The control socket of one `control` configuration. Dropping it closes
+/// the socket and removes its file; the connections it accepted run on.
+struct ControlSocket {
+    config: ControlConfig,
+    stop: CancellationToken,
+    _file: SocketFile,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// What a commit replaced and must outlive the reload's answer: the old
+/// control socket, which may be carrying it. Dropped once it is sent.
+pub(crate) struct Retired {
+    _control: Option<ControlSocket>,
 }
 
 /// One watch's task: a service watch, or a KV watch **\[beyond\]**.
@@ -86,6 +112,21 @@ pub(crate) struct Prepared {
     /// commit: a reload that fails must leave the jobs' environment as it was.
     addresses: Vec<(String, IpAddr)>,
     telemetry: TelemetryPlan,
+    control: ControlPlan,
+}
+
+/// What becomes of the control socket.
+enum ControlPlan {
+    /// None configured, or the default path is unavailable (warned about).
+    None,
+    /// The configuration did not change: the running socket stays.
+    Keep,
+    /// A new socket, already bound.
+    Start {
+        config: ControlConfig,
+        listener: tokio::net::UnixListener,
+        file: SocketFile,
+    },
 }
 
 /// What becomes of the telemetry server.
@@ -131,12 +172,26 @@ impl Generation {
                 bind_telemetry(wanted, metrics)?
             }
         };
+        let running = previous.and_then(|previous| previous.control.as_ref());
+        let control = match (&config.control, running) {
+            (None, _) => ControlPlan::None,
+            (Some(wanted), Some(running)) if *wanted == running.config => ControlPlan::Keep,
+            (Some(wanted), _) => match control::bind(wanted)? {
+                Some((listener, file)) => ControlPlan::Start {
+                    config: wanted.clone(),
+                    listener,
+                    file,
+                },
+                None => ControlPlan::None,
+            },
+        };
         Ok(Prepared {
             config,
             discovery,
             services,
             addresses,
             telemetry,
+            control,
         })
     }
 
@@ -151,19 +206,39 @@ impl Generation {
 
 impl Prepared {
     /// Starts what changed and retires what `previous` ran that is gone or
-    /// replaced; returns the new running generation.
-    pub(super) fn commit(self, previous: Option<&mut Generation>, ground: &Ground) -> Generation {
+    /// replaced; returns the new running generation, and what must go only
+    /// once the reload is answered.
+    pub(super) fn commit(
+        self,
+        previous: Option<&mut Generation>,
+        ground: &Ground,
+    ) -> (Generation, Retired) {
         for (variable, address) in &self.addresses {
             ground.env.set(variable, Some(&address.to_string()));
         }
-        let (mut old_telemetry, old_watches, old_kv_watches, old_discovery) = match previous {
-            Some(previous) => (
-                previous.telemetry.take(),
-                std::mem::take(&mut previous.watches),
-                std::mem::take(&mut previous.kv_watches),
-                previous.discovery.clone(),
-            ),
-            None => (None, BTreeMap::new(), BTreeMap::new(), None),
+        let (mut old_control, mut old_telemetry, old_watches, old_kv_watches, old_discovery) =
+            match previous {
+                Some(previous) => (
+                    previous.control.take(),
+                    previous.telemetry.take(),
+                    std::mem::take(&mut previous.watches),
+                    std::mem::take(&mut previous.kv_watches),
+                    previous.discovery.clone(),
+                ),
+                None => (None, None, BTreeMap::new(), BTreeMap::new(), None),
+            };
+        let control = match self.control {
+            ControlPlan::None => None,
+            ControlPlan::Keep => old_control.take(),
+            ControlPlan::Start {
+                config,
+                listener,
+                file,
+            } => Some(ControlSocket {
+                stop: control::serve(listener, ground.control_api.clone(), &ground.tasks),
+                config,
+                _file: file,
+            }),
         };
         let telemetry = match self.telemetry {
             TelemetryPlan::None => None,
@@ -222,15 +297,20 @@ impl Prepared {
                 "watches are configured but no catalog (consul or etcd): they will never fire"
             );
         }
-        Generation {
+        let generation = Generation {
             config: self.config,
             started_at: SystemTime::now(),
             discovery: self.discovery,
             services: self.services,
             telemetry,
+            control,
             watches,
             kv_watches,
-        }
+        };
+        let retired = Retired {
+            _control: old_control,
+        };
+        (generation, retired)
     }
 }
 
@@ -377,13 +457,19 @@ mod tests {
     }
 
     fn ground() -> Ground {
+        let metrics = watch::Sender::new(None);
         Ground {
             tasks: Tasks::default(),
             bus: Bus::default(),
             env: Environment::from_process(),
             watched: watch::Sender::new(BTreeMap::new()),
-            metrics: watch::Sender::new(None),
+            metrics: metrics.clone(),
             status: Arc::new(|| Box::pin(async { None })),
+            control_api: control::Api {
+                env: Environment::from_process(),
+                requests: tokio::sync::mpsc::unbounded_channel().0,
+                metrics: metrics.subscribe(),
+            },
         }
     }
 
@@ -403,7 +489,8 @@ mod tests {
             None,
         )
         .expect("the first generation builds")
-        .commit(None, &ground);
+        .commit(None, &ground)
+        .0;
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = taken.local_addr().unwrap().port();
         let reloaded = config(&format!(
@@ -417,7 +504,7 @@ mod tests {
         drop(taken);
         let prepared = Generation::prepare(reloaded, Some(&running)).expect("the port is free now");
         assert_eq!(ip_of(&ground, "web"), None, "preparing sets nothing");
-        running = prepared.commit(Some(&mut running), &ground);
+        running = prepared.commit(Some(&mut running), &ground).0;
         assert_eq!(
             ip_of(&ground, "web"),
             Some("127.0.0.1".into()),

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::model::{Config, Format, JobConfig, JobRole, When, GLOBAL_SOURCE};
 use crate::config::Env;
-use crate::control::{self, Request, SignalOutcome, SocketFile};
+use crate::control::{self, Request, SignalOutcome};
 use crate::discovery::interfaces::InterfaceError;
 use crate::discovery::DiscoveryError;
 use crate::environment::{self, Environment};
@@ -41,7 +41,7 @@ use crate::signals;
 use crate::tasks::Tasks;
 use crate::telemetry::{self, MetricError};
 
-use generation::{Generation, Ground};
+use generation::{Generation, Ground, Retired};
 use status::StatusBoard;
 
 /// SIGTERMs and SIGINTs less than this apart are one burst, and one request
@@ -176,8 +176,6 @@ struct Supervisor {
     requests: mpsc::UnboundedReceiver<Request>,
     /// The run's stop: the supervisor alone moves it.
     shutdown: Shutdown,
-    /// Held for its `Drop`: the socket file is removed at exit.
-    _socket: Option<SocketFile>,
     live: HashMap<String, LiveJob>,
     status: StatusBoard,
     /// Every event published so far, as `when` matches it: a job a reload
@@ -210,21 +208,28 @@ impl Supervisor {
         stop_requests: StopRequests,
     ) -> Result<Supervisor, StartError> {
         let env = Environment::from_process();
-        let prepared = Generation::prepare(config, None)?;
         let (request_sender, requests) = mpsc::unbounded_channel();
         let reaper = Reaper::install()?;
         let signals = signals::listen(reaper.clone())?;
+        // Bound (the control socket among them) once signals are handled.
+        let prepared = Generation::prepare(config, None)?;
         let (report_sender, reports) = mpsc::unbounded_channel();
         let (maintenance_switch, maintenance) = watch::channel(false);
+        let metrics = watch::Sender::new(None);
         let ground = Ground {
             tasks: Tasks::default(),
             bus: Default::default(),
+            control_api: control::Api {
+                env: env.clone(),
+                requests: request_sender.clone(),
+                metrics: metrics.subscribe(),
+            },
             env,
             watched: watch::Sender::new(BTreeMap::new()),
-            metrics: watch::Sender::new(None),
-            status: status_query(request_sender.clone()),
+            metrics,
+            status: status_query(request_sender),
         };
-        let generation = prepared.commit(None, &ground);
+        let (generation, _) = prepared.commit(None, &ground);
         let shutdown = Shutdown::new(ground.bus.clone());
         let shared = Shared {
             spawner: Arc::new(ProcessSpawner {
@@ -243,19 +248,6 @@ impl Supervisor {
             maintenance,
             in_catalog: Default::default(),
         };
-        let bound = match &generation.config.control {
-            Some(control) => control::bind(control)?,
-            None => None,
-        };
-        let socket = bound.map(|(listener, file)| {
-            let api = control::Api {
-                env: shared.env.clone(),
-                requests: request_sender,
-                metrics: ground.metrics.subscribe(),
-            };
-            control::serve(listener, api, &ground.tasks);
-            file
-        });
         let mut supervisor = Supervisor {
             events: shared.bus.subscribe(),
             generation,
@@ -268,7 +260,6 @@ impl Supervisor {
             reports,
             requests,
             shutdown,
-            _socket: socket,
             live: HashMap::new(),
             status: StatusBoard::default(),
             seen: HashSet::new(),
@@ -600,7 +591,13 @@ impl Supervisor {
     fn on_request(&mut self, request: Request) {
         match request {
             Request::Reload(reply) => {
-                let _ = reply.send(self.reload());
+                let (answer, retired) = match self.reload() {
+                    Ok(retired) => (Ok(()), Some(retired)),
+                    Err(error) => (Err(error), None),
+                };
+                let _ = reply.send(answer);
+                // The old control socket closes only once the answer is on its way.
+                drop(retired);
             }
             Request::Maintenance(enable, reply) => {
                 let _ = reply.send(self.set_maintenance(enable));
@@ -671,8 +668,9 @@ impl Supervisor {
     /// `-putenv` left it), prepares the new run generation beside the
     /// running one and swaps only once it is built; then restarts only the
     /// jobs whose configuration changed. The APP keeps running. On error
-    /// nothing changes.
-    fn reload(&mut self) -> Result<(), String> {
+    /// nothing changes. What it replaced and the answer may still need (the
+    /// old control socket) is returned, to be dropped once that is sent.
+    fn reload(&mut self) -> Result<Retired, String> {
         if self.shutting_down {
             return Err("autopilot is shutting down".to_string());
         }
@@ -712,10 +710,11 @@ impl Supervisor {
             .iter()
             .map(|job| (job.name.clone(), job.clone()))
             .collect();
-        self.generation = prepared.commit(Some(&mut self.generation), &self.ground);
+        let (generation, retired) = prepared.commit(Some(&mut self.generation), &self.ground);
+        self.generation = generation;
         tracing::info!("configuration reloaded");
         self.apply_job_changes(old_jobs);
-        Ok(())
+        Ok(retired)
     }
 
     /// Stops the jobs a reload removed, restarts the changed ones, starts
