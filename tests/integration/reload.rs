@@ -401,3 +401,25 @@ fn a_moved_control_socket_is_bound_at_reload_and_the_old_one_goes_once_it_answer
     assert_eq!(pilot.running.finish().code, 0);
     assert!(!moved.exists(), "the new socket file is removed at exit");
 }
+
+/// A changed job that is stopping when the reload reaches it (its one run
+/// over, waiting for its preStop) starts again with its new configuration.
+#[test]
+fn a_job_changed_while_it_stops_starts_again_with_its_new_configuration() {
+    let jobs = |version: &str| {
+        format!(
+            r#"{{ name: "main", exec: ["sleep", "100"] }},
+               {{ name: "once", exec: ["sh", "-c", "echo once-{version} >> log"], stopTimeout: "1s" }},
+               {{ name: "preStop", exec: ["sh", "-c", "echo preStop >> log; exec sleep 2"],
+                  when: {{ source: "once", once: "stopping" }} }}"#
+        )
+    };
+    let pilot = Pilot::start(&jobs("v1"), "");
+    pilot.running_pid("preStop");
+    pilot.rewrite_config(&Pilot::config_text(pilot.port, "", &jobs("v2"), ""));
+    reload(&pilot);
+    pilot
+        .scratch
+        .wait_for_lines(&["once-v1", "preStop", "once-v2"]);
+    assert_eq!(pilot.stop().code, 0);
+}
