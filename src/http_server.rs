@@ -116,3 +116,67 @@ pub(crate) async fn serve_connection<S, H, F>(
         tracing::debug!("{name}: connection ended: {error}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{UnixListener, UnixStream};
+    use tokio::sync::oneshot;
+
+    const LIMITS: Limits = Limits {
+        max_connections: 4,
+        header_timeout: Duration::from_secs(5),
+        keep_alive: false,
+    };
+
+    /// Closing a server stops its accepting at once while the answer it is
+    /// preparing still reaches its client (a reload closing the control
+    /// socket it was asked through); the run's exit ends what is left.
+    #[tokio::test]
+    async fn a_closed_server_accepts_no_more_and_still_answers_what_it_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("socket");
+        let tasks = Tasks::default();
+        let (asked, question) = oneshot::channel::<()>();
+        let (answer, answered) = oneshot::channel::<()>();
+        let pending = Arc::new(std::sync::Mutex::new(Some((asked, answered))));
+        let handler = move |_| {
+            let pending = pending.lock().unwrap().take();
+            async move {
+                if let Some((asked, answered)) = pending {
+                    let _ = asked.send(());
+                    let _ = answered.await;
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("answer"))))
+            }
+        };
+        let close = serve(
+            UnixListener::bind(&path).unwrap(),
+            LIMITS,
+            "test",
+            handler,
+            &tasks,
+        );
+        let mut client = UnixStream::connect(&path).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        question.await.unwrap();
+        close.cancel();
+        let closed = async {
+            while UnixStream::connect(&path).await.is_ok() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .expect("the listener closes");
+        answer.send(()).unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.ends_with("answer"), "{reply}");
+        tasks.shut_down().await;
+    }
+}
