@@ -598,3 +598,41 @@ async fn a_job_changed_while_stopping_starts_again_with_its_new_configuration() 
         "a task that ended takes no more orders: the supervisor starts the job afresh"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_on_shutdown_runs_when_the_stop_begins_and_a_second_request_kills_it() {
+    let mut engine = Engine::new(&[("app", FOREVER), ("onShutdown", Script::Stubborn)]);
+    engine.run(&[
+        job("app", When::default()),
+        job(
+            "onShutdown",
+            on(EventCode::Shutdown, GLOBAL_SOURCE, Frequency::Once),
+        ),
+    ]);
+    engine.until(100).await;
+    engine.shut_down();
+    engine.finished("app").await;
+    engine.until(300).await;
+    assert_eq!(engine.starts("onShutdown"), [100]);
+    engine.shutdown.hurry();
+    engine.finished("onShutdown").await;
+    assert_eq!(
+        ms_since(engine.epoch),
+        300,
+        "killed at once, not at its budget"
+    );
+    let shutdowns = engine
+        .events()
+        .into_iter()
+        .filter(|e| e.ends_with("global.shutdown"));
+    assert_eq!(shutdowns.collect::<Vec<_>>(), ["100 global.shutdown"]);
+    assert_eq!(
+        engine.events_of("app"),
+        ["100 app.stopping", "100 app.exitFailed", "100 app.stopped"],
+        "the regular job stopped on the stop's first stage"
+    );
+    assert_eq!(
+        engine.events_of("onShutdown")[0],
+        "300 onShutdown.exitFailed"
+    );
+}
