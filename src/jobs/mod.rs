@@ -389,7 +389,7 @@ impl Job {
             discovery,
         } = spec;
         Job {
-            renderer: renderer_for(&config, discovery.clone()),
+            renderer: renderer_for(&config, discovery.clone(), &shared.tasks),
             catalog: discovery,
             render_due: false,
             hook: is_shutdown_hook(&config),
@@ -566,7 +566,8 @@ impl Job {
             Command::Refresh(spec) => {
                 if self.renderer.is_some() && !same_catalog(&self.catalog, &spec.discovery) {
                     // The catalog moved: render from the new one.
-                    self.renderer = renderer_for(&spec.config, spec.discovery.clone());
+                    self.renderer =
+                        renderer_for(&spec.config, spec.discovery.clone(), &self.shared.tasks);
                     self.catalog = spec.discovery;
                 }
                 self.dependents = spec.dependents;
@@ -1077,9 +1078,13 @@ impl Job {
 }
 
 /// The renderer of a `render` job, reading `discovery`.
-fn renderer_for(config: &JobConfig, discovery: Option<Arc<Discovery>>) -> Option<render::Renderer> {
+fn renderer_for(
+    config: &JobConfig,
+    discovery: Option<Arc<Discovery>>,
+    tasks: &Tasks,
+) -> Option<render::Renderer> {
     let render = config.render.clone()?;
-    Some(render::Renderer::new(render, discovery))
+    Some(render::Renderer::new(render, discovery, tasks))
 }
 
 /// Are these the same catalog (the same backend instance), or both none?
