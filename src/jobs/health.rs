@@ -12,9 +12,17 @@
 //! `http` and `tcp` checks [beyond] need no helper binary in the image; they
 //! resolve host names with getaddrinfo like the rest of autopilot, and an
 //! `http` check keeps one client (and its idle connection) from one check to
-//! the next. A check without a command only heartbeats the catalog. This
-//! module owns the check loop and the health state; it must not touch the
-//! job's process.
+//! the next. A check without a command only heartbeats the catalog.
+//!
+//! Before the job's first passing check, failures publish no `unhealthy`
+//! until its `startPeriod` (default: its `ttl`) has passed, so an APP that
+//! binds its port late does not raise an alert on every start; the catalog
+//! check is critical all the same (docs/configuration.md, "health").
+//! Failures are logged with ContainerPilot's wording (`check.web exited with
+//! error: exit status 1`), rate-limited by [`Streak`]: the first failure of a
+//! streak, then a summary at most once a minute, then one line when the check
+//! passes again. This module owns the check loop and the health state; it
+//! must not touch the job's process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::model::{HealthCheck, HealthConfig};
 use crate::discovery::TELEMETRY_HEARTBEAT;
 use crate::events::{Bus, Event, EventCode};
+use crate::failure_streak::{Line, Streak, SUMMARY_PERIOD};
 use crate::logging::{OutputLabel, OutputTail};
 use crate::process::{self, SpawnSpec};
 use crate::tasks::Tasks;
@@ -43,7 +52,11 @@ const OUTPUT_DRAIN: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Outcome {
     Passed(String),
-    Failed(String),
+    /// `output` for the catalog; `line` says why, for the log.
+    Failed {
+        output: String,
+        line: String,
+    },
 }
 
 /// Starts the check loop for `job`; cancel the token to stop it.
@@ -56,6 +69,7 @@ pub(super) fn spawn(
     let checks = Checks {
         job: job.clone(),
         interval: config.interval,
+        start_period: config.start_period,
         publishes_health: config.check != HealthCheck::Heartbeat,
         maintenance: shared.maintenance.clone(),
         bus: shared.bus.clone(),
@@ -79,6 +93,8 @@ pub(super) fn spawn(
 struct Checks {
     job: String,
     interval: Duration,
+    /// How long failures before the first pass publish no `unhealthy`.
+    start_period: Duration,
     /// False for a heartbeat-only check: it publishes no health events.
     publishes_health: bool,
     maintenance: watch::Receiver<bool>,
@@ -92,6 +108,9 @@ impl Checks {
     /// again afterwards, so the first check after it publishes its result.
     async fn run(mut self, mut check: impl FnMut() -> BoxFuture<'static, Outcome>) {
         let mut healthy: Option<bool> = None;
+        let mut failures = Streak::default();
+        let start_period_ends = tokio::time::Instant::now() + self.start_period;
+        let mut passed_once = false;
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -110,6 +129,14 @@ impl Checks {
             }
             self.tell_the_catalog(&outcome);
             let passed = matches!(outcome, Outcome::Passed(_));
+            passed_once |= passed;
+            if !passed_once && tokio::time::Instant::now() < start_period_ends {
+                if let Outcome::Failed { line, .. } = &outcome {
+                    tracing::debug!("{line} (within its startPeriod)");
+                }
+                continue;
+            }
+            self.log(&outcome, healthy, &mut failures);
             if !self.publishes_health {
                 continue; // ContainerPilot published no events for a heartbeat
             }
@@ -128,11 +155,34 @@ impl Checks {
     fn tell_the_catalog(&self, outcome: &Outcome) {
         match (outcome, &self.registration) {
             (Outcome::Passed(output), Some(registration)) => registration.passing(output),
-            (Outcome::Failed(output), Some(registration)) => registration.critical(output),
+            (Outcome::Failed { output, .. }, Some(registration)) => registration.critical(output),
             _ => {}
         }
-        if let Outcome::Failed(output) = outcome {
-            tracing::debug!(job = %self.job, "health check failed: {output}");
+    }
+
+    /// Logs a failure (rate-limited by `failures`), the service going
+    /// critical after it was `healthy`, and the first pass after failures.
+    fn log(&self, outcome: &Outcome, healthy: Option<bool>, failures: &mut Streak) {
+        let line = match outcome {
+            Outcome::Passed(_) => {
+                if let Some(count) = failures.cleared() {
+                    tracing::info!("check.{} passed again after {count} failure(s)", self.job);
+                }
+                return;
+            }
+            Outcome::Failed { line, .. } => line,
+        };
+        match failures.failed() {
+            Line::First => tracing::error!("{line}"),
+            Line::Summary { failures } => tracing::error!(
+                "check.{} failed {failures} more time(s) in the last {}s; the latest: {line}",
+                self.job,
+                SUMMARY_PERIOD.as_secs()
+            ),
+            Line::Quiet => tracing::debug!("{line}"),
+        }
+        if healthy == Some(true) && self.registration.is_some() {
+            tracing::warn!("{} is critical in the catalog", self.job);
         }
     }
 }
@@ -171,11 +221,26 @@ async fn check(
         HealthCheck::Exec(argv) => {
             check_exec(job, argv, config.logging_raw, config.timeout, shared).await
         }
-        HealthCheck::Tcp(address) => check_tcp(address, limit).await,
+        HealthCheck::Tcp(address) => probed(job, check_tcp(address, limit).await),
         HealthCheck::Http(url) => {
-            check_http(http.get_or_insert_with(http_client), url, limit).await
+            let client = http.get_or_insert_with(http_client);
+            probed(job, check_http(client, url, limit).await)
         }
         HealthCheck::Heartbeat => Outcome::Passed("ok".to_string()),
+    }
+}
+
+/// A network check's result: what it saw, passing or not.
+type Probe = Result<String, String>;
+
+/// A probe's outcome; a failure's log line names the check, as exec checks' lines do.
+fn probed(job: &str, probe: Probe) -> Outcome {
+    match probe {
+        Ok(output) => Outcome::Passed(output),
+        Err(output) => Outcome::Failed {
+            line: format!("check.{job} failed: {output}"),
+            output,
+        },
     }
 }
 
@@ -194,7 +259,12 @@ async fn check_exec(
     };
     let mut process = match process::spawn(&shared.reaper, spec) {
         Ok(process) => process,
-        Err(error) => return Outcome::Failed(format!("cannot run {error}")),
+        Err(error) => {
+            return Outcome::Failed {
+                output: format!("cannot run {error}"),
+                line: format!("unable to start check.{job}: {error}"),
+            }
+        }
     };
     let tail = OutputTail::new();
     let relays = output::relay(
@@ -210,11 +280,17 @@ async fn check_exec(
     };
     let verdict = match exited {
         Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!("exit status {}", status.code())),
+        Ok(status) => Err((
+            status.to_string(),
+            format!("check.{job} exited with error: {status}"),
+        )),
         Err(limit) => {
             process.signal_group(nix::sys::signal::Signal::SIGKILL);
             process.wait().await;
-            Err(format!("timed out after {limit:?}"))
+            Err((
+                format!("timed out after {limit:?}"),
+                format!("check.{job} timeout after {limit:?}: killed"),
+            ))
         }
     };
     // A grandchild may hold the pipes open: wait only briefly for the output.
@@ -222,30 +298,48 @@ async fn check_exec(
     let output = tail.text();
     match verdict {
         Ok(()) => Outcome::Passed(output),
-        Err(reason) if output.is_empty() => Outcome::Failed(reason),
-        Err(reason) => Outcome::Failed(format!("{output}\n({reason})")),
+        Err((reason, line)) if output.is_empty() => Outcome::Failed {
+            output: reason,
+            line,
+        },
+        Err((reason, line)) => Outcome::Failed {
+            output: format!("{output}\n({reason})"),
+            line,
+        },
     }
 }
 
-async fn check_tcp(address: &str, limit: Duration) -> Outcome {
+async fn check_tcp(address: &str, limit: Duration) -> Probe {
     match timeout(limit, tokio::net::TcpStream::connect(address)).await {
-        Ok(Ok(_)) => Outcome::Passed(format!("connected to {address}")),
-        Ok(Err(error)) => Outcome::Failed(format!("connect {address}: {error}")),
-        Err(_) => Outcome::Failed(format!("connect {address}: timed out after {limit:?}")),
+        Ok(Ok(_)) => Ok(format!("connected to {address}")),
+        Ok(Err(error)) => Err(format!("connect {address}: {error}")),
+        Err(_) => Err(format!("connect {address}: timed out after {limit:?}")),
     }
 }
 
-async fn check_http(client: &HttpClient, url: &str, limit: Duration) -> Outcome {
-    let client = match client {
-        Ok(client) => client,
-        Err(error) => return Outcome::Failed(format!("GET {url}: {error}")),
-    };
+async fn check_http(client: &HttpClient, url: &str, limit: Duration) -> Probe {
+    let shown = without_password(url);
+    let client = client
+        .as_ref()
+        .map_err(|error| format!("GET {shown}: {error}"))?;
     match client.get(url).timeout(limit).send().await {
         Ok(response) if response.status().is_success() => {
-            Outcome::Passed(format!("GET {url}: {}", response.status()))
+            Ok(format!("GET {shown}: {}", response.status()))
         }
-        Ok(response) => Outcome::Failed(format!("GET {url}: {}", response.status())),
-        Err(error) => Outcome::Failed(format!("GET {url}: {error}")),
+        Ok(response) => Err(format!("GET {shown}: {}", response.status())),
+        Err(error) => Err(format!("GET {shown}: {}", error.without_url())),
+    }
+}
+
+/// The check's URL as the log and the catalog show it: a password in it is
+/// replaced by `***`.
+fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -263,6 +357,7 @@ mod tests {
         let checks = Checks {
             job: "web".into(),
             interval: Duration::from_secs(1),
+            start_period: Duration::ZERO,
             publishes_health: true,
             maintenance,
             bus,
