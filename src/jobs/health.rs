@@ -387,4 +387,78 @@ mod tests {
         );
         task.abort();
     }
+
+    /// The events the checks published, as (milliseconds after the start, code).
+    type Published = Arc<std::sync::Mutex<Vec<(u128, EventCode)>>>;
+
+    /// Checks every second whose result the test switches (failing at first),
+    /// with a 5 s start period; every event is recorded with its instant.
+    fn start_period_rig() -> (Published, Arc<std::sync::atomic::AtomicBool>) {
+        let bus = Bus::default();
+        let mut events = bus.subscribe();
+        let (_, maintenance) = watch::channel(false);
+        let checks = Checks {
+            job: "web".into(),
+            interval: Duration::from_secs(1),
+            start_period: Duration::from_secs(5),
+            publishes_health: true,
+            maintenance,
+            bus,
+            registration: None,
+        };
+        let passing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let result = passing.clone();
+        tokio::spawn(checks.run(move || {
+            let outcome = match result.load(Ordering::SeqCst) {
+                true => Outcome::Passed(String::new()),
+                false => Outcome::Failed {
+                    output: "exit status 1".into(),
+                    line: "check.web exited with error: exit status 1".into(),
+                },
+            };
+            Box::pin(async move { outcome })
+        }));
+        let published = Published::default();
+        let record = published.clone();
+        let start = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let at = start.elapsed().as_millis();
+                record.lock().unwrap().push((at, event.code));
+            }
+        });
+        (published, passing)
+    }
+
+    fn at(ms: u64) -> tokio::time::Sleep {
+        tokio::time::sleep(Duration::from_millis(ms))
+    }
+
+    /// An APP that is ready 2.5 s after its start: its first checks fail,
+    /// inside the start period, so the start publishes `healthy` alone; a
+    /// failure after the first pass publishes `unhealthy` at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_healthy_start_publishes_no_unhealthy() {
+        let (published, passing) = start_period_rig();
+        at(2500).await;
+        assert_eq!(*published.lock().unwrap(), []);
+        passing.store(true, Ordering::SeqCst);
+        at(1000).await;
+        passing.store(false, Ordering::SeqCst);
+        at(1000).await;
+        assert_eq!(
+            *published.lock().unwrap(),
+            [(3000, EventCode::Healthy), (4000, EventCode::Unhealthy)],
+            "healthy at the first pass; after it, a failure counts at once"
+        );
+    }
+
+    /// An APP that never becomes ready is `unhealthy` at the first failing
+    /// check once the start period is over, and only once.
+    #[tokio::test(start_paused = true)]
+    async fn a_start_that_never_passes_is_unhealthy_after_the_start_period() {
+        let (published, _passing) = start_period_rig();
+        at(9500).await;
+        assert_eq!(*published.lock().unwrap(), [(5000, EventCode::Unhealthy)]);
+    }
 }

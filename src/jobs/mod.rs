@@ -831,8 +831,12 @@ impl Job {
             Restarts::Count(limit) => format!("restart {} of {limit}", self.runs),
             Restarts::Unlimited | Restarts::Never => format!("restart {}", self.runs),
         };
+        let after = match delay {
+            Duration::ZERO => String::new(),
+            delay => format!(" in {delay:?}"),
+        };
         tracing::info!(
-            "{} restarting after failure in {delay:?} ({budget})",
+            "{} restarting after failure{after} ({budget})",
             self.config.name
         );
     }

@@ -1,0 +1,203 @@
+//! Failures are visible at the default log level, once, with their cause
+//! (docs/troubleshooting.md, "Failure lines"): real autopilot processes, real
+//! jobs that fail, and what autopilot logs about them, line by line. Lines
+//! ContainerPilot had keep its wording (`ff exited with error: exit status
+//! 255`) so that log filters written for it keep working.
+//!
+//! Also the stop budget (docs/signals-and-exit-codes.md, "The stop budget"):
+//! postStop starts inside `docker stop`'s 10 s even when preStop hangs and the
+//! job ignores SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use crate::common;
+
+use common::{Autopilot, Mode, Scratch};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+/// autopilot's own log lines (json format) as (level, message), without the
+/// jobs' relayed output.
+fn log_lines(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line.get("job").is_none() && line.get("check").is_none())
+        .map(|line| {
+            let text = |key: &str| line[key].as_str().unwrap_or_default().to_string();
+            (text("level"), text("msg"))
+        })
+        .collect()
+}
+
+/// The lines about `subject` (a job name or `check.<job>`).
+fn about(lines: &[(String, String)], subject: &str) -> Vec<(String, String)> {
+    let prefixes = [format!("{subject} "), format!("unable to start {subject}:")];
+    lines
+        .iter()
+        .filter(|(_, message)| prefixes.iter().any(|p| message.starts_with(p.as_str())))
+        .cloned()
+        .collect()
+}
+
+fn line(level: &str, message: &str) -> (String, String) {
+    (level.to_string(), message.to_string())
+}
+
+#[test]
+fn job_and_check_failures_are_logged_once_each_with_their_cause() {
+    let scratch = Scratch::new();
+    let config = scratch.config(
+        r#"{
+          logging: { format: "json" },
+          jobs: [
+            { name: "ff", exec: ["sh", "-c", "exit 255"] },
+            { name: "flaky", exec: ["sh", "-c", "exit 3"], restarts: 1 },
+            { name: "slow", exec: ["sleep", "100"], timeout: "300ms" },
+            { name: "missing", exec: ["sleep", "100"],
+              health: { exec: "/nonexistent/check", interval: 1, ttl: 5, startPeriod: 0 } },
+            { name: "hung", exec: ["sleep", "100"],
+              health: { exec: ["sleep", "100"], interval: 1, ttl: 5, timeout: "300ms", startPeriod: 0 } },
+            { name: "failing", exec: ["sleep", "100"],
+              health: { exec: ["sh", "-c", "echo check >> checks; exit 1"], interval: 1, ttl: 5, startPeriod: 0 } },
+            { name: "stubborn", killTimeout: "300ms",
+              exec: ["sh", "-c", "trap '' TERM; echo ready >> log; while :; do sleep 0.1; done"] },
+          ]
+        }"#,
+    );
+    let autopilot = Autopilot::new(Mode::Pid1, ["-config", &config])
+        .current_dir(scratch.dir())
+        .start();
+    scratch.wait_for_lines(&["ready"]);
+    // Three failures of the same check: one line, the rest wait for the summary.
+    common::wait_until("the failing check to run three times", || {
+        scratch.read("checks").lines().count() >= 3
+    });
+    autopilot.signal(Signal::SIGTERM);
+    let finished = autopilot.finish();
+    let stdout = finished.stdout_text();
+    let lines = log_lines(&stdout);
+    let expected = [
+        (
+            "ff",
+            vec![line("error", "ff exited with error: exit status 255")],
+        ),
+        (
+            "flaky",
+            vec![
+                line("error", "flaky exited with error: exit status 3"),
+                line("info", "flaky restarting after failure (restart 1 of 1)"),
+                line("error", "flaky exited with error: exit status 3"),
+            ],
+        ),
+        (
+            "slow",
+            vec![
+                line(
+                    "warning",
+                    "slow timeout after 300ms: killing its process group",
+                ),
+                line("error", "slow exited with error: signal: killed"),
+            ],
+        ),
+        (
+            "check.missing",
+            vec![line(
+                "error",
+                "unable to start check.missing: /nonexistent/check: not found",
+            )],
+        ),
+        (
+            "check.hung",
+            vec![line("error", "check.hung timeout after 300ms: killed")],
+        ),
+        (
+            "check.failing",
+            vec![line(
+                "error",
+                "check.failing exited with error: exit status 1",
+            )],
+        ),
+        (
+            "stubborn",
+            vec![line(
+                "warning",
+                "stubborn did not exit within 300ms of SIGTERM: killing it with SIGKILL",
+            )],
+        ),
+    ];
+    for (subject, lines_about) in expected {
+        assert_eq!(
+            about(&lines, subject),
+            lines_about,
+            "{subject}; stdout:\n{stdout}"
+        );
+    }
+}
+
+/// Wrap mode (tini's) logs only at WARN: the kill after the kill timeout is
+/// the one line, on stderr; the APP's own exit is its exit code.
+#[test]
+fn the_kill_after_the_kill_timeout_in_wrap_mode_is_the_one_line() {
+    let mut autopilot = Autopilot::new(
+        Mode::Pid1,
+        [
+            "-kill-timeout",
+            "300ms",
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+        ],
+    )
+    .start();
+    autopilot.expect_line("ready");
+    autopilot.signal(Signal::SIGTERM);
+    let finished = autopilot.finish();
+    assert_eq!(finished.code, 137);
+    let stderr = finished.stderr_text();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr:\n{stderr}");
+    assert!(
+        lines[0].ends_with(" sh did not exit within 300ms of SIGTERM: killing it with SIGKILL"),
+        "stderr:\n{stderr}"
+    );
+}
+
+/// With the default `stopTimeout` and `killTimeout`, a preStop that hangs
+/// and a job that ignores SIGTERM still let postStop start well inside
+/// `docker stop`'s 10 s.
+#[test]
+fn poststop_starts_inside_docker_stops_window_with_the_default_budget() {
+    let scratch = Scratch::new();
+    let config = scratch.config(
+        r#"{
+          jobs: [
+            { name: "app",
+              exec: ["sh", "-c", "trap '' TERM; echo app >> log; while :; do sleep 0.1; done"] },
+            { name: "prestop", exec: ["sh", "-c", "echo prestop >> log; exec sleep 100"],
+              when: { source: "app", once: "stopping" } },
+            { name: "poststop", exec: ["sh", "-c", "echo poststop >> log"],
+              when: { source: "app", once: "stopped" } },
+          ]
+        }"#,
+    );
+    let autopilot = Autopilot::new(Mode::Pid1, ["-config", &config])
+        .current_dir(scratch.dir())
+        .start();
+    scratch.wait_for_lines(&["app"]);
+    let asked = Instant::now();
+    autopilot.signal(Signal::SIGTERM);
+    scratch.wait_for_lines(&["app", "prestop", "poststop"]);
+    let poststop_after = asked.elapsed();
+    let finished = autopilot.finish();
+    let exited_after = asked.elapsed();
+    println!(
+        "SIGTERM → postStop started: {poststop_after:.2?}; autopilot exited: {exited_after:.2?}"
+    );
+    assert!(
+        poststop_after < Duration::from_secs(9),
+        "postStop started {poststop_after:?} after SIGTERM; output: {}",
+        finished.stdout_text()
+    );
+    assert!(exited_after < Duration::from_secs(10));
+}
