@@ -170,13 +170,8 @@ impl Transport {
         let mut source = std::error::Error::source(error);
         while let Some(cause) = source {
             dns |= cause.to_string() == "dns error";
-            if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-                match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => return Transport::Refused,
-                    std::io::ErrorKind::TimedOut => return Transport::TimedOut,
-                    std::io::ErrorKind::InvalidData => return Transport::Tls(io.to_string()),
-                    _ => {}
-                }
+            if let Some(transport) = cause.downcast_ref().and_then(Transport::of_io) {
+                return transport;
             }
             innermost = cause.to_string();
             source = cause.source();
@@ -185,6 +180,23 @@ impl Transport {
             Transport::NameNotResolved(innermost)
         } else {
             Transport::Other(innermost)
+        }
+    }
+
+    /// The cause an I/O error names, looking into the I/O errors it wraps (their `source`
+    /// skips them).
+    fn of_io(error: &std::io::Error) -> Option<Transport> {
+        match error.kind() {
+            std::io::ErrorKind::ConnectionRefused => Some(Transport::Refused),
+            std::io::ErrorKind::TimedOut => Some(Transport::TimedOut),
+            std::io::ErrorKind::InvalidData => Some(Transport::Tls(match error.get_ref() {
+                Some(inner) => inner.to_string(),
+                None => error.to_string(),
+            })),
+            _ => error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref())
+                .and_then(Transport::of_io),
         }
     }
 }
