@@ -252,7 +252,7 @@ fn health_transitions_publish_healthy_and_unhealthy_once_each() {
         r#"{{
           jobs: [
             {{ name: "svc", exec: ["sleep", "100"],
-               health: {{ exec: ["test", "-e", "up"], interval: 1, ttl: 5 }} }},
+               health: {{ exec: ["test", "-e", "up"], interval: 1, ttl: 5, startPeriod: 0 }} }},
             {{ name: "onhealthy", exec: {h}, when: {{ source: "svc", each: "healthy" }} }},
             {{ name: "onunhealthy", exec: {u}, when: {{ source: "svc", each: "unhealthy" }} }},
           ]
@@ -269,6 +269,35 @@ fn health_transitions_publish_healthy_and_unhealthy_once_each() {
     autopilot.signal(Signal::SIGTERM);
     assert_eq!(autopilot.finish().code, 0);
     assert_eq!(scratch.lines(), ["unhealthy", "healthy", "unhealthy"]);
+}
+
+/// An APP that binds its port 2 s after it starts: its first checks fail,
+/// inside the start period (the `ttl` by default), so a healthy start
+/// publishes `healthy` and never `unhealthy` (an `each: unhealthy` alert
+/// stays quiet).
+#[test]
+fn a_healthy_start_whose_app_binds_late_publishes_no_unhealthy() {
+    common::require_program("python3", "python3");
+    let scratch = Scratch::new();
+    let port = common::free_port();
+    let config = scratch.config(&format!(
+        r#"{{
+          jobs: [
+            {{ name: "svc",
+               exec: ["sh", "-c", "sleep 2; exec python3 -m http.server --bind 127.0.0.1 {port}"],
+               health: {{ tcp: "127.0.0.1:{port}", interval: 1, ttl: 10 }} }},
+            {{ name: "onhealthy", exec: {h}, when: {{ source: "svc", each: "healthy" }} }},
+            {{ name: "onunhealthy", exec: {u}, when: {{ source: "svc", each: "unhealthy" }} }},
+          ]
+        }}"#,
+        h = mark("healthy"),
+        u = mark("unhealthy"),
+    ));
+    let autopilot = start(&scratch, &["-config", &config]);
+    common::wait_until("a health event", || !scratch.lines().is_empty());
+    autopilot.signal(Signal::SIGTERM);
+    assert_eq!(autopilot.finish().code, 0);
+    assert_eq!(scratch.lines(), ["healthy"]);
 }
 
 #[test]
