@@ -801,15 +801,15 @@ impl Job {
     }
 
     /// ContainerPilot's line for a run that failed: `<job> exited with error:
-    /// exit status 255` at ERROR. The APP's exit becomes autopilot's own exit
-    /// code: INFO, so wrap mode stays as quiet as tini.
+    /// exit status 255` at ERROR. The APP's exit is autopilot's own exit code,
+    /// and its output is the container's: DEBUG, as quiet as tini.
     fn log_failure(&self, status: ExitStatus) {
         if status.success() {
             return;
         }
         let name = &self.config.name;
         match self.config.role {
-            JobRole::App => tracing::info!("{name} exited with error: {status}"),
+            JobRole::App => tracing::debug!("{name} exited with error: {status}"),
             _ => tracing::error!("{name} exited with error: {status}"),
         }
     }
