@@ -184,4 +184,26 @@ mod tests {
         assert!(ExitStatus::Code(0).success());
         assert!(!ExitStatus::Signal(15).success());
     }
+
+    #[test]
+    fn statuses_read_as_go_wrote_them() {
+        let shown = [
+            ExitStatus::Code(255),
+            ExitStatus::Signal(9),
+            ExitStatus::Signal(15),
+            ExitStatus::Signal(11),
+            ExitStatus::Signal(libc::SIGXCPU),
+        ]
+        .map(|status| status.to_string());
+        assert_eq!(
+            shown,
+            [
+                "exit status 255",
+                "signal: killed",
+                "signal: terminated",
+                "signal: segmentation fault",
+                "signal: SIGXCPU",
+            ]
+        );
+    }
 }

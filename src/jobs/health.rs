@@ -461,4 +461,16 @@ mod tests {
         at(9500).await;
         assert_eq!(*published.lock().unwrap(), [(5000, EventCode::Unhealthy)]);
     }
+
+    #[test]
+    fn a_password_in_a_check_url_is_never_shown() {
+        assert_eq!(
+            without_password("http://monitor:s3cret@127.0.0.1:8080/health"),
+            "http://monitor:***@127.0.0.1:8080/health"
+        );
+        assert_eq!(
+            without_password("http://127.0.0.1:8080/health"),
+            "http://127.0.0.1:8080/health"
+        );
+    }
 }

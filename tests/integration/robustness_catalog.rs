@@ -317,6 +317,12 @@ fn catalog_hanging_longer_than_the_request_timeout() {
         is_heartbeat,
     );
     assert!(hung_at.elapsed() >= REQUEST_TIMEOUT);
+    assert_eq!(
+        rig.count_in_log("is unreachable during check update: no answer in time"),
+        1,
+        "{}",
+        rig.log()
+    );
     let cleared = rig.mark();
     rig.consul.clear_faults();
     rig.wait_for_recovery(cleared, DEADLINE);
