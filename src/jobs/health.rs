@@ -346,7 +346,24 @@ fn without_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    /// Job `web`'s checks every second, publishing on `bus`, with no catalog.
+    fn checks_of_web(
+        bus: Bus,
+        maintenance: watch::Receiver<bool>,
+        start_period: Duration,
+    ) -> Checks {
+        Checks {
+            job: "web".into(),
+            interval: Duration::from_secs(1),
+            start_period,
+            publishes_health: true,
+            maintenance,
+            bus,
+            registration: None,
+        }
+    }
 
     /// Checks that always pass, counted; maintenance from 2.5 s to 5.5 s.
     #[tokio::test(start_paused = true)]
@@ -354,15 +371,7 @@ mod tests {
         let bus = Bus::default();
         let mut events = bus.subscribe();
         let (switch, maintenance) = watch::channel(false);
-        let checks = Checks {
-            job: "web".into(),
-            interval: Duration::from_secs(1),
-            start_period: Duration::ZERO,
-            publishes_health: true,
-            maintenance,
-            bus,
-            registration: None,
-        };
+        let checks = checks_of_web(bus, maintenance, Duration::ZERO);
         let count = Arc::new(AtomicU32::new(0));
         let counted = count.clone();
         let task = tokio::spawn(checks.run(move || {
@@ -393,20 +402,12 @@ mod tests {
 
     /// Checks every second whose result the test switches (failing at first),
     /// with a 5 s start period; every event is recorded with its instant.
-    fn start_period_rig() -> (Published, Arc<std::sync::atomic::AtomicBool>) {
+    fn start_period_rig() -> (Published, Arc<AtomicBool>) {
         let bus = Bus::default();
         let mut events = bus.subscribe();
         let (_, maintenance) = watch::channel(false);
-        let checks = Checks {
-            job: "web".into(),
-            interval: Duration::from_secs(1),
-            start_period: Duration::from_secs(5),
-            publishes_health: true,
-            maintenance,
-            bus,
-            registration: None,
-        };
-        let passing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checks = checks_of_web(bus, maintenance, Duration::from_secs(5));
+        let passing = Arc::new(AtomicBool::new(false));
         let result = passing.clone();
         tokio::spawn(checks.run(move || {
             let outcome = match result.load(Ordering::SeqCst) {

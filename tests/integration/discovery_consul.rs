@@ -595,70 +595,62 @@ fn outage_line(cause: &str) -> Vec<(String, String)> {
     )]
 }
 
-#[tokio::test]
-async fn a_refused_connection_says_so() {
-    let address = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
+/// A register call at `address` fails, and the one line logged is the outage's, naming
+/// `peer` and the cause: `expected` gives its text when the cause is the one expected.
+async fn assert_unreachable(
+    address: &str,
+    peer: &str,
+    expected: impl Fn(&Transport) -> Option<String>,
+) {
+    let (error, logged) = register_at(address).await;
+    let DiscoveryError::Unreachable { cause, .. } = &error else {
+        panic!("{error:?}");
     };
-    let (error, logged) = register_at(&address.to_string()).await;
-    assert!(
-        matches!(
-            &error,
-            DiscoveryError::Unreachable {
-                cause: Transport::Refused,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
+    let cause = expected(cause).unwrap_or_else(|| panic!("unexpected cause: {cause:?}"));
     assert_eq!(
         logged,
         outage_line(&format!(
-            "consul at {address} is unreachable during register: \
-             connection refused (is the agent running, on this port?)"
+            "consul at {peer} is unreachable during register: {cause}"
         ))
     );
 }
 
 #[tokio::test]
-async fn an_unresolvable_name_says_so() {
-    let (error, logged) = register_at("consul.invalid:8500").await;
-    let DiscoveryError::Unreachable {
-        cause: Transport::NameNotResolved(detail),
-        ..
-    } = &error
-    else {
-        panic!("{error:?}");
+async fn a_refused_connection_says_so() {
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
     };
-    assert_eq!(
-        logged,
-        outage_line(&format!(
-            "consul at consul.invalid:8500 is unreachable during register: \
-             cannot resolve the host name: {detail}"
-        ))
-    );
+    assert_unreachable(&address, &address, |cause| {
+        (*cause == Transport::Refused)
+            .then(|| "connection refused (is the agent running, on this port?)".to_string())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unresolvable_name_says_so() {
+    let address = "consul.invalid:8500";
+    assert_unreachable(address, address, |cause| match cause {
+        Transport::NameNotResolved(detail) => {
+            Some(format!("cannot resolve the host name: {detail}"))
+        }
+        _ => None,
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn tls_to_a_plain_http_agent_says_so() {
     let consul = double();
-    let (error, logged) = register_at(&format!("https://{}", consul.addr())).await;
-    let DiscoveryError::Unreachable {
-        cause: Transport::Tls(detail),
-        ..
-    } = &error
-    else {
-        panic!("{error:?}");
-    };
-    assert_eq!(
-        logged,
-        outage_line(&format!(
-            "consul at {} is unreachable during register: TLS handshake failed: {detail} \
-             (an agent speaking plain HTTP? then use http://)",
-            consul.addr()
-        ))
-    );
+    let peer = consul.addr().to_string();
+    assert_unreachable(&format!("https://{peer}"), &peer, |cause| match cause {
+        Transport::Tls(detail) => Some(format!(
+            "TLS handshake failed: {detail} (an agent speaking plain HTTP? then use http://)"
+        )),
+        _ => None,
+    })
+    .await;
 }
 
 /// A token the agent does not know: a configuration error at ERROR, naming
