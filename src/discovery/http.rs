@@ -166,7 +166,8 @@ impl Transport {
             return Transport::TimedOut;
         }
         let mut dns = false;
-        let mut innermost = error.to_string();
+        // Not the error's own text: it holds the URL.
+        let mut innermost = "the request failed".to_string();
         let mut source = std::error::Error::source(error);
         while let Some(cause) = source {
             dns |= cause.to_string() == "dns error";

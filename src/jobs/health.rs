@@ -318,7 +318,7 @@ async fn check_tcp(address: &str, limit: Duration) -> Probe {
 }
 
 async fn check_http(client: &HttpClient, url: &str, limit: Duration) -> Probe {
-    let shown = without_password(url);
+    let shown = without_secrets(url);
     let client = client
         .as_ref()
         .map_err(|error| format!("GET {shown}: {error}"))?;
@@ -331,16 +331,19 @@ async fn check_http(client: &HttpClient, url: &str, limit: Duration) -> Probe {
     }
 }
 
-/// The check's URL as the log and the catalog show it: a password in it is
-/// replaced by `***`.
-fn without_password(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
+/// The check's URL as the log and the catalog show it: a password and the
+/// query (which may carry a token) are replaced by `***`.
+fn without_secrets(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return url.to_string();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    if parsed.query().is_some() {
+        parsed.set_query(Some("***"));
+    }
+    parsed.to_string()
 }
 
 #[cfg(test)]
@@ -464,13 +467,17 @@ mod tests {
     }
 
     #[test]
-    fn a_password_in_a_check_url_is_never_shown() {
+    fn a_password_or_query_in_a_check_url_is_never_shown() {
         assert_eq!(
-            without_password("http://monitor:s3cret@127.0.0.1:8080/health"),
+            without_secrets("http://monitor:s3cret@127.0.0.1:8080/health"),
             "http://monitor:***@127.0.0.1:8080/health"
         );
         assert_eq!(
-            without_password("http://127.0.0.1:8080/health"),
+            without_secrets("http://127.0.0.1:8080/health?token=s3cret"),
+            "http://127.0.0.1:8080/health?***"
+        );
+        assert_eq!(
+            without_secrets("http://127.0.0.1:8080/health"),
             "http://127.0.0.1:8080/health"
         );
     }
