@@ -814,14 +814,14 @@ impl Job {
         }
     }
 
-    /// Did a stopped run end the way its stop meant it to: on its own, by its
-    /// stop signal, or by the SIGKILL [`spawner::stop`] already logged?
+    /// Did a stopped run end the way its stop meant it to: with 0, by its
+    /// stop signal (or with 128 + its number, as a JVM or a shell trap
+    /// reports it), or by the SIGKILL [`spawner::stop`] already logged?
     fn stopped_as_asked(&self, status: ExitStatus) -> bool {
+        let stop_signal = self.stop_signal() as i32;
         match status {
-            ExitStatus::Code(code) => code == 0,
-            ExitStatus::Signal(number) => {
-                number == self.stop_signal() as i32 || number == Signal::SIGKILL as i32
-            }
+            ExitStatus::Code(code) => code == 0 || code == 128 + stop_signal,
+            ExitStatus::Signal(number) => number == stop_signal || number == Signal::SIGKILL as i32,
         }
     }
 

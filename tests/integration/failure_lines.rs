@@ -55,14 +55,18 @@ fn job_and_check_failures_are_logged_once_each_with_their_cause() {
             { name: "failing", exec: ["sleep", "100"],
               health: { exec: ["sh", "-c", "echo check >> checks; exit 1"], interval: 1, ttl: 5, startPeriod: 0 } },
             { name: "stubborn", killTimeout: "300ms",
-              exec: ["sh", "-c", "trap '' TERM; echo ready >> log; while :; do sleep 0.1; done"] },
+              exec: ["sh", "-c", "trap '' TERM; echo stubborn >> log; while :; do sleep 0.1; done"] },
+            { name: "termfail",
+              exec: ["sh", "-c", "trap 'exit 1' TERM; echo termfail >> log; while :; do sleep 0.1; done"] },
+            { name: "jvm",
+              exec: ["sh", "-c", "trap 'exit 143' TERM; echo jvm >> log; while :; do sleep 0.1; done"] },
           ]
         }"#,
     );
     let autopilot = Autopilot::new(Mode::Pid1, ["-config", &config])
         .current_dir(scratch.dir())
         .start();
-    scratch.wait_for_lines(&["ready"]);
+    scratch.wait_for_lines_unordered(&["stubborn", "termfail", "jvm"]);
     // Three failures of the same check: one line, the rest wait for the summary.
     common::wait_until("the failing check to run three times", || {
         scratch.read("checks").lines().count() >= 3
@@ -119,6 +123,13 @@ fn job_and_check_failures_are_logged_once_each_with_their_cause() {
                 "stubborn did not exit within 300ms of SIGTERM: killing it with SIGKILL",
             )],
         ),
+        // Stopped: a failure only if it does not end as its stop asked.
+        (
+            "termfail",
+            vec![line("error", "termfail exited with error: exit status 1")],
+        ),
+        ("jvm", vec![]),
+        ("missing", vec![]),
     ];
     for (subject, lines_about) in expected {
         assert_eq!(
@@ -152,7 +163,7 @@ fn the_kill_after_the_kill_timeout_in_wrap_mode_is_the_one_line() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "stderr:\n{stderr}");
     assert!(
-        lines[0].ends_with(" sh did not exit within 300ms of SIGTERM: killing it with SIGKILL"),
+        lines[0].contains(" sh did not exit within 300ms of SIGTERM: killing it with SIGKILL"),
         "stderr:\n{stderr}"
     );
 }
