@@ -265,4 +265,22 @@ mod tests {
             .expect("all work again");
         assert_eq!(recovery.failures, 2);
     }
+
+    #[test]
+    fn a_403_is_no_outage() {
+        let denied = DiscoveryError::Forbidden {
+            backend: "consul",
+            operation: "register",
+            setting: "`consul.token`",
+            body: "ACL not found".to_string(),
+        };
+        let mut log = OutageLog::default();
+        assert!(!log.failed(CallKind::Agent, &denied), "no outage begins");
+        assert!(!log.failed(CallKind::Agent, &denied));
+        assert_eq!(log.succeeded(CallKind::Agent, Instant::now()), None);
+        assert!(
+            log.failed(CallKind::Agent, &failure()),
+            "an outage after it still warns"
+        );
+    }
 }
