@@ -31,6 +31,7 @@
 //! - [`control`]: the control plane: HTTP over a unix socket, server and client.
 //! - [`http_server`]: the bounded HTTP/1.1 accept loop both servers share.
 //! - [`events`]: the event vocabulary and the ordered event bus.
+//! - [`failure_streak`]: the rate limit of failure lines that recur.
 //! - [`jobs`]: one job's lifecycle (when → run → restart → stop) and its
 //!   health checks.
 //! - [`discovery`]: the service catalogs (Consul, etcd), watch logic and IP
@@ -54,6 +55,7 @@ mod control;
 mod discovery;
 mod environment;
 mod events;
+mod failure_streak;
 mod http_server;
 mod job_control;
 mod jobs;
@@ -102,7 +104,7 @@ pub mod testing {
     pub mod discovery {
         pub use crate::discovery::{
             ConsulSettings, Discovery, DiscoveryError, HealthyInstances, Instance,
-            ServiceRegistration, MAX_CHECK_OUTPUT,
+            ServiceRegistration, Transport, MAX_CHECK_OUTPUT,
         };
         pub mod lock {
             pub use crate::discovery::lock::{LockEvent, LockSpec};

@@ -582,6 +582,7 @@ impl Job {
         let Phase::Running(run) = std::mem::replace(&mut self.phase, Phase::Done) else {
             return Flow::Continue;
         };
+        self.log_failure(status);
         self.after_run(status, run.started_at.elapsed(), run.next_tick)
     }
 
@@ -595,8 +596,12 @@ impl Job {
                 self.overran_interval().await
             }
             Phase::Running(run) => {
-                run.deadline = None;
-                tracing::warn!(job = %self.config.name, "timed out: killing its process group");
+                let limit = run.deadline.take().map(|end| end - run.started_at);
+                tracing::warn!(
+                    "{} timeout after {:?}: killing its process group",
+                    self.config.name,
+                    limit.unwrap_or_default()
+                );
                 run.child.signal_group(Signal::SIGKILL);
                 Flow::Continue
             }
@@ -785,9 +790,13 @@ impl Job {
         let Phase::Running(mut run) = std::mem::replace(&mut self.phase, Phase::Done) else {
             return Flow::Continue;
         };
-        tracing::warn!(job = %self.config.name, "still running at its next interval: killing its process group");
+        tracing::warn!(
+            "{} still running at its next interval: killing its process group",
+            self.config.name
+        );
         run.child.signal_group(Signal::SIGKILL);
         let status = run.child.wait().await;
+        self.log_failure(status);
         let tick = run.next_tick;
         match self.after_run(status, run.started_at.elapsed(), tick) {
             Flow::Continue if matches!(self.phase, Phase::Pausing { .. }) => self.start_run(),
@@ -841,9 +850,14 @@ impl Job {
         match (&self.config.when, next_tick) {
             (When::Interval { .. }, Some(tick)) => Phase::Pausing { until: tick },
             (When::Interval { .. }, None) => Phase::Done,
-            (When::Event { .. }, _) if self.may_run_again() => Phase::Pausing {
-                until: Instant::now() + delay,
-            },
+            (When::Event { .. }, _) if self.may_run_again() => {
+                if !status.success() {
+                    self.log_restart(delay);
+                }
+                Phase::Pausing {
+                    until: Instant::now() + delay,
+                }
+            }
             (
                 When::Event {
                     frequency: Frequency::Each,
@@ -855,6 +869,47 @@ impl Job {
             (When::Event { .. }, _) if self.follows_data() => Phase::Waiting { deadline: None },
             (When::Event { .. }, _) => Phase::Done,
         }
+    }
+
+    /// ContainerPilot's line for a run that failed: `<job> exited with error:
+    /// exit status 255` at ERROR. The APP's exit is autopilot's own exit code,
+    /// and its output is the container's: DEBUG, as quiet as tini.
+    fn log_failure(&self, status: ExitStatus) {
+        if status.success() {
+            return;
+        }
+        let name = &self.config.name;
+        match self.config.role {
+            JobRole::App => tracing::debug!("{name} exited with error: {status}"),
+            _ => tracing::error!("{name} exited with error: {status}"),
+        }
+    }
+
+    /// Did a stopped run end the way its stop meant it to: with 0, by its
+    /// stop signal (or with 128 + its number, as a JVM or a shell trap
+    /// reports it), or by the SIGKILL [`spawner::stop`] already logged?
+    fn stopped_as_asked(&self, status: ExitStatus) -> bool {
+        let stop_signal = self.stop_signal() as i32;
+        match status {
+            ExitStatus::Code(code) => code == 0 || code == 128 + stop_signal,
+            ExitStatus::Signal(number) => number == stop_signal || number == Signal::SIGKILL as i32,
+        }
+    }
+
+    /// A failed run is followed by another after `delay`.
+    fn log_restart(&self, delay: Duration) {
+        let budget = match self.config.restarts {
+            Restarts::Count(limit) => format!("restart {} of {limit}", self.runs),
+            Restarts::Unlimited | Restarts::Never => format!("restart {}", self.runs),
+        };
+        let after = match delay {
+            Duration::ZERO => String::new(),
+            delay => format!(" in {delay:?}"),
+        };
+        tracing::info!(
+            "{} restarting after failure{after} ({budget})",
+            self.config.name
+        );
     }
 
     /// Does the job render from catalog data it follows?
@@ -938,6 +993,7 @@ impl Job {
     /// on a second SIGTERM).
     async fn stop_run(&self, run: &mut Run) -> ExitStatus {
         spawner::stop(
+            &self.config.name,
             run.child.as_mut(),
             self.stop_signal(),
             self.config.kill_timeout,
@@ -961,6 +1017,9 @@ impl Job {
         self.withdraw().await;
         if let Phase::Running(mut run) = std::mem::replace(&mut self.phase, Phase::Done) {
             let status = self.stop_run(&mut run).await;
+            if !self.stopped_as_asked(status) {
+                self.log_failure(status);
+            }
             self.stage = self.stage.max(Stage::Stopping);
             self.after_run(status, run.started_at.elapsed(), None);
         }

@@ -24,6 +24,7 @@ mod discovery_interfaces;
 mod dropin;
 mod engine;
 mod failover;
+mod failure_lines;
 mod fuzz_corpus;
 mod fuzz_run;
 mod kv_watch;
