@@ -44,7 +44,7 @@ use format::SharedFormat;
 use sink::SharedSink;
 use subscriber::{LogSubscriber, SharedLevel};
 
-pub use relay::{OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, TAIL_BYTES};
+pub use relay::{OutputLabel, OutputRelay, OutputStream, OutputTail, MAX_LINE_BYTES, TAIL_BYTES};
 
 /// Errors of the logging module.
 #[derive(Debug, thiserror::Error)]
