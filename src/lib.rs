@@ -127,8 +127,8 @@ pub mod testing {
     }
     pub mod logging {
         pub use crate::logging::{
-            build_dispatch, init, LogHandle, LoggingError, OutputLabel, OutputRelay, OutputTail,
-            MAX_LINE_BYTES, TAIL_BYTES,
+            build_dispatch, init, LogHandle, LoggingError, OutputLabel, OutputRelay, OutputStream,
+            OutputTail, MAX_LINE_BYTES, TAIL_BYTES,
         };
     }
     pub mod supervisor {

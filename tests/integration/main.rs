@@ -30,6 +30,7 @@ mod fuzz_run;
 mod kv_watch;
 mod legacy_nginx;
 mod locks;
+mod logged_output;
 mod name_resolution;
 mod pid1;
 mod raw_bytes;
