@@ -1,6 +1,6 @@
 //! A run generation: everything one configuration started, apart from its
 //! jobs' tasks — the discovery backend, the advertised services, the watches
-//! (of services and **\[beyond\]** of KV keys),
+//! (of services and **\[beyond\]** of KV keys), **\[beyond\]** the leader locks,
 //! the telemetry server and its metrics, and the configuration itself.
 //!
 //! A reload [`prepare`](Generation::prepare)s the next generation beside the
@@ -30,6 +30,7 @@ use crate::environment::{job_variable, Environment};
 use crate::events::Bus;
 use crate::jobs::Advertisement;
 use crate::kv_watches;
+use crate::locks::{self, Locks};
 use crate::tasks::Tasks;
 use crate::telemetry::{self, Metrics};
 use crate::watches::{self, LatestInstances};
@@ -62,6 +63,8 @@ pub(crate) struct Generation {
     watches: BTreeMap<String, Watch<WatchConfig>>,
     /// **\[beyond\]** The KV watches, by name.
     kv_watches: BTreeMap<String, Watch<KvWatchConfig>>,
+    /// **\[beyond\]** The leader locks, until shutdown takes them to release them.
+    pub locks: Option<Locks>,
 }
 
 /// The `/metrics` server of one telemetry configuration.
@@ -83,6 +86,7 @@ pub(crate) struct Prepared {
     discovery: Option<Arc<Discovery>>,
     services: HashMap<String, ServiceRegistration>,
     telemetry: TelemetryPlan,
+    hostname: String,
 }
 
 /// What becomes of the telemetry server.
@@ -109,7 +113,8 @@ impl Generation {
         env: &Environment,
         previous: Option<&Generation>,
     ) -> Result<Prepared, StartError> {
-        let services = advertised_services(&config, env)?;
+        let hostname = discovery::hostname()?;
+        let services = advertised_services(&config, env, &hostname)?;
         let discovery = match previous {
             Some(previous) if same_catalog(&previous.config, &config) => previous.discovery.clone(),
             _ => Discovery::from_config(&config)?.map(Arc::new),
@@ -134,6 +139,7 @@ impl Generation {
             discovery,
             services,
             telemetry,
+            hostname,
         })
     }
 
@@ -150,15 +156,17 @@ impl Prepared {
     /// Starts what changed and retires what `previous` ran that is gone or
     /// replaced; returns the new running generation.
     pub(super) fn commit(self, previous: Option<&mut Generation>, ground: &Ground) -> Generation {
-        let (mut old_telemetry, old_watches, old_kv_watches, old_discovery) = match previous {
-            Some(previous) => (
-                previous.telemetry.take(),
-                std::mem::take(&mut previous.watches),
-                std::mem::take(&mut previous.kv_watches),
-                previous.discovery.clone(),
-            ),
-            None => (None, BTreeMap::new(), BTreeMap::new(), None),
-        };
+        let (mut old_telemetry, old_watches, old_kv_watches, old_discovery, old_locks) =
+            match previous {
+                Some(previous) => (
+                    previous.telemetry.take(),
+                    std::mem::take(&mut previous.watches),
+                    std::mem::take(&mut previous.kv_watches),
+                    previous.discovery.clone(),
+                    previous.locks.take(),
+                ),
+                None => (None, BTreeMap::new(), BTreeMap::new(), None, None),
+            };
         let telemetry = match self.telemetry {
             TelemetryPlan::None => None,
             TelemetryPlan::Keep => old_telemetry.take(),
@@ -209,6 +217,18 @@ impl Prepared {
             same_discovery,
             |config| start_kv_watch(config, self.discovery.as_ref(), ground),
         );
+        let locks = Locks::follow(
+            old_locks,
+            &self.config.locks,
+            self.discovery.as_ref(),
+            |job| self.services.get(job),
+            &self.hostname,
+            &locks::Ground {
+                tasks: &ground.tasks,
+                bus: &ground.bus,
+                metrics: &ground.metrics,
+            },
+        );
         if self.discovery.is_none()
             && !(self.config.watches.is_empty() && self.config.kv_watches.is_empty())
         {
@@ -224,6 +244,7 @@ impl Prepared {
             telemetry,
             watches,
             kv_watches,
+            locks,
         }
     }
 }
@@ -294,6 +315,7 @@ fn start_kv_watch(
             config.clone(),
             discovery.clone(),
             ground.bus.clone(),
+            ground.env.clone(),
         )),
         None => CancellationToken::new(),
     };
@@ -313,8 +335,8 @@ fn same_catalog(old: &Config, new: &Config) -> bool {
 fn advertised_services(
     config: &Config,
     env: &Environment,
+    hostname: &str,
 ) -> Result<HashMap<String, ServiceRegistration>, StartError> {
-    let hostname = discovery::hostname()?;
     let mut services = HashMap::new();
     for job in config.jobs.iter().filter(|job| job.port.is_some()) {
         let address = find_ip(&job.interfaces).map_err(|source| StartError::Interfaces {
@@ -325,7 +347,7 @@ fn advertised_services(
             &job_variable(job.public_name(), "IP"),
             Some(&address.to_string()),
         );
-        if let Some(service) = ServiceRegistration::for_job(job, address, &hostname) {
+        if let Some(service) = ServiceRegistration::for_job(job, address, hostname) {
             services.insert(job.name.clone(), service);
         }
     }
