@@ -75,6 +75,16 @@ impl Running {
         self.spec == *spec && Arc::ptr_eq(&self.discovery, discovery)
     }
 
+    /// Sets whether the lock is held in `metrics`: a reload may have replaced the
+    /// registry.
+    fn show_in(&self, metrics: &Option<Metrics>) {
+        if let Some(metrics) = metrics {
+            let standing = self.standing.lock().unwrap_or_else(PoisonError::into_inner);
+            let held = matches!(*standing, Standing::Holding { .. });
+            metrics.lock_held(&self.spec.name, held);
+        }
+    }
+
     /// Tells the task to stop; it ends once the lock is released.
     fn end(self, ending: Ending) -> JoinHandle<()> {
         self.stop.send_replace(Some(ending));
@@ -110,7 +120,10 @@ impl Locks {
             let service = config.job.as_deref().and_then(&service_of);
             let spec = lock_spec(config, service, hostname);
             let lock = match old.remove(&config.name) {
-                Some(kept) if kept.serves(&spec, discovery) => kept,
+                Some(kept) if kept.serves(&spec, discovery) => {
+                    kept.show_in(&ground.metrics.borrow());
+                    kept
+                }
                 Some(changed) => {
                     releasing.push(changed.end(Ending::Reload));
                     start(spec, discovery, ground)
@@ -230,12 +243,15 @@ fn reporter(
 ) -> impl FnMut(LockEvent) + Send + 'static {
     let (name, source) = (name.to_string(), format!("lock.{name}"));
     let set = move |now| *standing.lock().unwrap_or_else(PoisonError::into_inner) = now;
-    let count = move |record: fn(&Metrics, &str)| {
-        if let Some(metrics) = &*metrics.borrow() {
-            record(metrics, &name);
+    let count = {
+        let name = name.clone();
+        move |record: fn(&Metrics, &str)| {
+            if let Some(metrics) = &*metrics.borrow() {
+                record(metrics, &name);
+            }
         }
     };
-    count(Metrics::lock_released);
+    count(not_held);
     move |event| match event {
         LockEvent::Acquired => {
             set(Standing::Holding {
@@ -253,17 +269,22 @@ fn reporter(
             set(Standing::Contending { holder: None });
             match *ending.borrow() {
                 Some(Ending::Reload) => {
+                    tracing::info!(lock = %name, "the reload removed or changed the lock: lost");
                     count(Metrics::lock_lost);
                     bus.publish(Event::new(EventCode::Lost, &source));
                 }
                 // Stopping: every job stops too, none should start on it.
-                _ => count(Metrics::lock_released),
+                _ => count(not_held),
             }
         }
         LockEvent::HeldElsewhere(holder) => set(Standing::Contending {
             holder: Some(holder),
         }),
     }
+}
+
+fn not_held(metrics: &Metrics, lock: &str) {
+    metrics.lock_held(lock, false);
 }
 
 #[cfg(test)]

@@ -246,36 +246,31 @@ impl Metrics {
     }
 
     /// **\[beyond\]** This instance acquired `lock`
-    /// (`containerpilot_lock_acquisitions{lock}`, `containerpilot_lock_held{lock}` 1).
+    /// (`containerpilot_lock_acquisitions{lock}`, and held).
     pub fn lock_acquired(&self, lock: &str) {
-        self.lock_listed(lock);
         self.inner
             .lock_acquisitions
             .with_label_values(&[lock])
             .inc();
-        self.inner.lock_held.with_label_values(&[lock]).set(1.0);
+        self.lock_held(lock, true);
     }
 
     /// **\[beyond\]** This instance lost `lock`
-    /// (`containerpilot_lock_losses{lock}`, `containerpilot_lock_held{lock}` 0).
+    /// (`containerpilot_lock_losses{lock}`, and not held).
     pub fn lock_lost(&self, lock: &str) {
-        self.lock_listed(lock);
         self.inner.lock_losses.with_label_values(&[lock]).inc();
-        self.inner.lock_held.with_label_values(&[lock]).set(0.0);
+        self.lock_held(lock, false);
     }
 
-    /// **\[beyond\]** This instance does not hold `lock` (contending, or released
-    /// at shutdown): `containerpilot_lock_held{lock}` 0.
-    pub fn lock_released(&self, lock: &str) {
-        self.lock_listed(lock);
-        self.inner.lock_held.with_label_values(&[lock]).set(0.0);
-    }
-
-    /// Lists `lock`'s counters (at 0 until something happens), so that a rate
+    /// **\[beyond\]** Whether this instance holds `lock`
+    /// (`containerpilot_lock_held{lock}` 1 or 0), without counting anything. Also
+    /// lists the lock's counters (at 0 until something happens), so that a rate
     /// over them works from the lock's start.
-    fn lock_listed(&self, lock: &str) {
+    pub fn lock_held(&self, lock: &str, held: bool) {
         self.inner.lock_acquisitions.with_label_values(&[lock]);
         self.inner.lock_losses.with_label_values(&[lock]);
+        let value = if held { 1.0 } else { 0.0 };
+        self.inner.lock_held.with_label_values(&[lock]).set(value);
     }
 
     /// All metrics in the Prometheus text exposition format 0.0.4.
@@ -570,11 +565,11 @@ mod tests {
         m.control_request(200, "/v3/metric");
         m.control_request(422, "/v3/metric");
         m.control_request(422, "/v3/metric");
-        m.lock_released("primary");
+        m.lock_held("primary", false);
         m.lock_acquired("primary");
         m.lock_lost("primary");
         m.lock_acquired("primary");
-        m.lock_released("backup");
+        m.lock_held("backup", false);
         let s = samples(&m.encode());
         assert_eq!(
             s[r#"containerpilot_lock_acquisitions{lock="primary"}"#],

@@ -1,7 +1,8 @@
 //! Leader locks end to end, against the Consul double and the real etcd: never two holders
 //! over many rounds of random stops, starts, crashes and failed renewals; `lost` before the
 //! TTL when renewals fail; a released (or invalidated) lock taken by a waiting contender
-//! within lock-delay + 1 s; a critical check taking the lock away.
+//! within lock-delay + 1 s; a critical check taking the lock away; and, with the binary,
+//! locks following a reload and counted in `/metrics`.
 
 use crate::common;
 
@@ -407,6 +408,38 @@ async fn etcd_contenders_never_both_hold_the_lock() {
         "etcd: {} acquisitions over 25 rounds; lost {believed:?} after etcd hung",
         rounds.acquisitions
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_released_lock_is_taken_by_a_waiting_contender_at_once() {
+    let etcd = Etcd::start().await;
+    let discovery = Arc::new(etcd.discovery());
+    let spec = spec(Duration::from_secs(5), Duration::ZERO);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let holder = start(&discovery, &spec, &ledger, 0);
+    wait_until("the first holder", || {
+        ledger.lock().unwrap().holder == Some(0)
+    })
+    .await;
+    // The holder watches its key while it holds it; the waiter's watch is the second.
+    etcd.wait_for_watchers(1).await;
+    let waiter = start(&discovery, &spec, &ledger, 1);
+    etcd.wait_for_watchers(2).await;
+    let released = SystemTime::now();
+    holder.stop().await;
+    wait_until("taken over", || ledger.lock().unwrap().holder == Some(1)).await;
+    let took = taken_after(&ledger, released);
+    // etcd has no lock-delay: lock-delay + 1 s is 1 s.
+    assert!(
+        took < Duration::from_secs(1),
+        "taken {took:?} after the release"
+    );
+    waiter.stop().await;
+    assert!(
+        etcd.get(KEY).await.is_none(),
+        "the last holder deleted the key"
+    );
+    eprintln!("etcd: released lock taken after {took:?}");
 }
 
 /// With the binary: locks follow a reload (docs/control-plane.md, "Reload") and are
