@@ -304,17 +304,23 @@ async fn a_released_lock_is_taken_by_a_waiting_contender_at_once() {
     let lock_delay = Duration::from_secs(2);
     let (ledger, holder, waiter) =
         holder_and_waiter(&consul, &spec(Duration::from_secs(10), lock_delay)).await;
+    let took = hand_over(&ledger, holder, waiter).await;
+    eprintln!("released lock taken after {took:?}");
+}
+
+/// Stops the holder (which releases the lock) and returns how long the waiter took to
+/// hold it: under a second, as a release is not an invalidation (no lock-delay applies).
+async fn hand_over(ledger: &Mutex<Ledger>, holder: Contender, waiter: Contender) -> Duration {
     let released = SystemTime::now();
     holder.stop().await;
     wait_until("taken over", || ledger.lock().unwrap().holder == Some(1)).await;
-    let took = taken_after(&ledger, released);
-    // A release is not an invalidation: no lock-delay applies.
+    let took = taken_after(ledger, released);
     assert!(
         took < Duration::from_secs(1),
         "taken {took:?} after the release"
     );
     waiter.stop().await;
-    eprintln!("released lock taken after {took:?}");
+    took
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,16 +431,8 @@ async fn an_etcd_released_lock_is_taken_by_a_waiting_contender_at_once() {
     etcd.wait_for_watchers(1).await;
     let waiter = start(&discovery, &spec, &ledger, 1);
     etcd.wait_for_watchers(2).await;
-    let released = SystemTime::now();
-    holder.stop().await;
-    wait_until("taken over", || ledger.lock().unwrap().holder == Some(1)).await;
-    let took = taken_after(&ledger, released);
     // etcd has no lock-delay: lock-delay + 1 s is 1 s.
-    assert!(
-        took < Duration::from_secs(1),
-        "taken {took:?} after the release"
-    );
-    waiter.stop().await;
+    let took = hand_over(&ledger, holder, waiter).await;
     assert!(
         etcd.get(KEY).await.is_none(),
         "the last holder deleted the key"
