@@ -115,8 +115,9 @@ impl Locks {
         };
         releasing.retain(|task| !task.is_finished());
         let mut running = BTreeMap::new();
-        // The configuration only has locks with a catalog.
-        for (config, discovery) in configs.iter().zip(std::iter::repeat(discovery).flatten()) {
+        for config in configs {
+            // The configuration has locks only with a catalog.
+            let Some(discovery) = discovery else { break };
             let service = config.job.as_deref().and_then(&service_of);
             let spec = lock_spec(config, service, hostname);
             let lock = match old.remove(&config.name) {
