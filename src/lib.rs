@@ -37,9 +37,11 @@
 //! - [`discovery`]: the service catalogs (Consul, etcd), watch logic and IP
 //!   selection.
 //! - [`watches`]: following services in the catalog and publishing changes.
-//! - [`kv_watches`]: **\[beyond\]** following KV keys and publishing changes.
+//! - [`kv_watches`]: **\[beyond\]** following KV keys, publishing changes,
+//!   and handing small values to the jobs they start.
 //! - [`locks`]: **\[beyond\]** leader locks: `acquired` / `lost` events,
-//!   their status, and their release on shutdown.
+//!   their status and metrics, following a reload, and their release on
+//!   shutdown.
 //! - [`environment`]: the environment table every spawned process gets.
 //! - [`logging`]: the log subscriber (formats, output, reopen) and the relay
 //!   of job output into log lines.

@@ -646,7 +646,7 @@ impl Job {
             When::Interval { interval } if self.may_run_again() => Some(Instant::now() + interval),
             _ => None,
         };
-        let env = self.shared.env.snapshot();
+        let env = self.shared.env.snapshot_for(&self.config.when);
         let started = match self.render_before_run(&env) {
             RenderStep::Exec => self.spawn_run(env),
             RenderStep::End(status) => Err(status),

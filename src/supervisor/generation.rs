@@ -1,6 +1,6 @@
 //! A run generation: everything one configuration started, apart from its
 //! jobs' tasks — the discovery backend, the advertised services, the watches
-//! (of services and **\[beyond\]** of KV keys),
+//! (of services and **\[beyond\]** of KV keys), **\[beyond\]** the leader locks,
 //! the telemetry server and its metrics, the control socket, and the
 //! configuration itself.
 //!
@@ -33,6 +33,7 @@ use crate::environment::{job_variable, Environment};
 use crate::events::Bus;
 use crate::jobs::Advertisement;
 use crate::kv_watches;
+use crate::locks::{self, Locks};
 use crate::tasks::Tasks;
 use crate::telemetry::{self, Metrics};
 use crate::watches::{self, LatestInstances};
@@ -68,6 +69,8 @@ pub(crate) struct Generation {
     watches: BTreeMap<String, Watch<WatchConfig>>,
     /// **\[beyond\]** The KV watches, by name.
     kv_watches: BTreeMap<String, Watch<KvWatchConfig>>,
+    /// **\[beyond\]** The leader locks, until shutdown takes them to release them.
+    pub locks: Option<Locks>,
 }
 
 /// The `/metrics` server of one telemetry configuration.
@@ -113,6 +116,7 @@ pub(crate) struct Prepared {
     addresses: Vec<(String, IpAddr)>,
     telemetry: TelemetryPlan,
     control: ControlPlan,
+    hostname: String,
 }
 
 /// What becomes of the control socket.
@@ -152,7 +156,8 @@ impl Generation {
         config: Config,
         previous: Option<&Generation>,
     ) -> Result<Prepared, StartError> {
-        let (services, addresses) = advertised_services(&config)?;
+        let hostname = discovery::hostname()?;
+        let (services, addresses) = advertised_services(&config, &hostname)?;
         let discovery = match previous {
             Some(previous) if same_catalog(&previous.config, &config) => previous.discovery.clone(),
             _ => Discovery::from_config(&config)?.map(Arc::new),
@@ -192,6 +197,7 @@ impl Generation {
             addresses,
             telemetry,
             control,
+            hostname,
         })
     }
 
@@ -216,7 +222,7 @@ impl Prepared {
         for (variable, address) in &self.addresses {
             ground.env.set(variable, Some(&address.to_string()));
         }
-        let (mut old_control, mut old_telemetry, old_watches, old_kv_watches, old_discovery) =
+        let (mut old_control, mut old_telemetry, old_watches, old_kv_watches, old_discovery, old_locks) =
             match previous {
                 Some(previous) => (
                     previous.control.take(),
@@ -224,8 +230,9 @@ impl Prepared {
                     std::mem::take(&mut previous.watches),
                     std::mem::take(&mut previous.kv_watches),
                     previous.discovery.clone(),
+                    previous.locks.take(),
                 ),
-                None => (None, None, BTreeMap::new(), BTreeMap::new(), None),
+                None => (None, None, BTreeMap::new(), BTreeMap::new(), None, None),
             };
         let control = match self.control {
             ControlPlan::None => None,
@@ -290,6 +297,18 @@ impl Prepared {
             same_discovery,
             |config| start_kv_watch(config, self.discovery.as_ref(), ground),
         );
+        let locks = Locks::follow(
+            old_locks,
+            &self.config.locks,
+            self.discovery.as_ref(),
+            |job| self.services.get(job),
+            &self.hostname,
+            &locks::Ground {
+                tasks: &ground.tasks,
+                bus: &ground.bus,
+                metrics: &ground.metrics,
+            },
+        );
         if self.discovery.is_none()
             && !(self.config.watches.is_empty() && self.config.kv_watches.is_empty())
         {
@@ -306,6 +325,7 @@ impl Prepared {
             control,
             watches,
             kv_watches,
+            locks,
         };
         let retired = Retired {
             _control: old_control,
@@ -380,6 +400,7 @@ fn start_kv_watch(
             config.clone(),
             discovery.clone(),
             ground.bus.clone(),
+            ground.env.clone(),
         )),
         None => CancellationToken::new(),
     };
@@ -400,8 +421,7 @@ type Advertised = (HashMap<String, ServiceRegistration>, Vec<(String, IpAddr)>);
 /// The catalog registration of every job that has a `port`, with its IP
 /// chosen from its `interfaces`, and that IP as `CONTAINERPILOT_<JOB>_IP`
 /// for [`Prepared::commit`] to publish.
-fn advertised_services(config: &Config) -> Result<Advertised, StartError> {
-    let hostname = discovery::hostname()?;
+fn advertised_services(config: &Config, hostname: &str) -> Result<Advertised, StartError> {
     let mut services = HashMap::new();
     let mut addresses = Vec::new();
     for job in config.jobs.iter().filter(|job| job.port.is_some()) {
@@ -410,7 +430,7 @@ fn advertised_services(config: &Config) -> Result<Advertised, StartError> {
             source,
         })?;
         addresses.push((job_variable(job.public_name(), "IP"), address));
-        if let Some(service) = ServiceRegistration::for_job(job, address, &hostname) {
+        if let Some(service) = ServiceRegistration::for_job(job, address, hostname) {
             services.insert(job.name.clone(), service);
         }
     }

@@ -32,7 +32,6 @@ use crate::discovery::DiscoveryError;
 use crate::environment::{self, Environment};
 use crate::events::{Event, EventCode};
 use crate::jobs::{self, JobSpec, ProcessSpawner, Report, Shared, Start};
-use crate::locks::Locks;
 use crate::logging::LogHandle;
 use crate::process;
 use crate::reaper::Reaper;
@@ -193,9 +192,6 @@ struct Supervisor {
     /// When the last SIGTERM or SIGINT arrived (see [`SHUTDOWN_SIGNAL_BURST`]).
     last_shutdown_signal: Option<Instant>,
     stop_requests: StopRequests,
-    /// The leader locks, until shutdown releases them. Started once with the
-    /// first generation: a reload keeps them as they were started.
-    locks: Option<Locks>,
 }
 
 impl Supervisor {
@@ -271,12 +267,10 @@ impl Supervisor {
             shutting_down: false,
             last_shutdown_signal: None,
             stop_requests,
-            locks: None,
         };
         for job in supervisor.generation.config.jobs.clone() {
             supervisor.start_job(supervisor.job_spec(job), Start::Waiting);
         }
-        supervisor.locks = supervisor.start_locks()?;
         Ok(supervisor)
     }
 
@@ -350,26 +344,6 @@ impl Supervisor {
             true => Start::AlreadyTriggered,
             false => Start::Waiting,
         }
-    }
-
-    /// Starts the leader locks of the first generation (the configuration
-    /// guarantees a catalog when there are any). They run until shutdown
-    /// releases them: a reload keeps them as they were started.
-    fn start_locks(&self) -> Result<Option<Locks>, StartError> {
-        let generation = &self.generation;
-        let (Some(discovery), false) = (&generation.discovery, generation.config.locks.is_empty())
-        else {
-            return Ok(None);
-        };
-        let hostname = crate::discovery::hostname()?;
-        let service_of = |job: &str| generation.services.get(job);
-        Ok(Some(Locks::start(
-            &generation.config.locks,
-            discovery,
-            &self.shared.bus,
-            service_of,
-            &hostname,
-        )))
     }
 
     // ---- signals ------------------------------------------------------
@@ -557,7 +531,7 @@ impl Supervisor {
             return;
         }
         self.shutting_down = true;
-        match self.locks.take() {
+        match self.generation.locks.take() {
             // Locks are released before any job stops (and deregisters its service).
             Some(locks) => {
                 let shutdown = self.shutdown.clone();
@@ -614,7 +588,7 @@ impl Supervisor {
                 status["generation"] = serde_json::json!({
                     "startedAt": humantime::format_rfc3339_seconds(self.generation.started_at).to_string(),
                 });
-                if let Some(locks) = &self.locks {
+                if let Some(locks) = &self.generation.locks {
                     status["locks"] = locks.status();
                 }
                 let _ = reply.send(status);
@@ -688,15 +662,6 @@ impl Supervisor {
             .cloned();
         new.jobs.retain(|job| job.role != JobRole::App);
         new.jobs.extend(app);
-        // The locks run as the first configuration started them
-        // (docs/configuration.md, "Leader locks"): the running generation
-        // keeps describing them.
-        if new.locks != self.generation.config.locks {
-            tracing::warn!(
-                "locks changed: a reload keeps the locks as they were started; restart autopilot to apply"
-            );
-            new.locks = self.generation.config.locks.clone();
-        }
         let logging = new.logging.clone();
         let prepared =
             Generation::prepare(new, Some(&self.generation)).map_err(|error| error.to_string())?;
