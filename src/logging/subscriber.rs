@@ -100,8 +100,9 @@ fn encode(level: LogLevel) -> u8 {
     }
 }
 
-/// The configured level applies to autopilot's own lines; the libraries underneath (HTTP, TLS) speak only at WARN and above, so
-/// `level: "DEBUG"` shows autopilot's events, not every connection.
+/// The configured level applies to autopilot's own lines; the libraries
+/// underneath (HTTP, TLS) speak only at WARN and above, so `level: "DEBUG"`
+/// shows autopilot's events, not every connection.
 fn enables(filter: LevelFilter, target: &str, level: Level) -> bool {
     let crate_name = env!("CARGO_CRATE_NAME");
     let ours = target
