@@ -26,7 +26,7 @@
 //! # Formats
 //!
 //! `default`: `<RFC3339 time> <message>`, job output as
-//! `<time> <job> <pid> <line>` (ContainerPilot 3.8's layout); `text`: logfmt
+//! `<time> <job> [<pid>] <line>` (ContainerPilot 3.8's layout); `text`: logfmt
 //! `time=… level=… msg=… job=… pid=…`; `json`: one object per line. The exact
 //! layouts, quoting and level names are documented in `logging/format.rs`.
 mod format;

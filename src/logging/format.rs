@@ -4,7 +4,7 @@
 //!
 //! - `default` — ContainerPilot 3.8's own format: `<RFC3339 UTC time, ns> <message>`.
 //!   Structured fields of autopilot's own messages follow as ` key=value`
-//!   (logfmt-quoted). A line of job output is `<time> <job> <pid> <line>`,
+//!   (logfmt-quoted). A line of job output is `<time> <job> [<pid>] <line>`,
 //!   as ContainerPilot 3.8 printed it, so log pipelines built for it keep
 //!   working; a health check's line has `check.<job>` where the job goes.
 //! - `text` — logfmt as logrus' TextFormatter wrote it:
@@ -370,7 +370,7 @@ impl OutputLayout {
             LogFormat::Default => {
                 write!(self.prefix, "{} {value} ", format_rfc3339_nanos(time))?;
                 if let Some(pid) = pid {
-                    write!(self.prefix, "{pid} ")?;
+                    write!(self.prefix, "[{pid}] ")?;
                 }
             }
             LogFormat::Text => {
@@ -539,7 +539,7 @@ mod tests {
                 let line = String::from_utf8_lossy(line);
                 let event = match format {
                     LogFormat::Default => {
-                        let pid = pid.map_or(String::new(), |pid| format!("{pid} "));
+                        let pid = pid.map_or(String::new(), |pid| format!("[{pid}] "));
                         fields(&format!("{value} {pid}{line}"), vec![])
                     }
                     LogFormat::Text | LogFormat::Json => {
@@ -614,12 +614,12 @@ mod tests {
             (
                 LogFormat::Default,
                 &web,
-                "2023-11-14T22:13:20.123456789Z web 4242 hello world\n",
+                "2023-11-14T22:13:20.123456789Z web [4242] hello world\n",
             ),
             (
                 LogFormat::Default,
                 &check,
-                "2023-11-14T22:13:20.123456789Z check.web 7 hello world\n",
+                "2023-11-14T22:13:20.123456789Z check.web [7] hello world\n",
             ),
             (
                 LogFormat::Text,

@@ -78,9 +78,9 @@ fn default_format_leads_job_output_with_job_and_pid() {
     assert_eq!(
         job,
         [
-            format!("web {pid} oops"),
-            format!("web {pid} pid {pid}"),
-            format!("web {pid} say \"hi\""),
+            format!("web [{pid}] oops"),
+            format!("web [{pid}] pid {pid}"),
+            format!("web [{pid}] say \"hi\""),
         ],
         "{lines:?}"
     );
@@ -90,7 +90,8 @@ fn default_format_leads_job_output_with_job_and_pid() {
             .strip_prefix("check.web ")
             .and_then(|rest| rest.split_once(' '))
             .unwrap();
-        assert!(check_pid.parse::<u32>().is_ok(), "{check:?}");
+        let check_pid = check_pid.strip_prefix('[').and_then(|pid| pid.strip_suffix(']'));
+        assert!(check_pid.is_some_and(|pid| pid.parse::<u32>().is_ok()), "{check:?}");
         assert_eq!(message, "checked", "{check:?}");
     }
 }

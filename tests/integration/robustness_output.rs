@@ -6,7 +6,7 @@
 //!
 //! The payload is rebuilt from a deterministic generator instead of being
 //! kept in memory, and the log (a file, in the `default` format:
-//! `<time> <job> <pid> <line>`) is read as a stream.
+//! `<time> <job> [<pid>] <line>`) is read as a stream.
 
 use crate::common;
 
@@ -123,12 +123,15 @@ fn next_random(state: &mut u64) -> u64 {
 }
 
 /// The line of job `payload`'s output a `default`-format log line shows
-/// (what follows `<time> payload <pid> `), or `None` for autopilot's own
+/// (what follows `<time> payload [<pid>] `), or `None` for autopilot's own
 /// lines.
 fn payload_line(line: &[u8]) -> Option<&[u8]> {
     let mut parts = line.splitn(4, |&byte| byte == b' ');
     let (_time, job, pid, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let is_pid = !pid.is_empty() && pid.iter().all(u8::is_ascii_digit);
+    let is_pid = pid.len() > 2
+        && pid.starts_with(b"[")
+        && pid.ends_with(b"]")
+        && pid[1..pid.len() - 1].iter().all(u8::is_ascii_digit);
     (job == b"payload" && is_pid && rest.iter().all(|byte| ALPHABET.contains(byte))).then_some(rest)
 }
 

@@ -35,7 +35,7 @@ fn stdout_relay(child: &Child) -> OutputRelay {
 
 /// The line of job `app`'s output a `default`-format log line shows.
 fn output_line(line: &str, pid: u32) -> String {
-    let prefix = format!("app {pid} ");
+    let prefix = format!("app [{pid}] ");
     let message = default_message(line);
     message
         .strip_prefix(&prefix)
