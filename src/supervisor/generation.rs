@@ -222,18 +222,24 @@ impl Prepared {
         for (variable, address) in &self.addresses {
             ground.env.set(variable, Some(&address.to_string()));
         }
-        let (mut old_control, mut old_telemetry, old_watches, old_kv_watches, old_discovery, old_locks) =
-            match previous {
-                Some(previous) => (
-                    previous.control.take(),
-                    previous.telemetry.take(),
-                    std::mem::take(&mut previous.watches),
-                    std::mem::take(&mut previous.kv_watches),
-                    previous.discovery.clone(),
-                    previous.locks.take(),
-                ),
-                None => (None, None, BTreeMap::new(), BTreeMap::new(), None, None),
-            };
+        let (
+            mut old_control,
+            mut old_telemetry,
+            old_watches,
+            old_kv_watches,
+            old_discovery,
+            old_locks,
+        ) = match previous {
+            Some(previous) => (
+                previous.control.take(),
+                previous.telemetry.take(),
+                std::mem::take(&mut previous.watches),
+                std::mem::take(&mut previous.kv_watches),
+                previous.discovery.clone(),
+                previous.locks.take(),
+            ),
+            None => (None, None, BTreeMap::new(), BTreeMap::new(), None, None),
+        };
         let control = match self.control {
             ControlPlan::None => None,
             ControlPlan::Keep => old_control.take(),

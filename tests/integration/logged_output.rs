@@ -90,8 +90,13 @@ fn default_format_leads_job_output_with_job_and_pid() {
             .strip_prefix("check.web ")
             .and_then(|rest| rest.split_once(' '))
             .unwrap();
-        let check_pid = check_pid.strip_prefix('[').and_then(|pid| pid.strip_suffix(']'));
-        assert!(check_pid.is_some_and(|pid| pid.parse::<u32>().is_ok()), "{check:?}");
+        let check_pid = check_pid
+            .strip_prefix('[')
+            .and_then(|pid| pid.strip_suffix(']'));
+        assert!(
+            check_pid.is_some_and(|pid| pid.parse::<u32>().is_ok()),
+            "{check:?}"
+        );
         assert_eq!(message, "checked", "{check:?}");
     }
 }
