@@ -73,6 +73,31 @@ pub(crate) struct Generation {
     pub locks: Option<Locks>,
 }
 
+/// What a running generation hands to the next one at commit: the pieces
+/// the next one keeps, moves or retires.
+#[derive(Default)]
+struct HandOver {
+    control: Option<ControlSocket>,
+    telemetry: Option<Telemetry>,
+    watches: BTreeMap<String, Watch<WatchConfig>>,
+    kv_watches: BTreeMap<String, Watch<KvWatchConfig>>,
+    discovery: Option<Arc<Discovery>>,
+    locks: Option<Locks>,
+}
+
+impl Generation {
+    fn hand_over(&mut self) -> HandOver {
+        HandOver {
+            control: self.control.take(),
+            telemetry: self.telemetry.take(),
+            watches: std::mem::take(&mut self.watches),
+            kv_watches: std::mem::take(&mut self.kv_watches),
+            discovery: self.discovery.clone(),
+            locks: self.locks.take(),
+        }
+    }
+}
+
 /// The `/metrics` server of one telemetry configuration.
 struct Telemetry {
     config: TelemetryConfig,
@@ -222,27 +247,10 @@ impl Prepared {
         for (variable, address) in &self.addresses {
             ground.env.set(variable, Some(&address.to_string()));
         }
-        let (
-            mut old_control,
-            mut old_telemetry,
-            old_watches,
-            old_kv_watches,
-            old_discovery,
-            old_locks,
-        ) = match previous {
-            Some(previous) => (
-                previous.control.take(),
-                previous.telemetry.take(),
-                std::mem::take(&mut previous.watches),
-                std::mem::take(&mut previous.kv_watches),
-                previous.discovery.clone(),
-                previous.locks.take(),
-            ),
-            None => (None, None, BTreeMap::new(), BTreeMap::new(), None, None),
-        };
+        let mut old = previous.map(Generation::hand_over).unwrap_or_default();
         let control = match self.control {
             ControlPlan::None => None,
-            ControlPlan::Keep => old_control.take(),
+            ControlPlan::Keep => old.control.take(),
             ControlPlan::Start {
                 config,
                 listener,
@@ -255,7 +263,7 @@ impl Prepared {
         };
         let telemetry = match self.telemetry {
             TelemetryPlan::None => None,
-            TelemetryPlan::Keep => old_telemetry.take(),
+            TelemetryPlan::Keep => old.telemetry.take(),
             TelemetryPlan::Start {
                 config,
                 metrics,
@@ -276,20 +284,20 @@ impl Prepared {
                 })
             }
         };
-        if let Some(old) = old_telemetry {
-            old.stop.cancel();
+        if let Some(replaced) = old.telemetry {
+            replaced.stop.cancel();
         }
         ground
             .metrics
             .send_replace(telemetry.as_ref().map(|t| t.metrics.clone()));
-        let same_discovery = match (&old_discovery, &self.discovery) {
+        let same_discovery = match (&old.discovery, &self.discovery) {
             (Some(old), Some(new)) => Arc::ptr_eq(old, new),
             _ => false,
         };
         let watches = rewatch(
             &self.config.watches,
             |watch| &watch.name,
-            old_watches,
+            old.watches,
             same_discovery,
             |config| start_watch(config, self.discovery.as_ref(), ground),
         );
@@ -299,12 +307,12 @@ impl Prepared {
         let kv_watches = rewatch(
             &self.config.kv_watches,
             |watch| &watch.name,
-            old_kv_watches,
+            old.kv_watches,
             same_discovery,
             |config| start_kv_watch(config, self.discovery.as_ref(), ground),
         );
         let locks = Locks::follow(
-            old_locks,
+            old.locks,
             &self.config.locks,
             self.discovery.as_ref(),
             |job| self.services.get(job),
@@ -334,7 +342,7 @@ impl Prepared {
             locks,
         };
         let retired = Retired {
-            _control: old_control,
+            _control: old.control,
         };
         (generation, retired)
     }
