@@ -38,35 +38,62 @@ use serde::Serialize;
 use tokio::time::{timeout_at, Instant};
 
 /// Why a request (or building a client) failed. Its message includes the
-/// whole chain of causes. Under a transport failure (`Send`, `Body`) the
-/// chain of [`std::error::Error::source`] leads to the `std::io::Error`
-/// that says what happened: the connection refused or reset, a name that
-/// did not resolve, a connect timeout (`TimedOut`), a TLS failure (an
-/// `InvalidData` error whose inner error is the `rustls::Error`).
+/// whole chain of causes but never the URL (its query may carry a token):
+/// [`Error::peer`] names the server. Under a transport failure (`Send`,
+/// `Body`) the chain of [`std::error::Error::source`] leads to the
+/// `std::io::Error` that says what happened: the connection refused or
+/// reset, a name that did not resolve, a connect timeout (`TimedOut`), a TLS
+/// failure (an `InvalidData` error whose inner error is the `rustls::Error`).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{url:?} is not a usable URL: {reason}")]
-    Url { url: String, reason: String },
+pub(crate) enum Error {
+    #[error("not a usable URL: {reason}")]
+    Url { reason: String },
     #[error("{0}")]
     Pem(String),
     #[error("{0}")]
     Tls(rustls::Error),
     #[error("{0:?} is not a host name")]
     ServerName(String),
-    #[error("request to {url} timed out")]
-    Timeout { url: String },
-    #[error("request to {url} failed: {}", chain(.source))]
+    #[error("no answer in time")]
+    Timeout { url: Url },
+    #[error("{}", chain(.source))]
     Send {
-        url: String,
+        url: Url,
         #[source]
         source: hyper_util::client::legacy::Error,
     },
-    #[error("reading the answer from {url} failed: {}", chain(.source))]
+    #[error("reading the answer: {}", chain(.source))]
     Body {
-        url: String,
+        url: Url,
         #[source]
         source: hyper::Error,
     },
+}
+
+impl Error {
+    /// The request's timeout ran out (connecting has its own, reported as an
+    /// I/O error of kind `TimedOut`).
+    pub(crate) fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// `host:port` of the server a request went to (the scheme's port when
+    /// the URL names none).
+    pub(crate) fn peer(&self) -> Option<String> {
+        let url = match self {
+            Error::Timeout { url } | Error::Send { url, .. } | Error::Body { url, .. } => url,
+            _ => return None,
+        };
+        let uri: Uri = url.as_str().parse().ok()?;
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        Some(format!("{}:{port}", uri.host()?))
+    }
 }
 
 /// `error: cause: its cause...`
@@ -106,7 +133,6 @@ const SEGMENT: &AsciiSet = &CONTROLS
 impl Url {
     pub(crate) fn parse(text: &str) -> Result<Url, Error> {
         let invalid = |reason: &str| Error::Url {
-            url: text.to_string(),
             reason: reason.to_string(),
         };
         let uri: Uri = text
@@ -499,7 +525,6 @@ impl Parts {
             .as_str()
             .parse()
             .map_err(|error: http::uri::InvalidUri| Error::Url {
-                url: url.to_string(),
                 reason: error.to_string(),
             })?;
         let headers = request.headers_mut();
@@ -510,11 +535,9 @@ impl Parts {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         let sent = within(deadline, self.client.pool.request(request)).await;
-        let timed_out = || Error::Timeout {
-            url: url.to_string(),
-        };
+        let timed_out = || Error::Timeout { url: url.clone() };
         let response = sent.ok_or_else(timed_out)?.map_err(|source| Error::Send {
-            url: url.to_string(),
+            url: url.clone(),
             source,
         })?;
         let (parts, body) = response.into_parts();
@@ -586,13 +609,13 @@ impl Response {
 
     fn timed_out(&self) -> Error {
         Error::Timeout {
-            url: self.url.to_string(),
+            url: self.url.clone(),
         }
     }
 
     fn unreadable(&self, source: hyper::Error) -> Error {
         Error::Body {
-            url: self.url.to_string(),
+            url: self.url.clone(),
             source,
         }
     }

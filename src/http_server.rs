@@ -19,7 +19,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::tasks::Tasks;
 
 /// How a server protects itself from slow or too many clients.
 #[derive(Debug, Clone, Copy)]
@@ -49,21 +51,25 @@ impl Listener for tokio::net::UnixListener {
     }
 }
 
-/// Serves `handler` on `listener` until the task is aborted. `name` labels
-/// log lines.
+/// Serves `handler` on `listener`, in `tasks`, until the returned token
+/// is cancelled: the listener is closed then, while the connections it
+/// accepted run on (an answer being written is delivered) until they end
+/// or the run's tasks are. `name` labels log lines.
 pub(crate) fn serve<L, H, F>(
     listener: L,
     limits: Limits,
     name: &'static str,
     handler: H,
-) -> JoinHandle<()>
+    tasks: &Tasks,
+) -> CancellationToken
 where
     L: Listener,
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    tokio::spawn(async move {
+    let connections = tasks.clone();
+    tasks.spawn(async move {
         loop {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
@@ -76,7 +82,7 @@ where
                 }
             };
             let handler = handler.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 serve_connection(stream, limits, name, handler).await;
                 drop(permit);
             });
@@ -108,5 +114,69 @@ pub(crate) async fn serve_connection<S, H, F>(
         .await;
     if let Err(error) = served {
         tracing::debug!("{name}: connection ended: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{UnixListener, UnixStream};
+    use tokio::sync::oneshot;
+
+    const LIMITS: Limits = Limits {
+        max_connections: 4,
+        header_timeout: Duration::from_secs(5),
+        keep_alive: false,
+    };
+
+    /// Closing a server stops its accepting at once while the answer it is
+    /// preparing still reaches its client (a reload closing the control
+    /// socket it was asked through); the run's exit ends what is left.
+    #[tokio::test]
+    async fn a_closed_server_accepts_no_more_and_still_answers_what_it_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("socket");
+        let tasks = Tasks::default();
+        let (asked, question) = oneshot::channel::<()>();
+        let (answer, answered) = oneshot::channel::<()>();
+        let pending = Arc::new(std::sync::Mutex::new(Some((asked, answered))));
+        let handler = move |_| {
+            let pending = pending.lock().unwrap().take();
+            async move {
+                if let Some((asked, answered)) = pending {
+                    let _ = asked.send(());
+                    let _ = answered.await;
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("answer"))))
+            }
+        };
+        let close = serve(
+            UnixListener::bind(&path).unwrap(),
+            LIMITS,
+            "test",
+            handler,
+            &tasks,
+        );
+        let mut client = UnixStream::connect(&path).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        question.await.unwrap();
+        close.cancel();
+        let closed = async {
+            while UnixStream::connect(&path).await.is_ok() {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .expect("the listener closes");
+        answer.send(()).unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.ends_with("answer"), "{reply}");
+        tasks.shut_down().await;
     }
 }

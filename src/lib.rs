@@ -7,6 +7,14 @@
 //! not touch. `docs/design.md` draws the runtime picture (tasks, channels, how
 //! a stop and a reload travel) and states the behaviour rules the code cites.
 //!
+//! A stop travels one way (docs/design.md, "How a stop travels"): whatever
+//! starts it (a signal, the APP's exit, a failed preStart, the primary
+//! job's end), the [`supervisor`] releases the leader locks and begins the
+//! run's [`shutdown`]; every job follows its stages (stopping, drained,
+//! hurried) and the `shutdown` event reaches the hooks that wait for it.
+//! When the last job has reported its end, the supervisor cancels the run's
+//! [`tasks`] and returns the exit code.
+//!
 //! - [`cli`]: argument parsing (Go-style `-flag` and GNU `--flag`) and dispatch.
 //! - [`config`]: reading, rendering (Go templates), parsing (JSON5) and
 //!   validating configuration into one model, for both file formats.
@@ -25,18 +33,23 @@
 //!   the catalogs and `http` health checks.
 //! - [`http_server`]: the bounded HTTP/1.1 accept loop both servers share.
 //! - [`events`]: the event vocabulary and the ordered event bus.
+//! - [`failure_streak`]: the rate limit of failure lines that recur.
 //! - [`jobs`]: one job's lifecycle (when → run → restart → stop) and its
 //!   health checks.
 //! - [`discovery`]: the service catalogs (Consul, etcd), watch logic and IP
 //!   selection.
 //! - [`watches`]: following services in the catalog and publishing changes.
-//! - [`kv_watches`]: **\[beyond\]** following KV keys and publishing changes.
+//! - [`kv_watches`]: **\[beyond\]** following KV keys, publishing changes,
+//!   and handing small values to the jobs they start.
 //! - [`locks`]: **\[beyond\]** leader locks: `acquired` / `lost` events,
-//!   their status, and their release on shutdown.
+//!   their status and metrics, following a reload, and their release on
+//!   shutdown.
 //! - [`environment`]: the environment table every spawned process gets.
 //! - [`logging`]: the log subscriber (formats, output, reopen) and the relay
 //!   of job output into log lines.
 //! - [`telemetry`]: the Prometheus metrics and the `/metrics` endpoint.
+//! - [`shutdown`]: how a stop travels: the stages of the run's shutdown,
+//!   moved by the supervisor and followed by every job.
 //! - [`tasks`]: background tasks under one cancellation tree and tracker.
 #![warn(unreachable_pub)]
 mod cli;
@@ -46,6 +59,7 @@ mod control;
 mod discovery;
 mod environment;
 mod events;
+mod failure_streak;
 mod http_client;
 mod http_server;
 mod job_control;
@@ -55,6 +69,7 @@ mod locks;
 mod logging;
 mod process;
 mod reaper;
+mod shutdown;
 mod signals;
 mod supervisor;
 mod tasks;
@@ -94,7 +109,7 @@ pub mod testing {
     pub mod discovery {
         pub use crate::discovery::{
             ConsulSettings, Discovery, DiscoveryError, HealthyInstances, Instance,
-            ServiceRegistration, MAX_CHECK_OUTPUT,
+            ServiceRegistration, Transport, MAX_CHECK_OUTPUT,
         };
         pub mod lock {
             pub use crate::discovery::lock::{LockEvent, LockSpec};
@@ -117,8 +132,8 @@ pub mod testing {
     }
     pub mod logging {
         pub use crate::logging::{
-            build_dispatch, init, LogHandle, LoggingError, OutputLabel, OutputRelay, OutputTail,
-            MAX_LINE_BYTES, TAIL_BYTES,
+            build_dispatch, init, LogHandle, LoggingError, OutputLabel, OutputRelay, OutputStream,
+            OutputTail, MAX_LINE_BYTES, TAIL_BYTES,
         };
     }
     pub mod supervisor {
@@ -126,5 +141,8 @@ pub mod testing {
     }
     pub mod telemetry {
         pub use crate::telemetry::{serve, Metrics, StatusQuery, CONTENT_TYPE};
+    }
+    pub mod tasks {
+        pub use crate::tasks::Tasks;
     }
 }

@@ -20,14 +20,15 @@
 //! ContainerPilot accepted) filter like `ERROR`: only errors are shown.
 //! Filtering happens before any formatting: a disabled event costs one
 //! comparison against `tracing`'s cached maximum level, its fields are never
-//! evaluated.
+//! evaluated. The level applies to autopilot's own lines only: relayed job
+//! output is the application's, and is logged at every level (`relay.rs`).
 //!
 //! # Formats
 //!
-//! `default`: `<RFC3339 time> <message>` (job output exactly so, as
-//! ContainerPilot printed it); `text`: logfmt `time=… level=… msg=… job=…`;
-//! `json`: one object per line. The exact layouts, quoting and level names
-//! are documented in `logging/format.rs`.
+//! `default`: `<RFC3339 time> <message>`, job output as
+//! `<time> <job> [<pid>] <line>` (ContainerPilot 3.8's layout); `text`: logfmt
+//! `time=… level=… msg=… job=… pid=…`; `json`: one object per line. The exact
+//! layouts, quoting and level names are documented in `logging/format.rs`.
 mod format;
 mod relay;
 mod sink;
@@ -44,7 +45,7 @@ use format::SharedFormat;
 use sink::SharedSink;
 use subscriber::{LogSubscriber, SharedLevel};
 
-pub use relay::{OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, TAIL_BYTES};
+pub use relay::{OutputLabel, OutputRelay, OutputStream, OutputTail, MAX_LINE_BYTES, TAIL_BYTES};
 
 /// Errors of the logging module.
 #[derive(Debug, thiserror::Error)]

@@ -48,6 +48,43 @@ impl ExitStatus {
     }
 }
 
+impl std::fmt::Display for ExitStatus {
+    /// Go's wording (`exit status 255`, `signal: killed`), which
+    /// ContainerPilot's failure lines carried and users' log filters match.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ExitStatus::Code(code) => write!(f, "exit status {code}"),
+            ExitStatus::Signal(number) => match Signal::try_from(number) {
+                Ok(signal) => write!(f, "signal: {}", signal_description(signal)),
+                Err(_) => write!(f, "signal: {number}"),
+            },
+        }
+    }
+}
+
+/// How Go names a signal in an exit status (the C library's descriptions,
+/// lower-cased); other signals by their name.
+fn signal_description(signal: Signal) -> &'static str {
+    match signal {
+        Signal::SIGHUP => "hangup",
+        Signal::SIGINT => "interrupt",
+        Signal::SIGQUIT => "quit",
+        Signal::SIGILL => "illegal instruction",
+        Signal::SIGTRAP => "trace/breakpoint trap",
+        Signal::SIGABRT => "aborted",
+        Signal::SIGBUS => "bus error",
+        Signal::SIGFPE => "floating point exception",
+        Signal::SIGKILL => "killed",
+        Signal::SIGUSR1 => "user defined signal 1",
+        Signal::SIGSEGV => "segmentation fault",
+        Signal::SIGUSR2 => "user defined signal 2",
+        Signal::SIGPIPE => "broken pipe",
+        Signal::SIGALRM => "alarm clock",
+        Signal::SIGTERM => "terminated",
+        other => other.as_str(),
+    }
+}
+
 /// A handle to the reaper; cheap to clone.
 #[derive(Clone, Default)]
 pub(crate) struct Reaper {
@@ -146,5 +183,27 @@ mod tests {
         assert_eq!(ExitStatus::Signal(9).code(), 137);
         assert!(ExitStatus::Code(0).success());
         assert!(!ExitStatus::Signal(15).success());
+    }
+
+    #[test]
+    fn statuses_read_as_go_wrote_them() {
+        let shown = [
+            ExitStatus::Code(255),
+            ExitStatus::Signal(9),
+            ExitStatus::Signal(15),
+            ExitStatus::Signal(11),
+            ExitStatus::Signal(libc::SIGXCPU),
+        ]
+        .map(|status| status.to_string());
+        assert_eq!(
+            shown,
+            [
+                "exit status 255",
+                "signal: killed",
+                "signal: terminated",
+                "signal: segmentation fault",
+                "signal: SIGXCPU",
+            ]
+        );
     }
 }

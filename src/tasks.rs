@@ -22,7 +22,7 @@ pub(crate) const EXIT_DRAIN: Duration = Duration::from_secs(1);
 
 /// Where background tasks run; cheap to clone.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Tasks {
+pub struct Tasks {
     root: CancellationToken,
     tracker: TaskTracker,
 }

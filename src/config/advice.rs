@@ -97,6 +97,7 @@ mod tests {
             interval: Duration::from_secs(interval),
             ttl: Duration::from_secs(ttl),
             timeout: None,
+            start_period: Duration::from_secs(ttl),
             logging_raw: false,
         });
         job

@@ -22,7 +22,8 @@ use crate::events::EventCode;
 /// 3.8 tried `eth0:inet`, then the first non-loopback IPv4 (so its code
 /// behaved, whatever its docs said: only `eth0:inet`).
 pub(crate) const DEFAULT_INTERFACES: [&str; 2] = ["eth0:inet", "inet"];
-/// The default `killTimeout` (ContainerPilot's `stopTimeout` default).
+/// The default `killTimeout`, and the 2.x APP's `stopTimeout` (see
+/// [`DEFAULT_STOP_TIMEOUT`] for the budget).
 pub(crate) const DEFAULT_KILL_TIMEOUT: Duration = DEFAULT_STOP_TIMEOUT;
 /// The name of the implicit job that advertises the telemetry endpoint.
 pub(crate) const TELEMETRY_JOB: &str = "containerpilot";
@@ -252,8 +253,8 @@ pub(crate) fn parse_signal(text: &str) -> Option<Signal> {
     }
 }
 
-/// The APP's stop: top-level `stopTimeout` in seconds (default 5; `0`
-/// also means 5, as ContainerPilot read it; `-1` kills at once with
+/// The APP's stop: top-level `stopTimeout` in seconds (default 3; `0`
+/// also means the default, as ContainerPilot read it; `-1` kills at once with
 /// SIGKILL). Returns the stop signal and the grace before SIGKILL.
 pub(crate) fn app_stop(value: Option<&Value>, path: &str) -> Result<(i32, Duration)> {
     let Some(value) = value else {

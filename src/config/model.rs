@@ -329,6 +329,11 @@ pub struct HealthConfig {
     /// default: none (ContainerPilot 2 let a check run as long as it took).
     #[serde(with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Before the first passing check, failing checks publish no
+    /// `unhealthy` until this long after the job started (`startPeriod`,
+    /// default the `ttl`); the catalog check is critical all the same.
+    #[serde(with = "humantime_serde")]
+    pub start_period: Duration,
     pub logging_raw: bool,
 }
 
@@ -460,8 +465,13 @@ pub struct TelemetryConfig {
     pub metrics: Vec<MetricConfig>,
 }
 
-/// ContainerPilot's default for `stopTimeout`, and ours for `killTimeout`.
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default `stopTimeout` (the wait for preStop hooks) and `killTimeout`
+/// (the wait between the stop signal and SIGKILL): 3 s each, not
+/// ContainerPilot's 5 s, so that a job's stop (at most 2 s for its services
+/// to leave the catalog, then both waits: 8 s) lets postStop hooks start
+/// inside `docker stop`'s 10 s (docs/signals-and-exit-codes.md, "The stop
+/// budget").
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The wrapped APP's kill timeout when there is no configuration: as much of
 /// Docker's 10 s `docker stop` grace as possible, while leaving autopilot
@@ -471,7 +481,7 @@ pub const WRAP_KILL_TIMEOUT: Duration = Duration::from_secs(8);
 
 impl JobConfig {
     /// A job with every field at its default: starts once on `startup`, no
-    /// exec, never restarts, SIGTERM then SIGKILL after 5 s.
+    /// exec, never restarts, SIGTERM then SIGKILL after 3 s.
     pub fn with_defaults(name: &str, role: JobRole) -> JobConfig {
         JobConfig {
             name: name.to_string(),

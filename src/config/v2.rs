@@ -247,11 +247,13 @@ fn service(path: &str, value: &Value, warnings: &mut Vec<String>) -> Result<JobC
         .command("health")?
         .map_or(HealthCheck::Heartbeat, HealthCheck::Exec);
     let mut job = JobConfig::with_defaults(&name, JobRole::Plain);
+    let ttl = whole_seconds(&object, "ttl")?;
     job.health = Some(HealthConfig {
         check,
         interval: whole_seconds(&object, "poll")?,
-        ttl: whole_seconds(&object, "ttl")?,
+        ttl,
         timeout: check_timeout(&object)?,
+        start_period: ttl,
         logging_raw: false,
     });
     jobs::read_registration(&object, &mut job, warnings)?;

@@ -55,8 +55,15 @@ const JOB_KEYS: [&str; 19] = [
     "render",
 ];
 const WHEN_KEYS: [&str; 5] = ["interval", "source", "once", "each", "timeout"];
-const HEALTH_KEYS: [&str; 7] = [
-    "exec", "http", "tcp", "interval", "ttl", "timeout", "logging",
+const HEALTH_KEYS: [&str; 8] = [
+    "exec",
+    "http",
+    "tcp",
+    "interval",
+    "ttl",
+    "timeout",
+    "startPeriod",
+    "logging",
 ];
 const RENDER_KEYS: [&str; 3] = ["template", "output", "wait"];
 const WATCH_KEYS: [&str; 6] = ["name", "interval", "tag", "dc", "kv", "prefix"];
@@ -341,6 +348,7 @@ fn health(object: &Object<'_>) -> Result<HealthConfig> {
         interval,
         ttl,
         timeout: Some(check_timeout(object)?.unwrap_or(interval)),
+        start_period: object.duration("startPeriod")?.unwrap_or(ttl),
         logging_raw: raw_logging(object)?,
     })
 }

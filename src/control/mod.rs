@@ -22,11 +22,12 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::model::ControlConfig;
 use crate::environment::Environment;
 use crate::http_server::{self, Limits};
+use crate::tasks::Tasks;
 use crate::telemetry::Metrics;
 
 /// At most this many connections are served at once; more wait to be accepted.
@@ -134,12 +135,26 @@ fn bind_at(path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     let previous = umask(Mode::from_bits_truncate(0o177));
     let bound = UnixListener::bind(path);
     umask(previous);
-    let listener = bound?;
+    let listener = bound.map_err(|error| name_missing_directory(path, error))?;
     let file = SocketFile {
         path: path.to_path_buf(),
     };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok((listener, file))
+}
+
+/// `bind` says only "No such file or directory" when the socket's
+/// directory is missing: name the directory.
+fn name_missing_directory(path: &Path, error: io::Error) -> io::Error {
+    match path.parent() {
+        Some(directory) if error.kind() == io::ErrorKind::NotFound && !directory.exists() => {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("its directory {} does not exist", directory.display()),
+            )
+        }
+        _ => error,
+    }
 }
 
 /// What the request handlers need.
@@ -161,11 +176,16 @@ const LIMITS: Limits = Limits {
 /// Labels the server's log lines.
 const NAME: &str = "control socket";
 
-/// Serves the control API on `listener` until the task is aborted.
-pub(crate) fn serve(listener: UnixListener, api: Api) -> JoinHandle<()> {
-    http_server::serve(listener, LIMITS, NAME, move |request| {
-        routes::handle(api.clone(), request)
-    })
+/// Serves the control API on `listener`, in `tasks`, until the returned
+/// token is cancelled.
+pub(crate) fn serve(listener: UnixListener, api: Api, tasks: &Tasks) -> CancellationToken {
+    http_server::serve(
+        listener,
+        LIMITS,
+        NAME,
+        move |request| routes::handle(api.clone(), request),
+        tasks,
+    )
 }
 
 /// Serves the control API on one connection, as the socket serves each

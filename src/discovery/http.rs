@@ -1,5 +1,7 @@
 //! HTTP plumbing shared by the backends: timeouts, and turning HTTP outcomes into
-//! [`DiscoveryError`]s. Knows nothing about either catalog's API.
+//! [`DiscoveryError`]s: a transport failure is classified once, here
+//! ([`Transport::of`]), and a 403 is a configuration error. Knows nothing about either
+//! catalog's API.
 
 use std::time::Duration;
 
@@ -71,11 +73,20 @@ impl Call {
         }
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
+        let body = truncate(body.trim(), MAX_ERROR_BODY).to_string();
+        if status == http::StatusCode::FORBIDDEN.as_u16() {
+            return Err(DiscoveryError::Forbidden {
+                backend: self.backend,
+                operation: self.operation,
+                setting: token_setting(self.backend),
+                body,
+            });
+        }
         Err(DiscoveryError::Rejected {
             backend: self.backend,
             operation: self.operation,
             status,
-            body: truncate(body.trim(), MAX_ERROR_BODY).to_string(),
+            body,
         })
     }
 
@@ -88,11 +99,13 @@ impl Call {
         serde_json::from_slice(&body).map_err(|e| self.invalid(e))
     }
 
-    pub(super) fn unreachable(self, source: http_client::Error) -> DiscoveryError {
+    pub(super) fn unreachable(self, error: http_client::Error) -> DiscoveryError {
+        let peer = error.peer().unwrap_or_else(|| "?".to_string());
         DiscoveryError::Unreachable {
             backend: self.backend,
             operation: self.operation,
-            source,
+            peer,
+            cause: Transport::of(&error),
         }
     }
 
@@ -101,6 +114,75 @@ impl Call {
             backend: self.backend,
             operation: self.operation,
             reason: reason.to_string(),
+        }
+    }
+}
+
+/// Where a backend's credentials are set, for a 403's message.
+fn token_setting(backend: &str) -> &'static str {
+    match backend {
+        "consul" => "`consul.token` (or CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE)",
+        _ => "the catalog's settings",
+    }
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Transport {
+    #[error("connection refused (is the agent running, on this port?)")]
+    Refused,
+    #[error("cannot resolve the host name: {0}")]
+    NameNotResolved(String),
+    #[error("TLS handshake failed: {0} (an agent speaking plain HTTP? then use http://)")]
+    Tls(String),
+    #[error("no answer in time")]
+    TimedOut,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Transport {
+    /// Classifies an HTTP client failure. The one place that knows how the HTTP client
+    /// reports its failures: the cause is read from the error's sources. hyper-util reports
+    /// a failed lookup as a connect error whose message is "dns error"; rustls reports a
+    /// failed handshake as an I/O error of kind `InvalidData`.
+    pub(super) fn of(error: &http_client::Error) -> Transport {
+        if error.is_timeout() {
+            return Transport::TimedOut;
+        }
+        let mut dns = false;
+        // Not the error's own text: it holds the URL.
+        let mut innermost = "the request failed".to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            dns |= cause.to_string() == "dns error";
+            if let Some(transport) = cause.downcast_ref().and_then(Transport::of_io) {
+                return transport;
+            }
+            innermost = cause.to_string();
+            source = cause.source();
+        }
+        if dns {
+            Transport::NameNotResolved(innermost)
+        } else {
+            Transport::Other(innermost)
+        }
+    }
+
+    /// The cause an I/O error names, looking into the I/O errors it wraps (their `source`
+    /// skips them).
+    fn of_io(error: &std::io::Error) -> Option<Transport> {
+        match error.kind() {
+            std::io::ErrorKind::ConnectionRefused => Some(Transport::Refused),
+            std::io::ErrorKind::TimedOut => Some(Transport::TimedOut),
+            std::io::ErrorKind::InvalidData => Some(Transport::Tls(match error.get_ref() {
+                Some(inner) => inner.to_string(),
+                None => error.to_string(),
+            })),
+            _ => error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref())
+                .and_then(Transport::of_io),
         }
     }
 }

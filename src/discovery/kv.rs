@@ -10,11 +10,11 @@ use super::{Backend, Discovery, DiscoveryError};
 /// The longest one KV read blocks before answering unchanged.
 pub(super) const KV_WAIT: Duration = Duration::from_secs(60);
 
-/// The keys read and their values (as the catalog encodes them), sorted by key.
+/// The keys read and their values (decoded: the bytes stored), sorted by key.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KvSnapshot {
     pub index: u64,
-    pub entries: Vec<(String, String)>,
+    pub entries: Vec<(String, Vec<u8>)>,
 }
 
 impl Discovery {

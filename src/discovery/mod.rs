@@ -50,6 +50,7 @@ use crate::config::model::{CheckStatus, Config, EtcdConfig, JobConfig, WatchConf
 pub(crate) use consul::ConsulBackend;
 pub use consul::ConsulSettings;
 pub(crate) use etcd::EtcdBackend;
+pub use http::Transport;
 pub(crate) use reads::Read;
 
 use outage::{CallKind, OutageLog};
@@ -138,13 +139,26 @@ pub struct HealthyInstances {
 /// Why a catalog call failed. Never contains the ACL token.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
-    /// No answer: connection refused, DNS failure, timeout.
-    #[error("{backend} is unreachable during {operation}: {source}")]
+    /// No answer from `peer` (`host:port`), for the reason `cause` says.
+    #[error("{backend} at {peer} is unreachable during {operation}: {cause}")]
     Unreachable {
         backend: &'static str,
         operation: &'static str,
-        #[source]
-        source: crate::http_client::Error,
+        peer: String,
+        cause: Transport,
+    },
+    /// A 403: the ACL token is missing, unknown or lacks a permission. A
+    /// configuration error, not an outage: retrying will not fix it.
+    #[error(
+        "{backend} denied {operation} (403 {body}): the ACL token in {setting} is missing, \
+         unknown or lacks the permission"
+    )]
+    Forbidden {
+        backend: &'static str,
+        operation: &'static str,
+        /// Where the token comes from (never its value).
+        setting: &'static str,
+        body: String,
     },
     /// An answer other than 2xx.
     #[error("{backend} answered {status} to {operation}: {body}")]
@@ -433,6 +447,7 @@ mod tests {
             interval: Duration::from_secs(3),
             ttl: Duration::from_secs(7),
             timeout: Some(Duration::from_secs(3)),
+            start_period: Duration::from_secs(7),
             logging_raw: false,
         };
         let address: IpAddr = "10.0.0.5".parse().unwrap();

@@ -8,6 +8,10 @@
 //! servers lost their leader accepts check updates but fails health queries) split one
 //! outage into many warnings.
 //!
+//! A 403 is no outage but a configuration error (the ACL token): it is logged at ERROR
+//! each time it recurs, at most once a minute per kind of call ([`Streak`]), and
+//! starts no outage.
+//!
 //! Pure bookkeeping: it never sleeps and never calls the catalog. [`Backoff`] belongs to
 //! each retry loop; one [`OutageLog`] is shared by every call to a backend (it lives inside
 //! [`super::Discovery`]).
@@ -15,6 +19,7 @@
 use std::time::{Duration, Instant};
 
 use super::DiscoveryError;
+use crate::failure_streak::{Line, Streak, SUMMARY_PERIOD};
 
 /// The first retry delay after a failed catalog call.
 pub(crate) const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -82,6 +87,8 @@ impl CallKind {
 #[derive(Debug, Default)]
 pub(crate) struct OutageLog {
     outage: Option<Outage>,
+    /// Calls of each kind denied (403) since that kind last succeeded.
+    denied: [Streak; CallKind::ALL],
 }
 
 #[derive(Debug)]
@@ -104,6 +111,10 @@ impl OutageLog {
     /// Records a failed call of `kind`. The first failure of an outage is logged as a warning
     /// (and returns true); the following ones only at debug level.
     pub(crate) fn failed(&mut self, kind: CallKind, error: &DiscoveryError) -> bool {
+        if let DiscoveryError::Forbidden { .. } = error {
+            self.denied(kind, error);
+            return false;
+        }
         let now = Instant::now();
         match &mut self.outage {
             Some(outage) => {
@@ -132,6 +143,7 @@ impl OutageLog {
     /// Records a successful call of `kind` whose request was sent at `sent`. Ends the outage
     /// (logged) when no kind of call is failing any more.
     pub(crate) fn succeeded(&mut self, kind: CallKind, sent: Instant) -> Option<Recovery> {
+        self.denied[kind.index()].cleared();
         let outage = self.outage.as_mut()?;
         let failing = &mut outage.failing_since[kind.index()];
         if failing.is_some_and(|first_failure| sent >= first_failure) {
@@ -151,6 +163,20 @@ impl OutageLog {
             recovery.lasted
         );
         Some(recovery)
+    }
+}
+
+impl OutageLog {
+    /// A 403: at ERROR, the first of a streak in full, then once a minute with a count.
+    fn denied(&mut self, kind: CallKind, error: &DiscoveryError) {
+        match self.denied[kind.index()].failed() {
+            Line::First => tracing::error!("{error}"),
+            Line::Summary { failures } => tracing::error!(
+                "{error} ({failures} time(s) in the last {}s)",
+                SUMMARY_PERIOD.as_secs()
+            ),
+            Line::Quiet => tracing::debug!("{error}"),
+        }
     }
 }
 
@@ -238,5 +264,23 @@ mod tests {
             .succeeded(CallKind::Query, Instant::now())
             .expect("all work again");
         assert_eq!(recovery.failures, 2);
+    }
+
+    #[test]
+    fn a_403_is_no_outage() {
+        let denied = DiscoveryError::Forbidden {
+            backend: "consul",
+            operation: "register",
+            setting: "`consul.token`",
+            body: "ACL not found".to_string(),
+        };
+        let mut log = OutageLog::default();
+        assert!(!log.failed(CallKind::Agent, &denied), "no outage begins");
+        assert!(!log.failed(CallKind::Agent, &denied));
+        assert_eq!(log.succeeded(CallKind::Agent, Instant::now()), None);
+        assert!(
+            log.failed(CallKind::Agent, &failure()),
+            "an outage after it still warns"
+        );
     }
 }

@@ -12,9 +12,17 @@
 //! `http` and `tcp` checks [beyond] need no helper binary in the image; they
 //! resolve host names with getaddrinfo like the rest of autopilot, and an
 //! `http` check keeps one client (and its idle connection) from one check to
-//! the next. A check without a command only heartbeats the catalog. This
-//! module owns the check loop and the health state; it must not touch the
-//! job's process.
+//! the next. A check without a command only heartbeats the catalog.
+//!
+//! Before the job's first passing check, failures publish no `unhealthy`
+//! until its `startPeriod` (default: its `ttl`) has passed, so an APP that
+//! binds its port late does not raise an alert on every start; the catalog
+//! check is critical all the same (docs/configuration.md, "health").
+//! Failures are logged with ContainerPilot's wording (`check.web exited with
+//! error: exit status 1`), rate-limited by [`Streak`]: the first failure of a
+//! streak, then a summary at most once a minute, then one line when the check
+//! passes again. This module owns the check loop and the health state; it
+//! must not touch the job's process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::model::{HealthCheck, HealthConfig};
 use crate::discovery::TELEMETRY_HEARTBEAT;
 use crate::events::{Bus, Event, EventCode};
+use crate::failure_streak::{Line, Streak, SUMMARY_PERIOD};
 use crate::logging::{OutputLabel, OutputTail};
 use crate::process::{self, SpawnSpec};
 use crate::tasks::Tasks;
@@ -43,7 +52,11 @@ const OUTPUT_DRAIN: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Outcome {
     Passed(String),
-    Failed(String),
+    /// `output` for the catalog; `line` says why, for the log.
+    Failed {
+        output: String,
+        line: String,
+    },
 }
 
 /// Starts the check loop for `job`; cancel the token to stop it.
@@ -56,6 +69,7 @@ pub(super) fn spawn(
     let checks = Checks {
         job: job.clone(),
         interval: config.interval,
+        start_period: config.start_period,
         publishes_health: config.check != HealthCheck::Heartbeat,
         maintenance: shared.maintenance.clone(),
         bus: shared.bus.clone(),
@@ -79,6 +93,8 @@ pub(super) fn spawn(
 struct Checks {
     job: String,
     interval: Duration,
+    /// How long failures before the first pass publish no `unhealthy`.
+    start_period: Duration,
     /// False for a heartbeat-only check: it publishes no health events.
     publishes_health: bool,
     maintenance: watch::Receiver<bool>,
@@ -92,6 +108,9 @@ impl Checks {
     /// again afterwards, so the first check after it publishes its result.
     async fn run(mut self, mut check: impl FnMut() -> BoxFuture<'static, Outcome>) {
         let mut healthy: Option<bool> = None;
+        let mut failures = Streak::default();
+        let start_period_ends = tokio::time::Instant::now() + self.start_period;
+        let mut passed_once = false;
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -110,6 +129,14 @@ impl Checks {
             }
             self.tell_the_catalog(&outcome);
             let passed = matches!(outcome, Outcome::Passed(_));
+            passed_once |= passed;
+            if !passed_once && tokio::time::Instant::now() < start_period_ends {
+                if let Outcome::Failed { line, .. } = &outcome {
+                    tracing::debug!("{line} (within its startPeriod)");
+                }
+                continue;
+            }
+            self.log(&outcome, healthy, &mut failures);
             if !self.publishes_health {
                 continue; // ContainerPilot published no events for a heartbeat
             }
@@ -128,11 +155,34 @@ impl Checks {
     fn tell_the_catalog(&self, outcome: &Outcome) {
         match (outcome, &self.registration) {
             (Outcome::Passed(output), Some(registration)) => registration.passing(output),
-            (Outcome::Failed(output), Some(registration)) => registration.critical(output),
+            (Outcome::Failed { output, .. }, Some(registration)) => registration.critical(output),
             _ => {}
         }
-        if let Outcome::Failed(output) = outcome {
-            tracing::debug!(job = %self.job, "health check failed: {output}");
+    }
+
+    /// Logs a failure (rate-limited by `failures`), the service going
+    /// critical after it was `healthy`, and the first pass after failures.
+    fn log(&self, outcome: &Outcome, healthy: Option<bool>, failures: &mut Streak) {
+        let line = match outcome {
+            Outcome::Passed(_) => {
+                if let Some(count) = failures.cleared() {
+                    tracing::info!("check.{} passed again after {count} failure(s)", self.job);
+                }
+                return;
+            }
+            Outcome::Failed { line, .. } => line,
+        };
+        match failures.failed() {
+            Line::First => tracing::error!("{line}"),
+            Line::Summary { failures } => tracing::error!(
+                "check.{} failed {failures} more time(s) in the last {}s; the latest: {line}",
+                self.job,
+                SUMMARY_PERIOD.as_secs()
+            ),
+            Line::Quiet => tracing::debug!("{line}"),
+        }
+        if healthy == Some(true) && self.registration.is_some() {
+            tracing::warn!("{} is critical in the catalog", self.job);
         }
     }
 }
@@ -176,11 +226,26 @@ async fn check(
         HealthCheck::Exec(argv) => {
             check_exec(job, argv, config.logging_raw, config.timeout, shared).await
         }
-        HealthCheck::Tcp(address) => check_tcp(address, limit).await,
+        HealthCheck::Tcp(address) => probed(job, check_tcp(address, limit).await),
         HealthCheck::Http(url) => {
-            check_http(http.get_or_insert_with(http_client), url, limit).await
+            let client = http.get_or_insert_with(http_client);
+            probed(job, check_http(client, url, limit).await)
         }
         HealthCheck::Heartbeat => Outcome::Passed("ok".to_string()),
+    }
+}
+
+/// A network check's result: what it saw, passing or not.
+type Probe = Result<String, String>;
+
+/// A probe's outcome; a failure's log line names the check, as exec checks' lines do.
+fn probed(job: &str, probe: Probe) -> Outcome {
+    match probe {
+        Ok(output) => Outcome::Passed(output),
+        Err(output) => Outcome::Failed {
+            line: format!("check.{job} failed: {output}"),
+            output,
+        },
     }
 }
 
@@ -199,7 +264,12 @@ async fn check_exec(
     };
     let mut process = match process::spawn(&shared.reaper, spec) {
         Ok(process) => process,
-        Err(error) => return Outcome::Failed(format!("cannot run {error}")),
+        Err(error) => {
+            return Outcome::Failed {
+                output: format!("cannot run {error}"),
+                line: format!("unable to start check.{job}: {error}"),
+            }
+        }
     };
     let tail = OutputTail::new();
     let relays = output::relay(
@@ -215,11 +285,17 @@ async fn check_exec(
     };
     let verdict = match exited {
         Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!("exit status {}", status.code())),
+        Ok(status) => Err((
+            status.to_string(),
+            format!("check.{job} exited with error: {status}"),
+        )),
         Err(limit) => {
             process.signal_group(nix::sys::signal::Signal::SIGKILL);
             process.wait().await;
-            Err(format!("timed out after {limit:?}"))
+            Err((
+                format!("timed out after {limit:?}"),
+                format!("check.{job} timeout after {limit:?}: killed"),
+            ))
         }
     };
     // A grandchild may hold the pipes open: wait only briefly for the output.
@@ -227,37 +303,86 @@ async fn check_exec(
     let output = tail.text();
     match verdict {
         Ok(()) => Outcome::Passed(output),
-        Err(reason) if output.is_empty() => Outcome::Failed(reason),
-        Err(reason) => Outcome::Failed(format!("{output}\n({reason})")),
+        Err((reason, line)) if output.is_empty() => Outcome::Failed {
+            output: reason,
+            line,
+        },
+        Err((reason, line)) => Outcome::Failed {
+            output: format!("{output}\n({reason})"),
+            line,
+        },
     }
 }
 
-async fn check_tcp(address: &str, limit: Duration) -> Outcome {
+async fn check_tcp(address: &str, limit: Duration) -> Probe {
     match timeout(limit, tokio::net::TcpStream::connect(address)).await {
-        Ok(Ok(_)) => Outcome::Passed(format!("connected to {address}")),
-        Ok(Err(error)) => Outcome::Failed(format!("connect {address}: {error}")),
-        Err(_) => Outcome::Failed(format!("connect {address}: timed out after {limit:?}")),
+        Ok(Ok(_)) => Ok(format!("connected to {address}")),
+        Ok(Err(error)) => Err(format!("connect {address}: {error}")),
+        Err(_) => Err(format!("connect {address}: timed out after {limit:?}")),
     }
 }
 
-async fn check_http(client: &HttpClient, url: &str, limit: Duration) -> Outcome {
-    let client = match client {
-        Ok(client) => client,
-        Err(error) => return Outcome::Failed(format!("GET {url}: {error}")),
-    };
+async fn check_http(client: &HttpClient, url: &str, limit: Duration) -> Probe {
+    let shown = without_secrets(url);
+    let client = client
+        .as_ref()
+        .map_err(|error| format!("GET {shown}: {error}"))?;
     match client.get(url).timeout(limit).send().await {
         Ok(response) if response.status().is_success() => {
-            Outcome::Passed(format!("GET {url}: {}", response.status()))
+            Ok(format!("GET {shown}: {}", response.status()))
         }
-        Ok(response) => Outcome::Failed(format!("GET {url}: {}", response.status())),
-        Err(error) => Outcome::Failed(format!("GET {url}: {error}")),
+        Ok(response) => Err(format!("GET {shown}: {}", response.status())),
+        Err(error) => Err(format!("GET {shown}: {error}")),
     }
+}
+
+/// The check's URL as the log and the catalog show it: a password and the
+/// query (which may carry a token) are replaced by `***`.
+fn without_secrets(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, _)) => (base, "?***"),
+        None => (url, ""),
+    };
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |at| authority_start + at);
+    let authority = &base[authority_start..authority_end];
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    format!(
+        "{}{authority}{}{query}",
+        &base[..authority_start],
+        &base[authority_end..]
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    /// Job `web`'s checks every second, publishing on `bus`, with no catalog.
+    fn checks_of_web(
+        bus: Bus,
+        maintenance: watch::Receiver<bool>,
+        start_period: Duration,
+    ) -> Checks {
+        Checks {
+            job: "web".into(),
+            interval: Duration::from_secs(1),
+            start_period,
+            publishes_health: true,
+            maintenance,
+            bus,
+            registration: None,
+        }
+    }
 
     /// Checks that always pass, counted; maintenance from 2.5 s to 5.5 s.
     #[tokio::test(start_paused = true)]
@@ -265,14 +390,7 @@ mod tests {
         let bus = Bus::default();
         let mut events = bus.subscribe();
         let (switch, maintenance) = watch::channel(false);
-        let checks = Checks {
-            job: "web".into(),
-            interval: Duration::from_secs(1),
-            publishes_health: true,
-            maintenance,
-            bus,
-            registration: None,
-        };
+        let checks = checks_of_web(bus, maintenance, Duration::ZERO);
         let count = Arc::new(AtomicU32::new(0));
         let counted = count.clone();
         let task = tokio::spawn(checks.run(move || {
@@ -296,5 +414,87 @@ mod tests {
             "the health is published afresh after maintenance"
         );
         task.abort();
+    }
+
+    /// The events the checks published, as (milliseconds after the start, code).
+    type Published = Arc<std::sync::Mutex<Vec<(u128, EventCode)>>>;
+
+    /// Checks every second whose result the test switches (failing at first),
+    /// with a 5 s start period; every event is recorded with its instant.
+    fn start_period_rig() -> (Published, Arc<AtomicBool>) {
+        let bus = Bus::default();
+        let mut events = bus.subscribe();
+        let (_, maintenance) = watch::channel(false);
+        let checks = checks_of_web(bus, maintenance, Duration::from_secs(5));
+        let passing = Arc::new(AtomicBool::new(false));
+        let result = passing.clone();
+        tokio::spawn(checks.run(move || {
+            let outcome = match result.load(Ordering::SeqCst) {
+                true => Outcome::Passed(String::new()),
+                false => Outcome::Failed {
+                    output: "exit status 1".into(),
+                    line: "check.web exited with error: exit status 1".into(),
+                },
+            };
+            Box::pin(async move { outcome })
+        }));
+        let published = Published::default();
+        let record = published.clone();
+        let start = tokio::time::Instant::now();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let at = start.elapsed().as_millis();
+                record.lock().unwrap().push((at, event.code));
+            }
+        });
+        (published, passing)
+    }
+
+    fn at(ms: u64) -> tokio::time::Sleep {
+        tokio::time::sleep(Duration::from_millis(ms))
+    }
+
+    /// An APP that is ready 2.5 s after its start: its first checks fail,
+    /// inside the start period, so the start publishes `healthy` alone; a
+    /// failure after the first pass publishes `unhealthy` at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_healthy_start_publishes_no_unhealthy() {
+        let (published, passing) = start_period_rig();
+        at(2500).await;
+        assert_eq!(*published.lock().unwrap(), []);
+        passing.store(true, Ordering::SeqCst);
+        at(1000).await;
+        passing.store(false, Ordering::SeqCst);
+        at(1000).await;
+        assert_eq!(
+            *published.lock().unwrap(),
+            [(3000, EventCode::Healthy), (4000, EventCode::Unhealthy)],
+            "healthy at the first pass; after it, a failure counts at once"
+        );
+    }
+
+    /// An APP that never becomes ready is `unhealthy` at the first failing
+    /// check once the start period is over, and only once.
+    #[tokio::test(start_paused = true)]
+    async fn a_start_that_never_passes_is_unhealthy_after_the_start_period() {
+        let (published, _passing) = start_period_rig();
+        at(9500).await;
+        assert_eq!(*published.lock().unwrap(), [(5000, EventCode::Unhealthy)]);
+    }
+
+    #[test]
+    fn a_password_or_query_in_a_check_url_is_never_shown() {
+        assert_eq!(
+            without_secrets("http://monitor:s3cret@127.0.0.1:8080/health"),
+            "http://monitor:***@127.0.0.1:8080/health"
+        );
+        assert_eq!(
+            without_secrets("http://127.0.0.1:8080/health?token=s3cret"),
+            "http://127.0.0.1:8080/health?***"
+        );
+        assert_eq!(
+            without_secrets("http://127.0.0.1:8080/health"),
+            "http://127.0.0.1:8080/health"
+        );
     }
 }

@@ -24,7 +24,7 @@ pub(crate) mod spawner;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -39,6 +39,7 @@ use crate::environment::{self, job_variable, Environment};
 use crate::events::{Bus, Event, EventCode};
 use crate::process::SpawnSpec;
 use crate::reaper::{ExitStatus, Reaper};
+use crate::shutdown::{Stage, Stop};
 use crate::tasks::Tasks;
 
 pub(crate) use registration::InCatalog;
@@ -80,19 +81,6 @@ pub(crate) enum Report {
     Finished { job: String },
 }
 
-/// Shutdown progress, broadcast by the supervisor to every job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct ShutdownState {
-    /// A second SIGTERM/SIGINT: skip every remaining wait.
-    pub hurry: bool,
-    /// Every job that is not a shutdown hook has finished: hooks still
-    /// waiting for their trigger give up.
-    pub drained: bool,
-    /// The signal the APP gets in place of its `stopSignal` (wrap mode: the
-    /// signal that asked autopilot to stop).
-    pub app_signal: Option<Signal>,
-}
-
 /// What every job task shares, whatever the configuration.
 #[derive(Clone)]
 pub(crate) struct Shared {
@@ -105,7 +93,8 @@ pub(crate) struct Shared {
     pub bus: Bus,
     pub env: Environment,
     pub reports: mpsc::UnboundedSender<Report>,
-    pub shutdown: watch::Receiver<ShutdownState>,
+    /// The run's stop, as every job follows it.
+    pub stop: Stop,
     /// The configuration's dialect (2.x logs job stderr at DEBUG).
     pub format: Format,
     /// True while autopilot is in maintenance mode.
@@ -211,6 +200,35 @@ pub(crate) enum Command {
 #[derive(Debug, Clone)]
 pub(crate) struct Handle {
     commands: mpsc::UnboundedSender<Command>,
+    /// Set, under its lock, when the task takes no more orders (see
+    /// [`Job::next_life`]): an order sent before is seen, one sent after fails.
+    ended: Arc<Mutex<bool>>,
+}
+
+/// The job's end of its [`Handle`].
+struct Orders {
+    queue: mpsc::UnboundedReceiver<Command>,
+    ended: Arc<Mutex<bool>>,
+}
+
+impl Orders {
+    /// A pair of ends, for a new job task.
+    fn new() -> (Handle, Orders) {
+        let (commands, queue) = mpsc::unbounded_channel();
+        let ended = Arc::new(Mutex::new(false));
+        let handle = Handle {
+            commands,
+            ended: ended.clone(),
+        };
+        (handle, Orders { queue, ended })
+    }
+}
+
+/// Every holder leaves the flag consistent, so a poisoned lock is usable.
+fn lock(ended: &Mutex<bool>) -> MutexGuard<'_, bool> {
+    ended
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Handle {
@@ -219,9 +237,16 @@ impl Handle {
         self.send(Command::Stop);
     }
 
-    /// Gives the job a new configuration (see [`Command::Replace`]).
-    pub(crate) fn replace(&self, spec: JobSpec, start: Start) {
-        self.send(Command::Replace(Box::new(spec), start));
+    /// Gives the job a new configuration (see [`Command::Replace`]); false
+    /// when its task has ended, and the job must be started afresh.
+    #[must_use]
+    pub(crate) fn replace(&self, spec: JobSpec, start: Start) -> bool {
+        self.send(Command::Replace(Box::new(spec), start))
+    }
+
+    /// Has the task ended (it takes no more orders)?
+    pub(crate) fn has_ended(&self) -> bool {
+        *lock(&self.ended)
     }
 
     /// Updates the job's surroundings (see [`Command::Refresh`]).
@@ -232,15 +257,16 @@ impl Handle {
     /// Signals the job's process group; false if no process was running.
     pub(crate) async fn signal(&self, signal: Signal) -> bool {
         let (reply, answer) = oneshot::channel();
-        if self.commands.send(Command::Signal(signal, reply)).is_err() {
+        if !self.send(Command::Signal(signal, reply)) {
             return false;
         }
         answer.await.unwrap_or(false)
     }
 
-    fn send(&self, command: Command) {
-        // A job that already finished has nothing left to change.
-        let _ = self.commands.send(command);
+    /// Queues `command`; false when the task has ended.
+    fn send(&self, command: Command) -> bool {
+        let ended = lock(&self.ended);
+        !*ended && self.commands.send(command).is_ok()
     }
 }
 
@@ -248,10 +274,11 @@ impl Handle {
 /// every event published after this call returns.
 pub(crate) fn spawn(spec: JobSpec, shared: Shared, start: Start) -> Handle {
     let events = shared.bus.subscribe();
-    let (commands, command_receiver) = mpsc::unbounded_channel();
-    let job = Job::new(spec, shared, events, command_receiver);
-    tokio::spawn(job.run(start));
-    Handle { commands }
+    let (handle, orders) = Orders::new();
+    let tasks = shared.tasks.clone();
+    let job = Job::new(spec, shared, events, orders);
+    tasks.track(job.run(start));
+    handle
 }
 
 /// Whether a job goes on after an input, or halts (and winds down).
@@ -332,12 +359,14 @@ struct Job {
     presence: Option<Presence>,
     shared: Shared,
     events: mpsc::UnboundedReceiver<Event>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    orders: Orders,
     phase: Phase,
     /// Runs started so far (the restart budget counts them).
     runs: u32,
-    /// The global `shutdown` has arrived: only hooks still start runs.
-    shutdown_begun: bool,
+    /// The stage of the run's stop the job has acted on (a job a reload
+    /// removed stops as at `Stopping`): past `Running`, only hooks still
+    /// start runs.
+    stage: Stage,
     /// The template of a `render` job and the data behind it.
     renderer: Option<render::Renderer>,
     /// The catalog the renderer reads.
@@ -351,7 +380,7 @@ impl Job {
         spec: JobSpec,
         shared: Shared,
         events: mpsc::UnboundedReceiver<Event>,
-        commands: mpsc::UnboundedReceiver<Command>,
+        orders: Orders,
     ) -> Job {
         let JobSpec {
             config,
@@ -360,7 +389,7 @@ impl Job {
             discovery,
         } = spec;
         Job {
-            renderer: renderer_for(&config, discovery.clone()),
+            renderer: renderer_for(&config, discovery.clone(), &shared.tasks),
             catalog: discovery,
             render_due: false,
             hook: is_shutdown_hook(&config),
@@ -372,18 +401,37 @@ impl Job {
             presence: None,
             shared,
             events,
-            commands,
+            orders,
             runs: 0,
-            shutdown_begun: false,
+            stage: Stage::Running,
         }
     }
 
-    async fn run(mut self, start: Start) {
+    /// The job's whole task: its life, and a new life for a replacement a
+    /// reload sent while it was winding down (see [`Job::next_life`]).
+    async fn run(mut self, mut start: Start) {
+        loop {
+            self.live(start).await;
+            self.finish().await;
+            let Some((spec, next)) = self.next_life() else {
+                break;
+            };
+            tracing::info!(job = %self.config.name, "configuration changed while it stopped: starting again");
+            self.begin_again(spec);
+            start = next;
+        }
+        self.report(Report::Finished {
+            job: self.config.name.clone(),
+        });
+    }
+
+    /// One life of the job, from `start` until it halts.
+    async fn live(&mut self, start: Start) {
         let mut flow = match start {
             Start::Waiting => Flow::Continue,
             Start::AlreadyTriggered => self.on_when(),
         };
-        let mut shutdown = self.shared.shutdown.clone();
+        let stop = self.shared.stop.clone();
         while flow == Flow::Continue {
             let timer = self.phase.timer();
             flow = tokio::select! {
@@ -391,7 +439,7 @@ impl Job {
                     Some(event) => self.on_event(&event),
                     None => Flow::Halt,
                 },
-                Some(command) = self.commands.recv() => self.on_command(command).await,
+                Some(command) = self.orders.queue.recv() => self.on_command(command).await,
                 status = self.phase.exit() => self.on_exit(status),
                 _ = sleep_until(timer) => self.on_timer().await,
                 () = render_data_changed(&mut self.renderer) => {
@@ -402,13 +450,37 @@ impl Job {
                     self.render_due = false;
                     self.start_run()
                 }
-                Ok(()) = shutdown.changed(), if self.hook && self.shutdown_begun => {
-                    let state = *shutdown.borrow_and_update();
-                    self.on_shutdown_progress(state)
-                }
+                stage = stop.past(self.stage) => self.on_stage(stage),
             };
         }
-        self.finish().await;
+    }
+
+    /// After its end, the orders a job received while it was winding down
+    /// (stopping, waiting for its hooks) and did not read: the last
+    /// replacement a reload sent (with the surroundings of any later
+    /// reload) is its next life, unless a later reload removed it. When
+    /// there is none the task takes no more orders: under the same lock, so
+    /// an order either is read here or fails to send.
+    fn next_life(&mut self) -> Option<(JobSpec, Start)> {
+        let ended = self.orders.ended.clone();
+        let mut ended = lock(&ended);
+        let mut next = None;
+        while let Ok(command) = self.orders.queue.try_recv() {
+            match command {
+                Command::Replace(spec, start) => next = Some((*spec, start)),
+                Command::Refresh(spec) => {
+                    if let Some((pending, _)) = &mut next {
+                        *pending = *spec;
+                    }
+                }
+                Command::Stop => next = None,
+                Command::Signal(_, reply) => {
+                    let _ = reply.send(false);
+                }
+            }
+        }
+        *ended = next.is_none();
+        next
     }
 
     // ---- inputs -------------------------------------------------------
@@ -424,9 +496,6 @@ impl Job {
             if let When::Interval { .. } = self.config.when {
                 flow = self.on_when();
             }
-        }
-        if flow == Flow::Continue && event.is(EventCode::Shutdown, GLOBAL_SOURCE) {
-            flow = self.on_shutdown();
         }
         flow
     }
@@ -461,25 +530,25 @@ impl Job {
         }
     }
 
-    /// The global `shutdown`: a regular job halts (and stops gracefully);
-    /// a hook stays, for its trigger, within its budget.
-    fn on_shutdown(&mut self) -> Flow {
-        if self.shutdown_begun {
-            return Flow::Continue;
-        }
-        self.shutdown_begun = true;
+    /// The run's stop moved on: a regular job halts (and stops
+    /// gracefully); a hook stays for its trigger, its run within its
+    /// budget, until nothing can trigger it any more.
+    fn on_stage(&mut self, stage: Stage) -> Flow {
+        let begun = self.stage == Stage::Running;
+        self.stage = stage;
         if !self.hook {
             return Flow::Halt;
         }
-        self.cap_hook_run();
-        let state = *self.shared.shutdown.borrow();
-        self.on_shutdown_progress(state)
+        if begun {
+            self.cap_hook_run();
+        }
+        self.on_shutdown_progress()
     }
 
     async fn on_command(&mut self, command: Command) -> Flow {
         match command {
             Command::Stop => {
-                self.shutdown_begun = true;
+                self.stage = self.stage.max(Stage::Stopping);
                 Flow::Halt
             }
             Command::Signal(signal, reply) => {
@@ -497,7 +566,8 @@ impl Job {
             Command::Refresh(spec) => {
                 if self.renderer.is_some() && !same_catalog(&self.catalog, &spec.discovery) {
                     // The catalog moved: render from the new one.
-                    self.renderer = renderer_for(&spec.config, spec.discovery.clone());
+                    self.renderer =
+                        renderer_for(&spec.config, spec.discovery.clone(), &self.shared.tasks);
                     self.catalog = spec.discovery;
                 }
                 self.dependents = spec.dependents;
@@ -512,6 +582,7 @@ impl Job {
         let Phase::Running(run) = std::mem::replace(&mut self.phase, Phase::Done) else {
             return Flow::Continue;
         };
+        self.log_failure(status);
         self.after_run(status, run.started_at.elapsed(), run.next_tick)
     }
 
@@ -525,8 +596,12 @@ impl Job {
                 self.overran_interval().await
             }
             Phase::Running(run) => {
-                run.deadline = None;
-                tracing::warn!(job = %self.config.name, "timed out: killing its process group");
+                let limit = run.deadline.take().map(|end| end - run.started_at);
+                tracing::warn!(
+                    "{} timeout after {:?}: killing its process group",
+                    self.config.name,
+                    limit.unwrap_or_default()
+                );
                 run.child.signal_group(Signal::SIGKILL);
                 Flow::Continue
             }
@@ -536,17 +611,17 @@ impl Job {
 
     /// While shutting down, a hook gives up once nothing can trigger it any
     /// more, and a second SIGTERM ends its run at once.
-    fn on_shutdown_progress(&mut self, state: ShutdownState) -> Flow {
+    fn on_shutdown_progress(&mut self) -> Flow {
         // Events already queued may still trigger us: handle them first.
         while let Ok(event) = self.events.try_recv() {
             if self.on_event(&event) == Flow::Halt {
                 return Flow::Halt;
             }
         }
-        if let (true, Phase::Running(run)) = (state.hurry, &self.phase) {
+        if let (Stage::Hurried, Phase::Running(run)) = (self.stage, &self.phase) {
             run.child.signal_group(Signal::SIGKILL);
         }
-        if (state.drained || state.hurry) && !self.phase.is_running() {
+        if self.stage >= Stage::Drained && !self.phase.is_running() {
             return Flow::Halt;
         }
         Flow::Continue
@@ -555,7 +630,7 @@ impl Job {
     // ---- runs ---------------------------------------------------------
 
     fn start_run(&mut self) -> Flow {
-        if self.shutdown_begun && !self.hook {
+        if self.stage > Stage::Running && !self.hook {
             return Flow::Continue;
         }
         self.runs += 1;
@@ -571,7 +646,7 @@ impl Job {
             When::Interval { interval } if self.may_run_again() => Some(Instant::now() + interval),
             _ => None,
         };
-        let env = self.shared.env.snapshot();
+        let env = self.shared.env.snapshot_for(&self.config.when);
         let started = match self.render_before_run(&env) {
             RenderStep::Exec => self.spawn_run(env),
             RenderStep::End(status) => Err(status),
@@ -700,7 +775,8 @@ impl Job {
 
     /// A hook running during shutdown gets at most [`HOOK_RUN_LIMIT`].
     fn cap_hook_run(&mut self) {
-        if let (true, true, Phase::Running(run)) = (self.hook, self.shutdown_begun, &mut self.phase)
+        if let (true, true, Phase::Running(run)) =
+            (self.hook, self.stage > Stage::Running, &mut self.phase)
         {
             let cap = Instant::now() + HOOK_RUN_LIMIT;
             run.deadline = Some(run.deadline.map_or(cap, |deadline| deadline.min(cap)));
@@ -714,9 +790,13 @@ impl Job {
         let Phase::Running(mut run) = std::mem::replace(&mut self.phase, Phase::Done) else {
             return Flow::Continue;
         };
-        tracing::warn!(job = %self.config.name, "still running at its next interval: killing its process group");
+        tracing::warn!(
+            "{} still running at its next interval: killing its process group",
+            self.config.name
+        );
         run.child.signal_group(Signal::SIGKILL);
         let status = run.child.wait().await;
+        self.log_failure(status);
         let tick = run.next_tick;
         match self.after_run(status, run.started_at.elapsed(), tick) {
             Flow::Continue if matches!(self.phase, Phase::Pausing { .. }) => self.start_run(),
@@ -763,16 +843,21 @@ impl Job {
         ran_for: Duration,
         next_tick: Option<Instant>,
     ) -> Phase {
-        if self.shutdown_begun {
+        if self.stage > Stage::Running {
             return Phase::Done;
         }
         let delay = self.backoff.next(status.success(), ran_for);
         match (&self.config.when, next_tick) {
             (When::Interval { .. }, Some(tick)) => Phase::Pausing { until: tick },
             (When::Interval { .. }, None) => Phase::Done,
-            (When::Event { .. }, _) if self.may_run_again() => Phase::Pausing {
-                until: Instant::now() + delay,
-            },
+            (When::Event { .. }, _) if self.may_run_again() => {
+                if !status.success() {
+                    self.log_restart(delay);
+                }
+                Phase::Pausing {
+                    until: Instant::now() + delay,
+                }
+            }
             (
                 When::Event {
                     frequency: Frequency::Each,
@@ -784,6 +869,47 @@ impl Job {
             (When::Event { .. }, _) if self.follows_data() => Phase::Waiting { deadline: None },
             (When::Event { .. }, _) => Phase::Done,
         }
+    }
+
+    /// ContainerPilot's line for a run that failed: `<job> exited with error:
+    /// exit status 255` at ERROR. The APP's exit is autopilot's own exit code,
+    /// and its output is the container's: DEBUG, as quiet as tini.
+    fn log_failure(&self, status: ExitStatus) {
+        if status.success() {
+            return;
+        }
+        let name = &self.config.name;
+        match self.config.role {
+            JobRole::App => tracing::debug!("{name} exited with error: {status}"),
+            _ => tracing::error!("{name} exited with error: {status}"),
+        }
+    }
+
+    /// Did a stopped run end the way its stop meant it to: with 0, by its
+    /// stop signal (or with 128 + its number, as a JVM or a shell trap
+    /// reports it), or by the SIGKILL [`spawner::stop`] already logged?
+    fn stopped_as_asked(&self, status: ExitStatus) -> bool {
+        let stop_signal = self.stop_signal() as i32;
+        match status {
+            ExitStatus::Code(code) => code == 0 || code == 128 + stop_signal,
+            ExitStatus::Signal(number) => number == stop_signal || number == Signal::SIGKILL as i32,
+        }
+    }
+
+    /// A failed run is followed by another after `delay`.
+    fn log_restart(&self, delay: Duration) {
+        let budget = match self.config.restarts {
+            Restarts::Count(limit) => format!("restart {} of {limit}", self.runs),
+            Restarts::Unlimited | Restarts::Never => format!("restart {}", self.runs),
+        };
+        let after = match delay {
+            Duration::ZERO => String::new(),
+            delay => format!(" in {delay:?}"),
+        };
+        tracing::info!(
+            "{} restarting after failure{after} ({budget})",
+            self.config.name
+        );
     }
 
     /// Does the job render from catalog data it follows?
@@ -828,22 +954,26 @@ impl Job {
         if spec.advertisement != self.advertisement || spec.config.health != self.config.health {
             self.withdraw().await;
         }
-        // Begin again as a new job would, keeping the queues and what is
-        // still in the catalog.
-        let presence = self.presence.take();
-        let events = std::mem::replace(&mut self.events, mpsc::unbounded_channel().1);
-        let commands = std::mem::replace(&mut self.commands, mpsc::unbounded_channel().1);
-        *self = Job {
-            presence,
-            ..Job::new(spec, self.shared.clone(), events, commands)
-        };
-        self.report(Report::Replaced {
-            job: self.config.name.clone(),
-        });
+        self.begin_again(spec);
         match start {
             Start::Waiting => Flow::Continue,
             Start::AlreadyTriggered => self.on_when(),
         }
+    }
+
+    /// Takes `spec` and begins again as a new job would, keeping the queues
+    /// and what is still in the catalog.
+    fn begin_again(&mut self, spec: JobSpec) {
+        let presence = self.presence.take();
+        let events = std::mem::replace(&mut self.events, mpsc::unbounded_channel().1);
+        let orders = std::mem::replace(&mut self.orders, Orders::new().1);
+        *self = Job {
+            presence,
+            ..Job::new(spec, self.shared.clone(), events, orders)
+        };
+        self.report(Report::Replaced {
+            job: self.config.name.clone(),
+        });
     }
 
     /// Moves the catalog registration; the process keeps running.
@@ -863,10 +993,11 @@ impl Job {
     /// on a second SIGTERM).
     async fn stop_run(&self, run: &mut Run) -> ExitStatus {
         spawner::stop(
+            &self.config.name,
             run.child.as_mut(),
             self.stop_signal(),
             self.config.kill_timeout,
-            hurried(&self.shared.shutdown),
+            self.shared.stop.hurried(),
         )
         .await
     }
@@ -886,18 +1017,17 @@ impl Job {
         self.withdraw().await;
         if let Phase::Running(mut run) = std::mem::replace(&mut self.phase, Phase::Done) {
             let status = self.stop_run(&mut run).await;
-            self.shutdown_begun = true;
+            if !self.stopped_as_asked(status) {
+                self.log_failure(status);
+            }
+            self.stage = self.stage.max(Stage::Stopping);
             self.after_run(status, run.started_at.elapsed(), None);
         }
         self.publish(EventCode::Stopped);
-        self.report(Report::Finished {
-            job: self.config.name.clone(),
-        });
     }
 
     fn stop_signal(&self) -> Signal {
-        let instead = self.shared.shutdown.borrow().app_signal;
-        match instead {
+        match self.shared.stop.app_signal() {
             Some(signal) if self.config.role == JobRole::App => signal,
             _ => Signal::try_from(self.config.stop_signal).unwrap_or(Signal::SIGTERM),
         }
@@ -911,7 +1041,7 @@ impl Job {
     async fn wait_for_services_to_leave(&self) {
         tokio::select! {
             _ = self.shared.in_catalog.wait_until_none(DEREGISTER_LIMIT) => {}
-            _ = hurried(&self.shared.shutdown) => {}
+            _ = self.shared.stop.hurried() => {}
         }
     }
 
@@ -924,7 +1054,8 @@ impl Job {
         }
         let deadline = tokio::time::sleep(self.config.stop_timeout);
         tokio::pin!(deadline);
-        let hurry = hurried(&self.shared.shutdown);
+        let stop = self.shared.stop.clone();
+        let hurry = stop.hurried();
         tokio::pin!(hurry);
         while !pending.is_empty() {
             tokio::select! {
@@ -956,6 +1087,7 @@ impl Job {
                 advertisement.discovery.clone(),
                 self.shared.maintenance.clone(),
                 self.shared.in_catalog.clone(),
+                &self.shared.tasks,
             ))
         });
         let health = match (&self.config.health, &self.config.role) {
@@ -1005,9 +1137,13 @@ impl Job {
 }
 
 /// The renderer of a `render` job, reading `discovery`.
-fn renderer_for(config: &JobConfig, discovery: Option<Arc<Discovery>>) -> Option<render::Renderer> {
+fn renderer_for(
+    config: &JobConfig,
+    discovery: Option<Arc<Discovery>>,
+    tasks: &Tasks,
+) -> Option<render::Renderer> {
     let render = config.render.clone()?;
-    Some(render::Renderer::new(render, discovery))
+    Some(render::Renderer::new(render, discovery, tasks))
 }
 
 /// Are these the same catalog (the same backend instance), or both none?
@@ -1029,15 +1165,6 @@ fn waiting_for(when: &When) -> Phase {
         _ => None,
     };
     Phase::Waiting { deadline }
-}
-
-/// Resolves when a second SIGTERM asks to skip the remaining waits.
-async fn hurried(shutdown: &watch::Receiver<ShutdownState>) {
-    let mut shutdown = shutdown.clone();
-    // An error means the supervisor is gone; then nothing will hurry us.
-    if shutdown.wait_for(|state| state.hurry).await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -2,14 +2,15 @@
 //!
 //! Non-raw processes get pipes; each pipe is read by its own task until end of
 //! file, which may come after the process exits (a grandchild can hold it), so
-//! nothing written is ever dropped. Lines are logged at INFO; 2.x configurations
-//! log stderr lines at DEBUG, as ContainerPilot 2 did.
+//! nothing written is ever dropped. Lines carry the process id and show level
+//! INFO; 2.x configurations show stderr lines at DEBUG, as ContainerPilot 2
+//! did. They are logged whatever `logging.level` is (see `logging/relay.rs`).
 
 use tokio::task::JoinHandle;
 use tracing::Level;
 
 use crate::config::model::Format;
-use crate::logging::{OutputLabel, OutputRelay, OutputTail};
+use crate::logging::{OutputLabel, OutputRelay, OutputStream, OutputTail};
 use crate::process::Process;
 use crate::tasks::Tasks;
 
@@ -28,18 +29,24 @@ pub(super) fn relay(
         Format::V2 => Level::DEBUG,
         Format::V3 => Level::INFO,
     };
+    let label = label.clone().with_pid(process.pid().as_raw());
     let streams = [
-        process.stdout.take().map(|pipe| (pipe.into(), Level::INFO)),
-        process
-            .stderr
-            .take()
-            .map(|pipe| (pipe.into(), stderr_level)),
+        (
+            process.stdout.take().map(Into::into),
+            OutputStream::Stdout,
+            Level::INFO,
+        ),
+        (
+            process.stderr.take().map(Into::into),
+            OutputStream::Stderr,
+            stderr_level,
+        ),
     ];
     streams
         .into_iter()
-        .flatten()
-        .map(|(pipe, level): (std::os::fd::OwnedFd, Level)| {
-            let mut relay = OutputRelay::new(label.clone(), level);
+        .filter_map(|(pipe, stream, level)| Some((pipe?, stream, level)))
+        .map(|(pipe, stream, level): (std::os::fd::OwnedFd, _, _)| {
+            let mut relay = OutputRelay::new(label.clone(), stream, level);
             if let Some(tail) = tail {
                 relay = relay.with_tail(tail.clone());
             }

@@ -19,11 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::model::CheckStatus;
 use crate::discovery::outage::Backoff;
 use crate::discovery::{Discovery, DiscoveryError, ServiceRegistration};
+use crate::tasks::Tasks;
 
 /// What the catalog should say about the service.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +76,8 @@ pub(super) struct Registration {
     /// True while the service is (or may be, a registration being under way)
     /// in the catalog.
     registered: watch::Receiver<bool>,
-    task: JoinHandle<()>,
+    /// Retires the registrar's task (it runs under the run's tracker).
+    task: CancellationToken,
 }
 
 impl Registration {
@@ -86,6 +88,7 @@ impl Registration {
         discovery: Arc<Discovery>,
         maintenance: watch::Receiver<bool>,
         in_catalog: InCatalog,
+        tasks: &Tasks,
     ) -> Registration {
         let first = match service.initial_status {
             Some(_) => Wish::Initial,
@@ -105,7 +108,7 @@ impl Registration {
         Registration {
             wish,
             registered,
-            task: tokio::spawn(registrar.run()),
+            task: tasks.spawn(registrar.run()),
         }
     }
 
@@ -148,7 +151,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.task.abort();
+        self.task.cancel();
     }
 }
 

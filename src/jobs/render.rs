@@ -25,6 +25,7 @@ use crate::config::model::RenderConfig;
 use crate::config::template::{self, Catalog, Dependency};
 use crate::config::{Env, TextPosition};
 use crate::discovery::Discovery;
+use crate::tasks::Tasks;
 
 pub(super) use follow::Follower;
 
@@ -73,8 +74,12 @@ pub(super) struct Renderer {
 
 impl Renderer {
     /// Must be called inside the runtime: the follower is a task.
-    pub(super) fn new(config: RenderConfig, discovery: Option<Arc<Discovery>>) -> Renderer {
-        let follower = discovery.map(|discovery| Follower::start(discovery, config.wait));
+    pub(super) fn new(
+        config: RenderConfig,
+        discovery: Option<Arc<Discovery>>,
+        tasks: &Tasks,
+    ) -> Renderer {
+        let follower = discovery.map(|discovery| Follower::start(discovery, config.wait, tasks));
         let held = fs::read_to_string(&config.output).ok();
         Renderer {
             config,
@@ -287,7 +292,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_catalog_data_functions_are_an_error() {
         let (_dir, config) = setup(UPSTREAM);
-        let renderer = Renderer::new(config, None);
+        let renderer = Renderer::new(config, None, &Tasks::default());
         let text = renderer.render(&Env::new()).unwrap_err().to_string();
         assert!(text.contains("no consul or etcd is configured"), "{text}");
     }

@@ -58,10 +58,12 @@ impl Child for Process {
     }
 }
 
-/// Stops a run: `signal` to its group, then SIGKILL after `grace` or as soon
-/// as `hurry` resolves (a second SIGTERM). Returns its exit status. A run that
-/// already exited is not signalled (its group id may be reused).
+/// Stops a run of `job`: `signal` to its group, then SIGKILL after `grace`
+/// (logged: the run is cut short) or as soon as `hurry` resolves (a second
+/// SIGTERM). Returns its exit status. A run that already exited is not
+/// signalled (its group id may be reused).
 pub(crate) async fn stop(
+    job: &str,
     child: &mut dyn Child,
     signal: Signal,
     grace: std::time::Duration,
@@ -73,7 +75,9 @@ pub(crate) async fn stop(
     child.signal_group(signal);
     tokio::select! {
         status = child.wait() => return status,
-        _ = tokio::time::sleep(grace) => {}
+        _ = tokio::time::sleep(grace) => tracing::warn!(
+            "{job} did not exit within {grace:?} of {signal}: killing it with SIGKILL"
+        ),
         _ = hurry => {}
     }
     child.signal_group(Signal::SIGKILL);
@@ -109,7 +113,7 @@ impl Spawner for ProcessSpawner {
         let tail = OutputTail::new();
         let relays = output::relay(&mut process, &label, self.format, Some(&tail), &self.tasks);
         let metric = metric.clone();
-        tokio::spawn(async move {
+        self.tasks.track(async move {
             futures_util::future::join_all(relays).await;
             if let Err(error) = metrics.record_sensor_output(&metric, &tail.text()) {
                 tracing::warn!("sensor for {metric}: {error}");

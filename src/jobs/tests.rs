@@ -10,6 +10,7 @@ use nix::unistd::Pid;
 use super::*;
 use crate::config::model::JobConfig;
 use crate::process::SpawnError;
+use crate::shutdown::Shutdown;
 
 /// How a scripted run behaves.
 #[derive(Debug, Clone, Copy)]
@@ -36,13 +37,14 @@ const FOREVER: Script = Script::Exit {
 struct Scripted {
     epoch: Instant,
     scripts: BTreeMap<String, Script>,
-    started: Arc<Mutex<Vec<(u64, String)>>>,
+    started: Arc<Mutex<Vec<(u64, String, String)>>>,
 }
 
 impl Spawner for Scripted {
-    fn spawn(&self, job: &str, _: &JobRole, _: SpawnSpec) -> Result<Box<dyn Child>, SpawnError> {
+    fn spawn(&self, job: &str, _: &JobRole, spec: SpawnSpec) -> Result<Box<dyn Child>, SpawnError> {
         let mut started = self.started.lock().unwrap();
-        started.push((ms_since(self.epoch), job.to_string()));
+        let argv: Vec<_> = spec.argv.iter().map(|arg| arg.to_string_lossy()).collect();
+        started.push((ms_since(self.epoch), job.to_string(), argv.join(" ")));
         let (signals, received) = watch::channel(None);
         Ok(Box::new(FakeChild {
             pid: Pid::from_raw(1000 + started.len() as i32),
@@ -113,10 +115,10 @@ struct Engine {
     epoch: Instant,
     bus: Bus,
     shared: Shared,
-    started: Arc<Mutex<Vec<(u64, String)>>>,
+    started: Arc<Mutex<Vec<(u64, String, String)>>>,
     events: Arc<Mutex<Vec<(u64, String)>>>,
     reports: mpsc::UnboundedReceiver<Report>,
-    shutdown: watch::Sender<ShutdownState>,
+    shutdown: Shutdown,
     handles: BTreeMap<String, Handle>,
 }
 
@@ -126,7 +128,7 @@ impl Engine {
         let bus = Bus::default();
         let started = Arc::new(Mutex::new(Vec::new()));
         let (reports_sender, reports) = mpsc::unbounded_channel();
-        let (shutdown, shutdown_receiver) = watch::channel(ShutdownState::default());
+        let shutdown = Shutdown::new(bus.clone());
         let shared = Shared {
             spawner: Arc::new(Scripted {
                 epoch,
@@ -141,7 +143,7 @@ impl Engine {
             bus: bus.clone(),
             env: Environment::from_process(),
             reports: reports_sender,
-            shutdown: shutdown_receiver,
+            stop: shutdown.follower(),
             format: Format::V3,
             maintenance: watch::channel(false).1,
             in_catalog: InCatalog::default(),
@@ -189,7 +191,7 @@ impl Engine {
 
     /// Begins the shutdown as the supervisor does.
     fn shut_down(&self) {
-        self.publish(EventCode::Shutdown, GLOBAL_SOURCE);
+        self.shutdown.begin(None);
     }
 
     async fn until(&self, ms: u64) {
@@ -207,11 +209,16 @@ impl Engine {
     }
 
     fn starts(&self, job: &str) -> Vec<u64> {
+        self.runs(job).into_iter().map(|(at, _)| at).collect()
+    }
+
+    /// When each run of `job` started, and its command line.
+    fn runs(&self, job: &str) -> Vec<(u64, String)> {
         let started = self.started.lock().unwrap();
         started
             .iter()
-            .filter(|(_, name)| name == job)
-            .map(|(at, _)| *at)
+            .filter(|(_, name, _)| name == job)
+            .map(|(at, _, argv)| (*at, argv.clone()))
             .collect()
     }
 
@@ -460,7 +467,7 @@ async fn a_replaced_job_whose_event_already_happened_starts_again_at_once_withou
         advertisement: None,
         discovery: None,
     };
-    engine.handles["app"].replace(spec, Start::AlreadyTriggered);
+    assert!(engine.handles["app"].replace(spec, Start::AlreadyTriggered));
     engine.until(2000).await;
     assert_eq!(
         engine.starts("app"),
@@ -485,7 +492,7 @@ async fn hooks_give_up_once_every_regular_job_is_done() {
     engine.until(100).await;
     engine.shut_down();
     engine.until(200).await;
-    engine.shutdown.send_modify(|state| state.drained = true);
+    engine.shutdown.drain();
     engine.finished("postStop").await;
     assert!(engine.starts("postStop").is_empty());
     assert_eq!(ms_since(engine.epoch), 200);
@@ -519,5 +526,113 @@ async fn a_stop_hook_added_by_a_reload_is_waited_for() {
         engine.events_of("app"),
         ["200 app.stopping", "500 app.exitFailed", "500 app.stopped"],
         "the app waited for the preStop run (200 → 500 ms)"
+    );
+}
+
+/// `job` with its exec changed to `run <job> <version>`, as a reload gives it.
+fn changed(job: &JobConfig, version: &str) -> JobSpec {
+    JobSpec {
+        config: JobConfig {
+            exec: Some(vec!["run".into(), job.name.clone().into(), version.into()]),
+            ..job.clone()
+        },
+        dependents: Vec::new(),
+        advertisement: None,
+        discovery: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_changed_while_waiting_to_restart_restarts_with_its_new_configuration() {
+    let mut engine = Engine::new(&[("worker", exits(100, 1))]);
+    let worker = JobConfig {
+        restarts: Restarts::Count(1),
+        restart_delay: Duration::from_millis(1000),
+        ..job("worker", When::default())
+    };
+    engine.run(std::slice::from_ref(&worker));
+    engine.until(500).await;
+    let replaced =
+        engine.handles["worker"].replace(changed(&worker, "v2"), Start::AlreadyTriggered);
+    assert!(replaced, "the job's task takes the new configuration");
+    engine.until(5000).await;
+    assert_eq!(
+        engine.runs("worker"),
+        [
+            (0, "run worker".to_string()),
+            (500, "run worker v2".to_string()),
+            (1600, "run worker v2".to_string()),
+        ],
+        "the pending restart of the old configuration is dropped; the new one has its whole budget"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_changed_while_stopping_starts_again_with_its_new_configuration() {
+    let mut engine = Engine::new(&[("once", exits(100, 0)), ("preStop", exits(500, 0))]);
+    let once = job("once", When::default());
+    engine.run(&[
+        once.clone(),
+        job("preStop", on(EventCode::Stopping, "once", Frequency::Once)),
+    ]);
+    // `once` ran its one run (0-100 ms) and is stopping: it waits for its
+    // preStop (100-600 ms). The reload reaches it then.
+    engine.until(300).await;
+    let replaced = engine.handles["once"].replace(changed(&once, "v2"), Start::AlreadyTriggered);
+    assert!(replaced, "an order sent while stopping is read at the end");
+    engine.finished("once").await;
+    assert_eq!(
+        engine.runs("once"),
+        [
+            (0, "run once".to_string()),
+            (600, "run once v2".to_string())
+        ]
+    );
+    assert_eq!(
+        ms_since(engine.epoch),
+        700,
+        "the new run went through its own end"
+    );
+    assert!(
+        !engine.handles["once"].replace(changed(&once, "v3"), Start::AlreadyTriggered),
+        "a task that ended takes no more orders: the supervisor starts the job afresh"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_on_shutdown_runs_when_the_stop_begins_and_a_second_request_kills_it() {
+    let mut engine = Engine::new(&[("app", FOREVER), ("onShutdown", Script::Stubborn)]);
+    engine.run(&[
+        job("app", When::default()),
+        job(
+            "onShutdown",
+            on(EventCode::Shutdown, GLOBAL_SOURCE, Frequency::Once),
+        ),
+    ]);
+    engine.until(100).await;
+    engine.shut_down();
+    engine.finished("app").await;
+    engine.until(300).await;
+    assert_eq!(engine.starts("onShutdown"), [100]);
+    engine.shutdown.hurry();
+    engine.finished("onShutdown").await;
+    assert_eq!(
+        ms_since(engine.epoch),
+        300,
+        "killed at once, not at its budget"
+    );
+    let shutdowns = engine
+        .events()
+        .into_iter()
+        .filter(|e| e.ends_with("global.shutdown"));
+    assert_eq!(shutdowns.collect::<Vec<_>>(), ["100 global.shutdown"]);
+    assert_eq!(
+        engine.events_of("app"),
+        ["100 app.stopping", "100 app.exitFailed", "100 app.stopped"],
+        "the regular job stopped on the stop's first stage"
+    );
+    assert_eq!(
+        engine.events_of("onShutdown")[0],
+        "300 onShutdown.exitFailed"
     );
 }

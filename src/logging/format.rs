@@ -1,19 +1,20 @@
 //! The three line formats of docs/design.md, "Logging", applied to `tracing`
-//! events; the format can be switched while the logger runs.
+//! events and to relayed job output; the format can be switched while the
+//! logger runs.
 //!
-//! - `default` — ContainerPilot 3's own format: `<RFC3339 UTC time, ns> <message>`.
+//! - `default` — ContainerPilot 3.8's own format: `<RFC3339 UTC time, ns> <message>`.
 //!   Structured fields of autopilot's own messages follow as ` key=value`
-//!   (logfmt-quoted). Relayed job output (target [`OUTPUT_TARGET`]) is
-//!   printed as `<time> <line>` with no fields, exactly as ContainerPilot's
-//!   default formatter printed it, so log pipelines built for it keep working;
-//!   the `job`/`check` field is visible in `text` and `json`.
+//!   (logfmt-quoted). A line of job output is `<time> <job> [<pid>] <line>`,
+//!   as ContainerPilot 3.8 printed it, so log pipelines built for it keep
+//!   working; a health check's line has `check.<job>` where the job goes.
 //! - `text` — logfmt as logrus' TextFormatter wrote it:
-//!   `time="<RFC3339 UTC, s>" level=info msg=... job=web`. A value is quoted
-//!   unless it consists only of `A-Za-z0-9-._/@^+` (logrus' rule; the empty
-//!   value is quoted too); inside quotes `"` `\` and control characters are
-//!   backslash-escaped.
-//! - `json` — one object per line: `time`, `level`, `msg`, then the fields
-//!   in the order they were given.
+//!   `time="<RFC3339 UTC, s>" level=info msg=... job=web pid=42`. A value is
+//!   quoted unless it consists only of `A-Za-z0-9-._/@^+` (logrus' rule; the
+//!   empty value is quoted too); inside quotes `"` `\` and control
+//!   characters are backslash-escaped.
+//! - `json` — one object per line: `time` (RFC3339 UTC, ns), `level`, `msg`,
+//!   then the fields in the order they were given; job output has `job` (or
+//!   `check`), `pid` and `stream` (`stdout` or `stderr`).
 //!
 //! Level names are logrus' (`debug info warning error`), which ContainerPilot
 //! users' log filters expect. A field called `time`, `level` or `msg` is
@@ -31,7 +32,7 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level};
 
-use super::relay::{LINES_FIELD, OUTPUT_TARGET};
+use super::relay::OutputSource;
 use crate::config::model::LogFormat;
 
 /// The current format, shared between the formatter and the
@@ -65,18 +66,11 @@ fn encode(format: LogFormat) -> u8 {
     }
 }
 
-/// Formats `event` as one log line (or, for a batch of job output, one line
-/// per output line) in `format`, appended to `out`. Spans are not rendered:
-/// autopilot logs events only.
+/// Formats `event` as one log line in `format`, appended to `out`. Spans are
+/// not rendered: autopilot logs events only.
 pub(super) fn format_event(format: LogFormat, event: &Event<'_>, out: &mut String) -> fmt::Result {
-    let metadata = event.metadata();
     let time = SystemTime::now();
-    let level = *metadata.level();
-    if metadata.target() == OUTPUT_TARGET {
-        let mut batch = OutputBatch::new(format, time, level, out);
-        event.record(&mut batch);
-        return batch.result;
-    }
+    let level = *event.metadata().level();
     let mut fields = EventFields::default();
     event.record(&mut fields);
     let line = Line {
@@ -197,7 +191,7 @@ impl Line<'_> {
 
     fn write_json(&self, out: &mut impl Write) -> fmt::Result {
         let mut object = Map::new();
-        let time = format_rfc3339_seconds(self.time).to_string();
+        let time = format_rfc3339_nanos(self.time).to_string();
         object.insert("time".to_owned(), Value::String(time));
         object.insert("level".to_owned(), level_name(self.level).into());
         object.insert("msg".to_owned(), self.fields.message.as_str().into());
@@ -260,26 +254,38 @@ fn write_logfmt_str(out: &mut impl Write, text: &str) -> fmt::Result {
 }
 
 /// Writes `text` escaped for the inside of a quoted logfmt value, in runs
-/// between the characters that need an escape.
+/// between the characters that need an escape: `"`, `\\` and the control
+/// characters (C0, DEL and C1). Scans bytes, not characters: every one of
+/// them but C1 is one ASCII byte, and C1 is `0xC2` followed by `0x80..=0x9F`.
 fn write_logfmt_escaped(out: &mut impl Write, text: &str) -> fmt::Result {
+    let bytes = text.as_bytes();
     let mut run_start = 0;
-    for (index, character) in text.char_indices() {
-        let escape = match character {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            control if control.is_control() => "",
-            _ => continue,
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        let (escape, width) = match byte {
+            b'"' => ("\\\"", 1),
+            b'\\' => ("\\\\", 1),
+            b'\n' => ("\\n", 1),
+            b'\r' => ("\\r", 1),
+            b'\t' => ("\\t", 1),
+            0x00..=0x1f | 0x7f => ("", 1),
+            0xc2 if matches!(bytes.get(index + 1), Some(0x80..=0x9f)) => ("", 2),
+            _ => {
+                index += 1;
+                continue;
+            }
         };
         out.write_str(&text[run_start..index])?;
+        let character = &text[index..index + width];
         if escape.is_empty() {
-            write!(out, "\\u{:04x}", u32::from(character))?;
+            let code = character.chars().next().map_or(0, u32::from);
+            write!(out, "\\u{code:04x}")?;
         } else {
             out.write_str(escape)?;
         }
-        run_start = index + character.len_utf8();
+        index += width;
+        run_start = index;
     }
     out.write_str(&text[run_start..])
 }
@@ -288,16 +294,31 @@ fn write_logfmt_escaped(out: &mut impl Write, text: &str) -> fmt::Result {
 /// that are not UTF-8 (shown as U+FFFD) are outside that set, so the answer is
 /// the same for raw bytes and for their lossy decoding.
 fn needs_quoting(text: &[u8]) -> bool {
-    text.is_empty()
-        || !text
-            .iter()
-            .all(|byte| byte.is_ascii_alphanumeric() || b"-._/@^+".contains(byte))
+    text.is_empty() || !text.iter().all(|&byte| BARE_LOGFMT[usize::from(byte)])
 }
+
+/// The bytes a logfmt value may hold unquoted: one lookup per byte, as
+/// logging job output in `text` checks every byte of every line.
+static BARE_LOGFMT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let character = byte as u8;
+        table[byte] = character.is_ascii_alphanumeric()
+            || matches!(character, b'-' | b'.' | b'_' | b'/' | b'@' | b'^' | b'+');
+        byte += 1;
+    }
+    table
+};
 
 /// Calls `write` with each valid UTF-8 run of `bytes` and with U+FFFD for each
 /// invalid sequence between them, as `String::from_utf8_lossy` decodes them,
 /// without building the decoded string.
 fn for_each_lossy_piece(bytes: &[u8], mut write: impl FnMut(&str) -> fmt::Result) -> fmt::Result {
+    // Most output is valid UTF-8, which `from_utf8` checks a word at a time.
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return write(text);
+    }
     for chunk in bytes.utf8_chunks() {
         write(chunk.valid())?;
         if !chunk.invalid().is_empty() {
@@ -307,64 +328,12 @@ fn for_each_lossy_piece(bytes: &[u8], mut write: impl FnMut(&str) -> fmt::Result
     Ok(())
 }
 
-/// Relayed job output, one batch per read of the pipe (see `relay.rs`): the
-/// event carries the label field (`job` or `check`) and then [`LINES_FIELD`],
-/// every line of the batch followed by `\n`. Each line is written exactly as
-/// [`Line`] writes a message with the label as its only field (in `default`,
-/// without the field), but the time, the level and the label are formatted
-/// once per batch, and a line is decoded and escaped straight into the output
-/// instead of through a message `String`.
-struct OutputBatch<'w> {
-    format: LogFormat,
-    time: SystemTime,
-    level: Level,
-    label: Option<(&'static str, String)>,
-    out: &'w mut String,
-    result: fmt::Result,
-}
-
-impl<'w> OutputBatch<'w> {
-    fn new(
-        format: LogFormat,
-        time: SystemTime,
-        level: Level,
-        out: &'w mut String,
-    ) -> OutputBatch<'w> {
-        OutputBatch {
-            format,
-            time,
-            level,
-            label: None,
-            out,
-            result: Ok(()),
-        }
-    }
-}
-
-impl Visit for OutputBatch<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.label = Some((field.name(), value.to_owned()));
-    }
-
-    fn record_bytes(&mut self, field: &Field, lines: &[u8]) {
-        if field.name() != LINES_FIELD {
-            return;
-        }
-        let (key, value) = self
-            .label
-            .as_ref()
-            .map_or(("", ""), |(key, value)| (*key, value.as_str()));
-        let layout = OutputLayout::new(self.format, self.time, self.level, key, value);
-        self.result = self
-            .result
-            .and_then(|()| layout.write_lines(self.out, lines));
-    }
-
-    fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
-}
-
-/// What surrounds each line of a batch, formatted once per batch.
-struct OutputLayout {
+/// What surrounds each line of job output, formatted once per read of the
+/// pipe (the time, the level and the label are the same for all its lines).
+/// Each line comes out exactly as [`Line`] would write a message with the
+/// label's fields, `default` showing them before the line instead of after
+/// (the reference test below compares the two).
+pub(super) struct OutputLayout {
     prefix: String,
     encoding: Encoding,
     suffix: String,
@@ -382,86 +351,80 @@ enum Encoding {
 }
 
 impl OutputLayout {
-    fn new(
-        format: LogFormat,
-        time: SystemTime,
-        level: Level,
-        key: &str,
-        value: &str,
-    ) -> OutputLayout {
+    pub(super) fn new(format: LogFormat, time: SystemTime, source: &OutputSource) -> OutputLayout {
         let mut layout = OutputLayout {
             prefix: String::new(),
             encoding: Encoding::Plain,
             suffix: String::new(),
         };
         // Writing into a String cannot fail.
-        let _ = layout.fill(format, time, level, key, value);
+        let _ = layout.fill(format, time, source);
         layout
     }
 
-    fn fill(
-        &mut self,
-        format: LogFormat,
-        time: SystemTime,
-        level: Level,
-        key: &str,
-        value: &str,
-    ) -> fmt::Result {
-        let level = level_name(level);
+    fn fill(&mut self, format: LogFormat, time: SystemTime, source: &OutputSource) -> fmt::Result {
+        let level = level_name(source.level);
+        let (key, value) = source.label.field();
+        let pid = source.label.pid();
         match format {
             LogFormat::Default => {
-                write!(self.prefix, "{} ", format_rfc3339_nanos(time))?;
+                write!(self.prefix, "{} {value} ", format_rfc3339_nanos(time))?;
+                if let Some(pid) = pid {
+                    write!(self.prefix, "[{pid}] ")?;
+                }
             }
             LogFormat::Text => {
                 self.encoding = Encoding::Logfmt;
                 let time = format_rfc3339_seconds(time);
                 write!(self.prefix, "time=\"{time}\" level={level} msg=")?;
-                write!(self.suffix, " {}=", unshadowed_key(key))?;
+                write!(self.suffix, " {key}=")?;
                 write_logfmt_str(&mut self.suffix, value)?;
+                if let Some(pid) = pid {
+                    write!(self.suffix, " pid={pid}")?;
+                }
             }
             LogFormat::Json => {
                 self.encoding = Encoding::Json;
-                let time = format_rfc3339_seconds(time);
+                let time = format_rfc3339_nanos(time);
                 write!(
                     self.prefix,
                     "{{\"time\":\"{time}\",\"level\":\"{level}\",\"msg\":"
                 )?;
-                self.suffix.push(',');
-                write_json_str(&mut self.suffix, &unshadowed_key(key))?;
-                self.suffix.push(':');
+                write!(self.suffix, ",\"{key}\":")?;
                 write_json_str(&mut self.suffix, value)?;
-                self.suffix.push('}');
+                if let Some(pid) = pid {
+                    write!(self.suffix, ",\"pid\":{pid}")?;
+                }
+                write!(self.suffix, ",\"stream\":\"{}\"}}", source.stream.name())?;
             }
         }
         self.suffix.push('\n');
         Ok(())
     }
 
-    fn write_lines(&self, out: &mut impl Write, lines: &[u8]) -> fmt::Result {
-        let Some(lines) = lines.strip_suffix(b"\n") else {
-            return Ok(());
-        };
-        for line in lines.split(|&byte| byte == b'\n') {
-            out.write_str(&self.prefix)?;
-            match self.encoding {
-                Encoding::Plain => for_each_lossy_piece(line, |piece| out.write_str(piece))?,
-                Encoding::Logfmt if !needs_quoting(line) => {
-                    for_each_lossy_piece(line, |piece| out.write_str(piece))?
-                }
-                Encoding::Logfmt => {
-                    out.write_char('"')?;
-                    for_each_lossy_piece(line, |piece| write_logfmt_escaped(out, piece))?;
-                    out.write_char('"')?;
-                }
-                Encoding::Json => {
-                    out.write_char('"')?;
-                    for_each_lossy_piece(line, |piece| write_json_escaped(out, piece))?;
-                    out.write_char('"')?;
-                }
+    /// Appends `line` (without its newline) as one log line.
+    pub(super) fn write_line(&self, out: &mut String, line: &[u8]) {
+        out.push_str(&self.prefix);
+        // Writing into a String cannot fail.
+        let _ = match self.encoding {
+            Encoding::Logfmt if !needs_quoting(line) => {
+                for_each_lossy_piece(line, |piece| out.write_str(piece))
             }
-            out.write_str(&self.suffix)?;
-        }
-        Ok(())
+            Encoding::Plain => for_each_lossy_piece(line, |piece| out.write_str(piece)),
+            Encoding::Logfmt => {
+                out.push('"');
+                let result = for_each_lossy_piece(line, |piece| write_logfmt_escaped(out, piece));
+                out.push('"');
+                result
+            }
+            Encoding::Json => {
+                out.push('"');
+                let result = for_each_lossy_piece(line, |piece| write_json_escaped(out, piece));
+                out.push('"');
+                result
+            }
+        };
+        out.push_str(&self.suffix);
     }
 }
 
@@ -504,7 +467,7 @@ fn write_json_escaped(out: &mut impl Write, text: &str) -> fmt::Result {
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
-    use super::super::relay::{add_line, LineSplitter};
+    use super::super::relay::{LineSplitter, OutputLabel, OutputStream};
     use super::*;
 
     fn fields(message: &str, fields: Vec<(&'static str, FieldValue)>) -> EventFields {
@@ -531,53 +494,65 @@ mod tests {
         fields("hello world", vec![("job", FieldValue::Text("web".into()))])
     }
 
-    /// Job output as the relay's batches format it.
-    fn render_output(
-        format: LogFormat,
-        level: Level,
-        key: &str,
-        value: &str,
-        output: &[u8],
-    ) -> String {
+    /// The source of the output in the tests: `job=web` (or `check=check.web`)
+    /// of process 4242, on stdout or stderr.
+    fn source(level: Level, label: &OutputLabel, stream: OutputStream) -> OutputSource {
+        OutputSource {
+            label: label.clone(),
+            stream,
+            level,
+        }
+    }
+
+    /// Job output as the relay formats it: one layout per read of the pipe.
+    fn render_output(format: LogFormat, source: &OutputSource, output: &[u8]) -> String {
         let mut splitter = LineSplitter::default();
         let mut out = String::new();
-        let layout = OutputLayout::new(format, UNIX_EPOCH + TIME, level, key, value);
-        let mut write_batch = |batch: &[u8]| layout.write_lines(&mut out, batch).unwrap();
-        // Batches as reads cut them, whatever their size.
+        // Reads as the pipe cuts them, whatever their size.
         for chunk in output.chunks(8 * 1024) {
-            let mut batch = Vec::new();
-            splitter.feed(chunk, &mut |line| add_line(&mut batch, line));
-            write_batch(&batch);
+            let layout = OutputLayout::new(format, UNIX_EPOCH + TIME, source);
+            splitter.feed(chunk, &mut |line| layout.write_line(&mut out, line));
         }
-        let mut batch = Vec::new();
-        splitter.finish(&mut |line| add_line(&mut batch, line));
-        write_batch(&batch);
+        let layout = OutputLayout::new(format, UNIX_EPOCH + TIME, source);
+        splitter.finish(&mut |line| layout.write_line(&mut out, line));
         out
     }
 
-    /// Job output as it was logged before batching: one event per line, its
-    /// message decoded lossily, the label its only field (not shown in
-    /// `default`), formatted like every other message.
+    /// The reference: job output formatted the straightforward way, one
+    /// message per line, decoded lossily, formatted like every other
+    /// message. The label and the pid are its fields (`json` adds the
+    /// stream); `default` shows them in front of the line instead.
     fn render_output_line_by_line(
         format: LogFormat,
-        level: Level,
-        key: &'static str,
-        value: &str,
+        source: &OutputSource,
         output: &[u8],
     ) -> String {
         let mut lines = Vec::new();
         let mut splitter = LineSplitter::default();
         splitter.feed(output, &mut |line| lines.push(line.to_vec()));
         splitter.finish(&mut |line| lines.push(line.to_vec()));
-        let label = match format {
-            LogFormat::Default => vec![],
-            LogFormat::Text | LogFormat::Json => vec![(key, FieldValue::Text(value.into()))],
-        };
+        let (key, value) = source.label.field();
+        let pid = source.label.pid();
         lines
             .iter()
             .map(|line| {
-                let event = fields(&String::from_utf8_lossy(line), label.clone());
-                render(format, level, &event)
+                let line = String::from_utf8_lossy(line);
+                let event = match format {
+                    LogFormat::Default => {
+                        let pid = pid.map_or(String::new(), |pid| format!("[{pid}] "));
+                        fields(&format!("{value} {pid}{line}"), vec![])
+                    }
+                    LogFormat::Text | LogFormat::Json => {
+                        let mut label = vec![(key, FieldValue::Text(value.into()))];
+                        label.extend(pid.map(|pid| ("pid", FieldValue::Int(pid.into()))));
+                        if format == LogFormat::Json {
+                            let stream = source.stream.name().into();
+                            label.push(("stream", FieldValue::Text(stream)));
+                        }
+                        fields(&line, label)
+                    }
+                };
+                render(format, source.level, &event)
             })
             .collect()
     }
@@ -598,21 +573,73 @@ mod tests {
     }
 
     #[test]
-    fn batches_format_exactly_as_lines_did() {
+    fn batches_format_exactly_as_lines_one_by_one() {
         let output = hostile_output();
+        let sources = [
+            source(
+                Level::INFO,
+                &OutputLabel::job("web").with_pid(4242),
+                OutputStream::Stdout,
+            ),
+            source(
+                Level::DEBUG,
+                &OutputLabel::check("my job").with_pid(7),
+                OutputStream::Stderr,
+            ),
+            source(
+                Level::INFO,
+                &OutputLabel::job("no pid"),
+                OutputStream::Stdout,
+            ),
+        ];
         for format in [LogFormat::Default, LogFormat::Text, LogFormat::Json] {
-            for (level, key, value) in [
-                (Level::INFO, "job", "web"),
-                (Level::DEBUG, "check", "check.my job"),
-            ] {
-                let batched = render_output(format, level, key, value, &output);
-                let expected = render_output_line_by_line(format, level, key, value, &output);
+            for source in &sources {
+                let batched = render_output(format, source, &output);
+                let expected = render_output_line_by_line(format, source, &output);
                 assert!(batched.lines().count() > 10, "{format:?}");
                 assert!(
                     batched == expected,
-                    "{format:?} {key}: batched output differs"
+                    "{format:?} {:?}: batched output differs",
+                    source.label
                 );
             }
+        }
+    }
+
+    #[test]
+    fn job_output_lines_name_the_job_and_its_process() {
+        let web = OutputLabel::job("web").with_pid(4242);
+        let check = OutputLabel::check("web").with_pid(7);
+        let cases = [
+            (
+                LogFormat::Default,
+                &web,
+                "2023-11-14T22:13:20.123456789Z web [4242] hello world\n",
+            ),
+            (
+                LogFormat::Default,
+                &check,
+                "2023-11-14T22:13:20.123456789Z check.web [7] hello world\n",
+            ),
+            (
+                LogFormat::Text,
+                &web,
+                "time=\"2023-11-14T22:13:20Z\" level=info msg=\"hello world\" job=web pid=4242\n",
+            ),
+            (
+                LogFormat::Text,
+                &check,
+                "time=\"2023-11-14T22:13:20Z\" level=info msg=\"hello world\" check=check.web pid=7\n",
+            ),
+            (
+                LogFormat::Json,
+                &web,
+                "{\"time\":\"2023-11-14T22:13:20.123456789Z\",\"level\":\"info\",\"msg\":\"hello world\",\"job\":\"web\",\"pid\":4242,\"stream\":\"stdout\"}\n",
+            ),
+        ];
+        for (format, label, expected) in cases {
+            let source = source(Level::INFO, label, OutputStream::Stdout);
+            assert_eq!(render_output(format, &source, b"hello world\n"), expected);
         }
     }
 
@@ -625,18 +652,6 @@ mod tests {
         let mut out = String::new();
         write_json_str(&mut out, &all).unwrap();
         assert_eq!(out, serde_json::to_string(&all).unwrap());
-    }
-
-    #[test]
-    fn default_format_is_time_then_message() {
-        let line = render_output(
-            LogFormat::Default,
-            Level::INFO,
-            "job",
-            "web",
-            b"hello world\n",
-        );
-        assert_eq!(line, "2023-11-14T22:13:20.123456789Z hello world\n");
     }
 
     #[test]
@@ -730,7 +745,7 @@ mod tests {
         assert_eq!(
             parsed,
             serde_json::json!({
-                "time": "2023-11-14T22:13:20Z",
+                "time": "2023-11-14T22:13:20.123456789Z",
                 "level": "error",
                 "msg": "say \"hi\"\n\u{1b}",
                 "check": "check.web",

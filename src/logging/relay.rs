@@ -1,10 +1,15 @@
 //! The job output relay (docs/design.md, "PID 1 duties"): reads a child's stdout or stderr
-//! pipe and logs it line by line, labelled `job=<name>` or
-//! `check=check.<name>`.
+//! pipe and logs it line by line, each line labelled with the job (or
+//! `check.<job>`), the process id and, in `json`, the stream.
 //!
-//! Throughput: all whole lines of one read of the pipe go into one `tracing`
-//! event (the level is checked once per read), which the formatter turns into
-//! one buffer of log lines written with one `write()` (see `format.rs`).
+//! Job output is the application's, not autopilot's diagnostics: it is logged
+//! whatever `logging.level` is (docs/configuration.md, "logging"). Its level
+//! (INFO; DEBUG for 2.x stderr) is only shown, never used to filter.
+//!
+//! Throughput: all whole lines of one read of the pipe are formatted into one
+//! buffer and written with one `write()` (see `format.rs` and
+//! `subscriber.rs`); the format is looked up once per read, and no line is
+//! copied before it is formatted.
 //!
 //! Guarantees: every byte read is logged, in order. A final line without a
 //! newline is logged at end of file; a trailing `\r` is dropped (as
@@ -28,14 +33,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::net::unix::pipe;
 use tracing::Level;
 
+use super::subscriber::{log_output, EmitLine};
 use super::LoggingError;
 
-/// The `tracing` target of relayed output lines; the `default` format prints
-/// them without fields.
-pub(super) const OUTPUT_TARGET: &str = "autopilot::output";
-/// The field of an output event that holds its batch of lines, each followed
-/// by `\n`.
-pub(super) const LINES_FIELD: &str = "lines";
 /// The longest piece of a line logged as one log line.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// How much output an [`OutputTail`] keeps.
@@ -49,11 +49,12 @@ enum LabelField {
     Check,
 }
 
-/// The field attached to every relayed line.
+/// Where relayed lines come from: the job (or check) and its process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputLabel {
     field: LabelField,
     value: String,
+    pid: Option<i32>,
 }
 
 impl OutputLabel {
@@ -62,6 +63,7 @@ impl OutputLabel {
         OutputLabel {
             field: LabelField::Job,
             value: name.to_owned(),
+            pid: None,
         }
     }
 
@@ -70,6 +72,44 @@ impl OutputLabel {
         OutputLabel {
             field: LabelField::Check,
             value: format!("check.{job_name}"),
+            pid: None,
+        }
+    }
+
+    /// The same label for the lines of process `pid`.
+    pub fn with_pid(self, pid: i32) -> OutputLabel {
+        OutputLabel {
+            pid: Some(pid),
+            ..self
+        }
+    }
+
+    /// The field name (`job` or `check`) and its value.
+    pub(super) fn field(&self) -> (&'static str, &str) {
+        let name = match self.field {
+            LabelField::Job => "job",
+            LabelField::Check => "check",
+        };
+        (name, &self.value)
+    }
+
+    pub(super) fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+}
+
+/// Which of a process's pipes a relay reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutputStream {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
         }
     }
 }
@@ -128,18 +168,29 @@ impl OutputTail {
 /// Relays one pipe into the log.
 #[derive(Debug, Clone)]
 pub struct OutputRelay {
-    label: OutputLabel,
-    level: Level,
+    source: OutputSource,
     tail: Option<OutputTail>,
 }
 
+/// What every line of one relay is logged with.
+#[derive(Debug, Clone)]
+pub(super) struct OutputSource {
+    pub(super) label: OutputLabel,
+    pub(super) stream: OutputStream,
+    /// Shown, not filtered on (see the module doc).
+    pub(super) level: Level,
+}
+
 impl OutputRelay {
-    /// A relay logging each line at `level` (INFO for job output; DEBUG for
-    /// 2.x stderr) with `label`.
-    pub fn new(label: OutputLabel, level: Level) -> OutputRelay {
+    /// A relay logging each line of `stream` with `label`, shown at `level`
+    /// (INFO for job output; DEBUG for 2.x stderr).
+    pub fn new(label: OutputLabel, stream: OutputStream, level: Level) -> OutputRelay {
         OutputRelay {
-            label,
-            level,
+            source: OutputSource {
+                label,
+                stream,
+                level,
+            },
             tail: None,
         }
     }
@@ -161,9 +212,7 @@ impl OutputRelay {
             pipe::Receiver::from_owned_fd(pipe.into()).map_err(LoggingError::ReadOutput)?;
         let mut splitter = LineSplitter::default();
         let result = self.pump(&mut receiver, &mut splitter).await;
-        let mut batch = Vec::new();
-        splitter.finish(&mut |line| add_line(&mut batch, line));
-        self.log(&batch);
+        log_output(&self.source, &mut |emit| splitter.finish(emit));
         result.map_err(LoggingError::ReadOutput)
     }
 
@@ -195,49 +244,8 @@ impl OutputRelay {
             if let Some(tail) = &self.tail {
                 tail.push(chunk);
             }
-            let mut batch = Vec::with_capacity(splitter.pending.len() + chunk.len());
-            splitter.feed(chunk, &mut |line| add_line(&mut batch, line));
-            self.log(&batch);
+            log_output(&self.source, &mut |emit| splitter.feed(chunk, emit));
         }
-    }
-
-    fn log(&self, batch: &[u8]) {
-        if !batch.is_empty() {
-            log_lines(self.level, &self.label, batch);
-        }
-    }
-}
-
-pub(super) fn add_line(batch: &mut Vec<u8>, line: &[u8]) {
-    batch.extend_from_slice(line);
-    batch.push(b'\n');
-}
-
-/// Emits one event for a batch of output lines, each followed by `\n`.
-/// `tracing` needs the level and field names at compile time, hence one call
-/// site per level and field. The label comes first: the formatter reads it
-/// before the lines.
-fn log_lines(level: Level, label: &OutputLabel, batch: &[u8]) {
-    let value = label.value.as_str();
-    macro_rules! at_level {
-        ($level:expr) => {
-            match label.field {
-                LabelField::Job => {
-                    tracing::event!(target: OUTPUT_TARGET, $level, job = value, lines = batch)
-                }
-                LabelField::Check => {
-                    tracing::event!(target: OUTPUT_TARGET, $level, check = value, lines = batch)
-                }
-            }
-        };
-    }
-    match level {
-        Level::TRACE => at_level!(Level::TRACE),
-        Level::DEBUG => at_level!(Level::DEBUG),
-        Level::INFO => at_level!(Level::INFO),
-        Level::WARN => at_level!(Level::WARN),
-        // Level::ERROR, the only one left.
-        _ => at_level!(Level::ERROR),
     }
 }
 
@@ -250,7 +258,7 @@ pub(super) struct LineSplitter {
 
 impl LineSplitter {
     /// Emits every line (or full-size piece of a line) `chunk` completes.
-    pub(super) fn feed(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(&[u8])) {
+    pub(super) fn feed(&mut self, mut chunk: &[u8], emit: &mut EmitLine<'_>) {
         while !chunk.is_empty() {
             let room = MAX_LINE_BYTES - self.pending.len();
             // One byte past the room: a newline right after a full piece
@@ -271,14 +279,14 @@ impl LineSplitter {
     }
 
     /// Emits what is left of an unfinished last line, if anything.
-    pub(super) fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
+    pub(super) fn finish(&mut self, emit: &mut EmitLine<'_>) {
         if !self.pending.is_empty() {
             emit(without_carriage_return(&self.pending));
             self.pending.clear();
         }
     }
 
-    fn complete_line(&mut self, end_of_line: &[u8], emit: &mut impl FnMut(&[u8])) {
+    fn complete_line(&mut self, end_of_line: &[u8], emit: &mut EmitLine<'_>) {
         if self.pending.is_empty() {
             emit(without_carriage_return(end_of_line));
         } else {
@@ -289,7 +297,7 @@ impl LineSplitter {
     }
 
     /// `pending` is full and the line goes on: emit a piece of it.
-    fn emit_piece(&mut self, emit: &mut impl FnMut(&[u8])) {
+    fn emit_piece(&mut self, emit: &mut EmitLine<'_>) {
         let cut = utf8_cut(&self.pending);
         emit(&self.pending[..cut]);
         self.pending.drain(..cut);
@@ -414,7 +422,8 @@ mod tests {
 
     #[test]
     fn labels_name_jobs_and_checks() {
-        assert_eq!(OutputLabel::job("web").value, "web");
-        assert_eq!(OutputLabel::check("web").value, "check.web");
+        assert_eq!(OutputLabel::job("web").field(), ("job", "web"));
+        assert_eq!(OutputLabel::check("web").field(), ("check", "check.web"));
+        assert_eq!(OutputLabel::job("web").with_pid(42).pid(), Some(42));
     }
 }

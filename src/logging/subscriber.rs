@@ -1,5 +1,7 @@
 //! The `tracing` subscriber: decides which events are logged (the level
 //! filter) and hands each one to `format.rs`, then to the sink, in one write.
+//! Relayed job output reaches the same format and sink through
+//! [`log_output`], past the level filter (`relay.rs` says why).
 //!
 //! Hand-written rather than tracing-subscriber's registry, reload and fmt
 //! layers: autopilot records no spans and needs one level switch, one format
@@ -9,12 +11,14 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
-use super::format::{format_event, SharedFormat};
+use super::format::{format_event, OutputLayout, SharedFormat};
+use super::relay::OutputSource;
 use super::sink::SharedSink;
 use crate::config::model::LogLevel;
 
@@ -24,6 +28,38 @@ const KEPT_BUFFER_BYTES: usize = 64 * 1024;
 
 thread_local! {
     static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Runs `write` with this thread's formatting buffer, empty, then trims the
+/// buffer back to [`KEPT_BUFFER_BYTES`].
+fn with_buffer(write: impl FnOnce(&mut String)) {
+    BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            write(&mut buffer);
+            if buffer.capacity() > KEPT_BUFFER_BYTES {
+                buffer.clear();
+                buffer.shrink_to(KEPT_BUFFER_BYTES);
+            }
+        }
+        // Logging while another line is formatted on this thread.
+        Err(_) => write(&mut String::new()),
+    });
+}
+
+/// Takes lines of job output, each without its newline.
+pub(super) type EmitLine<'a> = dyn FnMut(&[u8]) + 'a;
+/// Hands a batch of lines to the [`EmitLine`] it is given.
+pub(super) type FeedLines<'a> = dyn FnMut(&mut EmitLine<'_>) + 'a;
+
+/// Logs the lines `feed` emits (it is called once) as job output of
+/// `source`, formatted by the current logger into one buffer and written
+/// with one write. Without a logger, the lines are consumed and dropped.
+pub(super) fn log_output(source: &OutputSource, feed: &mut FeedLines<'_>) {
+    tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<LogSubscriber>() {
+        Some(subscriber) => subscriber.write_output(source, feed),
+        None => feed(&mut |_| {}),
+    });
 }
 
 /// The configured level, shared between the subscriber and the
@@ -64,9 +100,9 @@ fn encode(level: LogLevel) -> u8 {
     }
 }
 
-/// The configured level applies to autopilot's own lines (and job output);
-/// the libraries underneath (HTTP, TLS) speak only at WARN and above, so
-/// `level: "DEBUG"` shows autopilot's events, not every connection.
+/// The configured level applies to autopilot's own lines; the libraries
+/// underneath (HTTP, TLS) speak only at WARN and above, so `level: "DEBUG"`
+/// shows autopilot's events, not every connection.
 fn enables(filter: LevelFilter, target: &str, level: Level) -> bool {
     let crate_name = env!("CARGO_CRATE_NAME");
     let ours = target
@@ -87,16 +123,14 @@ pub(super) struct LogSubscriber {
 }
 
 impl LogSubscriber {
-    fn write(&self, event: &Event<'_>, buffer: &mut String) {
-        buffer.clear();
-        // A value whose `Display` fails leaves a partial line: drop it.
-        if format_event(self.format.get(), event, buffer).is_ok() {
-            self.sink.write_all(buffer.as_bytes());
-        }
-        if buffer.capacity() > KEPT_BUFFER_BYTES {
-            buffer.clear();
-            buffer.shrink_to(KEPT_BUFFER_BYTES);
-        }
+    fn write_output(&self, source: &OutputSource, feed: &mut FeedLines<'_>) {
+        with_buffer(|buffer| {
+            let layout = OutputLayout::new(self.format.get(), SystemTime::now(), source);
+            feed(&mut |line| layout.write_line(buffer, line));
+            if !buffer.is_empty() {
+                self.sink.write_all(buffer.as_bytes());
+            }
+        });
     }
 }
 
@@ -110,10 +144,11 @@ impl Subscriber for LogSubscriber {
     }
 
     fn event(&self, event: &Event<'_>) {
-        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-            Ok(mut buffer) => self.write(event, &mut buffer),
-            // An event logged while another one is formatted on this thread.
-            Err(_) => self.write(event, &mut String::new()),
+        with_buffer(|buffer| {
+            // A value whose `Display` fails leaves a partial line: drop it.
+            if format_event(self.format.get(), event, buffer).is_ok() {
+                self.sink.write_all(buffer.as_bytes());
+            }
         });
     }
 
@@ -140,11 +175,6 @@ mod tests {
         let debug = LevelFilter::DEBUG;
         assert!(enables(debug, "autopilot::jobs", Level::DEBUG));
         assert!(enables(debug, "autopilot", Level::DEBUG));
-        assert!(enables(
-            debug,
-            crate::logging::relay::OUTPUT_TARGET,
-            Level::DEBUG
-        ));
         assert!(!enables(debug, "autopilotx", Level::DEBUG));
         assert!(!enables(debug, "hyper_util::client", Level::DEBUG));
         assert!(enables(debug, "hyper", Level::WARN));

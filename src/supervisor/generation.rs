@@ -1,12 +1,14 @@
 //! A run generation: everything one configuration started, apart from its
 //! jobs' tasks — the discovery backend, the advertised services, the watches
-//! (of services and **\[beyond\]** of KV keys),
-//! the telemetry server and its metrics, and the configuration itself.
+//! (of services and **\[beyond\]** of KV keys), **\[beyond\]** the leader locks,
+//! the telemetry server and its metrics, the control socket, and the
+//! configuration itself.
 //!
 //! A reload [`prepare`](Generation::prepare)s the next generation beside the
 //! running one, reusing every piece whose configuration did not change and
-//! binding what is new (a telemetry port in use, an unreadable TLS file fail
-//! here, while the old generation runs untouched). Only a prepared generation
+//! binding what is new (a telemetry port in use, a control socket that cannot
+//! be created, an unreadable TLS file fail here, while the old generation
+//! runs untouched). Only a prepared generation
 //! is [`commit`](Prepared::commit)ted: the pieces that changed are started,
 //! the old ones they replace cancelled. Every task a generation starts runs
 //! in the run's one [`Tasks`] (one cancellation tree, one tracker), so a
@@ -16,20 +18,22 @@
 //! diff belongs to the supervisor, a job's life to [`crate::jobs`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::model::{Config, KvWatchConfig, TelemetryConfig, WatchConfig};
+use crate::config::model::{Config, ControlConfig, KvWatchConfig, TelemetryConfig, WatchConfig};
+use crate::control::{self, SocketFile};
 use crate::discovery::interfaces::find_ip;
 use crate::discovery::{self, Discovery, ServiceRegistration};
 use crate::environment::{job_variable, Environment};
 use crate::events::Bus;
 use crate::jobs::Advertisement;
 use crate::kv_watches;
+use crate::locks::{self, Locks};
 use crate::tasks::Tasks;
 use crate::telemetry::{self, Metrics};
 use crate::watches::{self, LatestInstances};
@@ -46,6 +50,8 @@ pub(crate) struct Ground {
     pub watched: LatestInstances,
     /// The current telemetry registry, for everyone who records into it.
     pub metrics: watch::Sender<Option<Metrics>>,
+    /// What the control socket serves, wherever it is.
+    pub control_api: control::Api,
     /// ContainerPilot's `/status` document, served beside `/metrics`.
     pub status: telemetry::StatusQuery,
 }
@@ -59,9 +65,37 @@ pub(crate) struct Generation {
     /// Each advertised job's catalog registration, by job name.
     pub services: HashMap<String, ServiceRegistration>,
     telemetry: Option<Telemetry>,
+    control: Option<ControlSocket>,
     watches: BTreeMap<String, Watch<WatchConfig>>,
     /// **\[beyond\]** The KV watches, by name.
     kv_watches: BTreeMap<String, Watch<KvWatchConfig>>,
+    /// **\[beyond\]** The leader locks, until shutdown takes them to release them.
+    pub locks: Option<Locks>,
+}
+
+/// What a running generation hands to the next one at commit: the pieces
+/// the next one keeps, moves or retires.
+#[derive(Default)]
+struct HandOver {
+    control: Option<ControlSocket>,
+    telemetry: Option<Telemetry>,
+    watches: BTreeMap<String, Watch<WatchConfig>>,
+    kv_watches: BTreeMap<String, Watch<KvWatchConfig>>,
+    discovery: Option<Arc<Discovery>>,
+    locks: Option<Locks>,
+}
+
+impl Generation {
+    fn hand_over(&mut self) -> HandOver {
+        HandOver {
+            control: self.control.take(),
+            telemetry: self.telemetry.take(),
+            watches: std::mem::take(&mut self.watches),
+            kv_watches: std::mem::take(&mut self.kv_watches),
+            discovery: self.discovery.clone(),
+            locks: self.locks.take(),
+        }
+    }
 }
 
 /// The `/metrics` server of one telemetry configuration.
@@ -69,6 +103,26 @@ struct Telemetry {
     config: TelemetryConfig,
     metrics: Metrics,
     stop: CancellationToken,
+}
+
+/// The control socket of one `control` configuration. Dropping it closes
+/// the socket and removes its file; the connections it accepted run on.
+struct ControlSocket {
+    config: ControlConfig,
+    stop: CancellationToken,
+    _file: SocketFile,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// What a commit replaced and must outlive the reload's answer: the old
+/// control socket, which may be carrying it. Dropped once it is sent.
+pub(crate) struct Retired {
+    _control: Option<ControlSocket>,
 }
 
 /// One watch's task: a service watch, or a KV watch **\[beyond\]**.
@@ -82,7 +136,26 @@ pub(crate) struct Prepared {
     config: Config,
     discovery: Option<Arc<Discovery>>,
     services: HashMap<String, ServiceRegistration>,
+    /// `CONTAINERPILOT_<JOB>_IP` of every job with a `port`, set only at
+    /// commit: a reload that fails must leave the jobs' environment as it was.
+    addresses: Vec<(String, IpAddr)>,
     telemetry: TelemetryPlan,
+    control: ControlPlan,
+    hostname: String,
+}
+
+/// What becomes of the control socket.
+enum ControlPlan {
+    /// None configured, or the default path is unavailable (warned about).
+    None,
+    /// The configuration did not change: the running socket stays.
+    Keep,
+    /// A new socket, already bound.
+    Start {
+        config: ControlConfig,
+        listener: tokio::net::UnixListener,
+        file: SocketFile,
+    },
 }
 
 /// What becomes of the telemetry server.
@@ -106,10 +179,10 @@ impl Generation {
     /// [`Prepared::commit`].
     pub(super) fn prepare(
         config: Config,
-        env: &Environment,
         previous: Option<&Generation>,
     ) -> Result<Prepared, StartError> {
-        let services = advertised_services(&config, env)?;
+        let hostname = discovery::hostname()?;
+        let (services, addresses) = advertised_services(&config, &hostname)?;
         let discovery = match previous {
             Some(previous) if same_catalog(&previous.config, &config) => previous.discovery.clone(),
             _ => Discovery::from_config(&config)?.map(Arc::new),
@@ -129,11 +202,27 @@ impl Generation {
                 bind_telemetry(wanted, metrics)?
             }
         };
+        let running = previous.and_then(|previous| previous.control.as_ref());
+        let control = match (&config.control, running) {
+            (None, _) => ControlPlan::None,
+            (Some(wanted), Some(running)) if *wanted == running.config => ControlPlan::Keep,
+            (Some(wanted), _) => match control::bind(wanted)? {
+                Some((listener, file)) => ControlPlan::Start {
+                    config: wanted.clone(),
+                    listener,
+                    file,
+                },
+                None => ControlPlan::None,
+            },
+        };
         Ok(Prepared {
             config,
             discovery,
             services,
+            addresses,
             telemetry,
+            control,
+            hostname,
         })
     }
 
@@ -148,32 +237,45 @@ impl Generation {
 
 impl Prepared {
     /// Starts what changed and retires what `previous` ran that is gone or
-    /// replaced; returns the new running generation.
-    pub(super) fn commit(self, previous: Option<&mut Generation>, ground: &Ground) -> Generation {
-        let (mut old_telemetry, old_watches, old_kv_watches, old_discovery) = match previous {
-            Some(previous) => (
-                previous.telemetry.take(),
-                std::mem::take(&mut previous.watches),
-                std::mem::take(&mut previous.kv_watches),
-                previous.discovery.clone(),
-            ),
-            None => (None, BTreeMap::new(), BTreeMap::new(), None),
+    /// replaced; returns the new running generation, and what must go only
+    /// once the reload is answered.
+    pub(super) fn commit(
+        self,
+        previous: Option<&mut Generation>,
+        ground: &Ground,
+    ) -> (Generation, Retired) {
+        for (variable, address) in &self.addresses {
+            ground.env.set(variable, Some(&address.to_string()));
+        }
+        let mut old = previous.map(Generation::hand_over).unwrap_or_default();
+        let control = match self.control {
+            ControlPlan::None => None,
+            ControlPlan::Keep => old.control.take(),
+            ControlPlan::Start {
+                config,
+                listener,
+                file,
+            } => Some(ControlSocket {
+                stop: control::serve(listener, ground.control_api.clone(), &ground.tasks),
+                config,
+                _file: file,
+            }),
         };
         let telemetry = match self.telemetry {
             TelemetryPlan::None => None,
-            TelemetryPlan::Keep => old_telemetry.take(),
+            TelemetryPlan::Keep => old.telemetry.take(),
             TelemetryPlan::Start {
                 config,
                 metrics,
                 listener,
                 address,
             } => {
-                let server = telemetry::serve(listener, metrics.clone(), ground.status.clone());
-                // The server is its own task: stop it when its token is cancelled.
-                let stop = ground.tasks.spawn(async move {
-                    let _server = AbortOnDrop(server);
-                    std::future::pending::<()>().await
-                });
+                let stop = telemetry::serve(
+                    listener,
+                    metrics.clone(),
+                    ground.status.clone(),
+                    &ground.tasks,
+                );
                 tracing::info!("telemetry: serving /metrics and /status on {address}");
                 Some(Telemetry {
                     config,
@@ -182,20 +284,20 @@ impl Prepared {
                 })
             }
         };
-        if let Some(old) = old_telemetry {
-            old.stop.cancel();
+        if let Some(replaced) = old.telemetry {
+            replaced.stop.cancel();
         }
         ground
             .metrics
             .send_replace(telemetry.as_ref().map(|t| t.metrics.clone()));
-        let same_discovery = match (&old_discovery, &self.discovery) {
+        let same_discovery = match (&old.discovery, &self.discovery) {
             (Some(old), Some(new)) => Arc::ptr_eq(old, new),
             _ => false,
         };
         let watches = rewatch(
             &self.config.watches,
             |watch| &watch.name,
-            old_watches,
+            old.watches,
             same_discovery,
             |config| start_watch(config, self.discovery.as_ref(), ground),
         );
@@ -205,9 +307,21 @@ impl Prepared {
         let kv_watches = rewatch(
             &self.config.kv_watches,
             |watch| &watch.name,
-            old_kv_watches,
+            old.kv_watches,
             same_discovery,
             |config| start_kv_watch(config, self.discovery.as_ref(), ground),
+        );
+        let locks = Locks::follow(
+            old.locks,
+            &self.config.locks,
+            self.discovery.as_ref(),
+            |job| self.services.get(job),
+            &self.hostname,
+            &locks::Ground {
+                tasks: &ground.tasks,
+                bus: &ground.bus,
+                metrics: &ground.metrics,
+            },
         );
         if self.discovery.is_none()
             && !(self.config.watches.is_empty() && self.config.kv_watches.is_empty())
@@ -216,15 +330,21 @@ impl Prepared {
                 "watches are configured but no catalog (consul or etcd): they will never fire"
             );
         }
-        Generation {
+        let generation = Generation {
             config: self.config,
             started_at: SystemTime::now(),
             discovery: self.discovery,
             services: self.services,
             telemetry,
+            control,
             watches,
             kv_watches,
-        }
+            locks,
+        };
+        let retired = Retired {
+            _control: old.control,
+        };
+        (generation, retired)
     }
 }
 
@@ -294,6 +414,7 @@ fn start_kv_watch(
             config.clone(),
             discovery.clone(),
             ground.bus.clone(),
+            ground.env.clone(),
         )),
         None => CancellationToken::new(),
     };
@@ -308,28 +429,26 @@ fn same_catalog(old: &Config, new: &Config) -> bool {
     old.consul == new.consul && old.etcd == new.etcd
 }
 
+/// What every job that has a `port` advertises.
+type Advertised = (HashMap<String, ServiceRegistration>, Vec<(String, IpAddr)>);
+
 /// The catalog registration of every job that has a `port`, with its IP
-/// chosen from its `interfaces`; also publishes `CONTAINERPILOT_<JOB>_IP`.
-fn advertised_services(
-    config: &Config,
-    env: &Environment,
-) -> Result<HashMap<String, ServiceRegistration>, StartError> {
-    let hostname = discovery::hostname()?;
+/// chosen from its `interfaces`, and that IP as `CONTAINERPILOT_<JOB>_IP`
+/// for [`Prepared::commit`] to publish.
+fn advertised_services(config: &Config, hostname: &str) -> Result<Advertised, StartError> {
     let mut services = HashMap::new();
+    let mut addresses = Vec::new();
     for job in config.jobs.iter().filter(|job| job.port.is_some()) {
         let address = find_ip(&job.interfaces).map_err(|source| StartError::Interfaces {
             job: job.name.clone(),
             source,
         })?;
-        env.set(
-            &job_variable(job.public_name(), "IP"),
-            Some(&address.to_string()),
-        );
-        if let Some(service) = ServiceRegistration::for_job(job, address, &hostname) {
+        addresses.push((job_variable(job.public_name(), "IP"), address));
+        if let Some(service) = ServiceRegistration::for_job(job, address, hostname) {
             services.insert(job.name.clone(), service);
         }
     }
-    Ok(services)
+    Ok((services, addresses))
 }
 
 /// Binds the telemetry address for `metrics`. The socket
@@ -360,11 +479,72 @@ fn bind_telemetry(config: &TelemetryConfig, metrics: Metrics) -> Result<Telemetr
     })
 }
 
-/// Aborts a task spawned elsewhere when its holder is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load_str, Origin};
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+    fn config(text: &str) -> Config {
+        load_str(text, &Origin::Inline, None, &Default::default())
+            .expect("a valid configuration")
+            .config
+    }
+
+    fn ground() -> Ground {
+        let metrics = watch::Sender::new(None);
+        Ground {
+            tasks: Tasks::default(),
+            bus: Bus::default(),
+            env: Environment::from_process(),
+            watched: watch::Sender::new(BTreeMap::new()),
+            metrics: metrics.clone(),
+            status: Arc::new(|| Box::pin(async { None })),
+            control_api: control::Api {
+                env: Environment::from_process(),
+                requests: tokio::sync::mpsc::unbounded_channel().0,
+                metrics: metrics.subscribe(),
+            },
+        }
+    }
+
+    fn ip_of(ground: &Ground, job: &str) -> Option<std::ffi::OsString> {
+        let variable = job_variable(job, "IP");
+        ground
+            .env
+            .snapshot()
+            .remove(std::ffi::OsStr::new(&variable))
+    }
+
+    #[tokio::test]
+    async fn a_failed_reload_leaves_the_jobs_environment_as_it_was() {
+        let ground = ground();
+        let mut running = Generation::prepare(
+            config(r#"{ jobs: [{ name: "main", exec: "true" }] }"#),
+            None,
+        )
+        .expect("the first generation builds")
+        .commit(None, &ground)
+        .0;
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let reloaded = config(&format!(
+            r#"{{ telemetry: {{ port: {port}, interfaces: ["lo"] }},
+                 jobs: [{{ name: "web", exec: "true", port: 80, interfaces: ["lo"],
+                          health: {{ exec: "true", interval: 1, ttl: 5 }} }}] }}"#
+        ));
+        let failed = Generation::prepare(reloaded.clone(), Some(&running));
+        assert!(matches!(failed, Err(StartError::TelemetryListen { .. })));
+        assert_eq!(ip_of(&ground, "web"), None, "a failed reload sets nothing");
+        drop(taken);
+        let prepared = Generation::prepare(reloaded, Some(&running)).expect("the port is free now");
+        assert_eq!(ip_of(&ground, "web"), None, "preparing sets nothing");
+        running = prepared.commit(Some(&mut running), &ground).0;
+        assert_eq!(
+            ip_of(&ground, "web"),
+            Some("127.0.0.1".into()),
+            "commit publishes it"
+        );
+        drop(running);
+        ground.tasks.shut_down().await;
     }
 }

@@ -26,21 +26,21 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::model::{Config, Format, JobConfig, JobRole, When, GLOBAL_SOURCE};
 use crate::config::Env;
-use crate::control::{self, Request, SignalOutcome, SocketFile};
+use crate::control::{self, Request, SignalOutcome};
 use crate::discovery::interfaces::InterfaceError;
 use crate::discovery::DiscoveryError;
 use crate::environment::{self, Environment};
 use crate::events::{Event, EventCode};
-use crate::jobs::{self, JobSpec, ProcessSpawner, Report, Shared, ShutdownState, Start};
-use crate::locks::Locks;
+use crate::jobs::{self, JobSpec, ProcessSpawner, Report, Shared, Start};
 use crate::logging::LogHandle;
 use crate::process;
 use crate::reaper::Reaper;
+use crate::shutdown::Shutdown;
 use crate::signals;
 use crate::tasks::Tasks;
 use crate::telemetry::{self, MetricError};
 
-use generation::{Generation, Ground};
+use generation::{Generation, Ground, Retired};
 use status::StatusBoard;
 
 /// SIGTERMs and SIGINTs less than this apart are one burst, and one request
@@ -173,24 +173,25 @@ struct Supervisor {
     reports: mpsc::UnboundedReceiver<Report>,
     events: mpsc::UnboundedReceiver<Event>,
     requests: mpsc::UnboundedReceiver<Request>,
-    shutdown: watch::Sender<ShutdownState>,
-    /// Held for its `Drop`: the socket file is removed at exit.
-    _socket: Option<SocketFile>,
+    /// The run's stop: the supervisor alone moves it.
+    shutdown: Shutdown,
     live: HashMap<String, LiveJob>,
     status: StatusBoard,
     /// Every event published so far, as `when` matches it: a job a reload
     /// starts acts at once on a `when` that already happened.
     seen: HashSet<(EventCode, Arc<str>)>,
     app_pgid: Option<Pid>,
+    /// The running process group of the `primary: true` job: signals with
+    /// no meaning of their own go there when there is no APP.
+    primary_pgid: Option<Pid>,
+    /// The signals already reported as dropped (reported once each).
+    dropped: HashSet<i32>,
     codes: ExitCodes,
     maintenance: bool,
     shutting_down: bool,
     /// When the last SIGTERM or SIGINT arrived (see [`SHUTDOWN_SIGNAL_BURST`]).
     last_shutdown_signal: Option<Instant>,
     stop_requests: StopRequests,
-    /// The leader locks, until shutdown releases them. Started once with the
-    /// first generation: a reload keeps them as they were started.
-    locks: Option<Locks>,
 }
 
 impl Supervisor {
@@ -203,22 +204,29 @@ impl Supervisor {
         stop_requests: StopRequests,
     ) -> Result<Supervisor, StartError> {
         let env = Environment::from_process();
-        let prepared = Generation::prepare(config, &env, None)?;
         let (request_sender, requests) = mpsc::unbounded_channel();
         let reaper = Reaper::install()?;
         let signals = signals::listen(reaper.clone())?;
+        // Bound (the control socket among them) once signals are handled.
+        let prepared = Generation::prepare(config, None)?;
         let (report_sender, reports) = mpsc::unbounded_channel();
-        let (shutdown, shutdown_receiver) = watch::channel(ShutdownState::default());
         let (maintenance_switch, maintenance) = watch::channel(false);
+        let metrics = watch::Sender::new(None);
         let ground = Ground {
             tasks: Tasks::default(),
             bus: Default::default(),
+            control_api: control::Api {
+                env: env.clone(),
+                requests: request_sender.clone(),
+                metrics: metrics.subscribe(),
+            },
             env,
             watched: watch::Sender::new(BTreeMap::new()),
-            metrics: watch::Sender::new(None),
-            status: status_query(request_sender.clone()),
+            metrics,
+            status: status_query(request_sender),
         };
-        let generation = prepared.commit(None, &ground);
+        let (generation, _) = prepared.commit(None, &ground);
+        let shutdown = Shutdown::new(ground.bus.clone());
         let shared = Shared {
             spawner: Arc::new(ProcessSpawner {
                 reaper: reaper.clone(),
@@ -231,24 +239,11 @@ impl Supervisor {
             bus: ground.bus.clone(),
             env: ground.env.clone(),
             reports: report_sender,
-            shutdown: shutdown_receiver,
+            stop: shutdown.follower(),
             format: generation.config.format,
             maintenance,
             in_catalog: Default::default(),
         };
-        let bound = match &generation.config.control {
-            Some(control) => control::bind(control)?,
-            None => None,
-        };
-        let socket = bound.map(|(listener, file)| {
-            let api = control::Api {
-                env: shared.env.clone(),
-                requests: request_sender,
-                metrics: ground.metrics.subscribe(),
-            };
-            control::serve(listener, api);
-            file
-        });
         let mut supervisor = Supervisor {
             events: shared.bus.subscribe(),
             generation,
@@ -261,22 +256,21 @@ impl Supervisor {
             reports,
             requests,
             shutdown,
-            _socket: socket,
             live: HashMap::new(),
             status: StatusBoard::default(),
             seen: HashSet::new(),
             app_pgid: None,
+            primary_pgid: None,
+            dropped: HashSet::new(),
             codes: ExitCodes::default(),
             maintenance: false,
             shutting_down: false,
             last_shutdown_signal: None,
             stop_requests,
-            locks: None,
         };
         for job in supervisor.generation.config.jobs.clone() {
             supervisor.start_job(supervisor.job_spec(job), Start::Waiting);
         }
-        supervisor.locks = supervisor.start_locks()?;
         Ok(supervisor)
     }
 
@@ -303,6 +297,9 @@ impl Supervisor {
             metrics.event(event.code.as_str(), &event.source);
         }
         self.seen.insert((event.code, event.source.clone()));
+        if event.is(EventCode::Shutdown, GLOBAL_SOURCE) {
+            self.check_all_regular_jobs_done();
+        }
     }
 
     fn start_job(&mut self, spec: JobSpec, start: Start) {
@@ -347,26 +344,6 @@ impl Supervisor {
             true => Start::AlreadyTriggered,
             false => Start::Waiting,
         }
-    }
-
-    /// Starts the leader locks of the first generation (the configuration
-    /// guarantees a catalog when there are any). They run until shutdown
-    /// releases them: a reload keeps them as they were started.
-    fn start_locks(&self) -> Result<Option<Locks>, StartError> {
-        let generation = &self.generation;
-        let (Some(discovery), false) = (&generation.discovery, generation.config.locks.is_empty())
-        else {
-            return Ok(None);
-        };
-        let hostname = crate::discovery::hostname()?;
-        let service_of = |job: &str| generation.services.get(job);
-        Ok(Some(Locks::start(
-            &generation.config.locks,
-            discovery,
-            &self.shared.bus,
-            service_of,
-            &hostname,
-        )))
     }
 
     // ---- signals ------------------------------------------------------
@@ -416,15 +393,13 @@ impl Supervisor {
             tracing::debug!("{signal} again within {SHUTDOWN_SIGNAL_BURST:?}: the same request");
         } else if !self.shutting_down {
             tracing::info!("{signal} received: shutting down");
-            self.shutdown
-                .send_modify(|state| state.app_signal = passed_as);
-            self.begin_shutdown();
+            self.begin_shutdown(passed_as);
         } else if let Some(passed_as) = passed_as {
             tracing::info!("{signal} again: passing it on to the APP as {passed_as}");
             self.forward(passed_as as i32);
         } else {
             tracing::info!("{signal} again: skipping the remaining waits");
-            self.shutdown.send_modify(|state| state.hurry = true);
+            self.shutdown.hurry();
         }
     }
 
@@ -442,17 +417,49 @@ impl Supervisor {
         })
     }
 
-    /// Passes a signal with no meaning of its own to the APP's process group.
-    fn forward(&self, signal: i32) {
-        match self.app_pgid {
+    /// Passes a signal with no meaning of its own to the APP's process
+    /// group or, with no APP on the command line, to the `primary: true`
+    /// job's (docs/signals-and-exit-codes.md, "Without an APP").
+    fn forward(&mut self, signal: i32) {
+        let has_app = self
+            .generation
+            .config
+            .jobs
+            .iter()
+            .any(|job| job.role == JobRole::App);
+        let (target, why) = match has_app {
+            true => (self.app_pgid, "the APP is not running"),
+            false => match self.generation.config.jobs.iter().find(|job| job.primary) {
+                Some(_) => (self.primary_pgid, "the primary job is not running"),
+                None => (
+                    None,
+                    "there is no APP on the command line and no job is primary: true to forward it to",
+                ),
+            },
+        };
+        match target {
             Some(pgid) => process::signal_group_by_number(pgid, signal),
-            None => tracing::debug!("signal {signal} ignored: no APP to forward it to"),
+            None if self.dropped.insert(signal) => {
+                tracing::info!("{} dropped: {why}", signal_name(signal));
+            }
+            None => {}
         }
     }
 
     // ---- job reports --------------------------------------------------
 
     fn on_report(&mut self, report: Report) {
+        if let Report::Finished { job } = &report {
+            if self
+                .live
+                .get(job)
+                .is_some_and(|live| !live.handle.has_ended())
+            {
+                // The end of a task a reload could no longer replace: the
+                // job already runs again in a new one.
+                return;
+            }
+        }
         self.status.on_report(&report);
         match report {
             Report::Started {
@@ -460,6 +467,9 @@ impl Supervisor {
                 pid,
                 ..
             } => self.app_pgid = Some(pid),
+            Report::Started { job, pid, .. } if self.is_primary(&job) => {
+                self.primary_pgid = Some(pid)
+            }
             Report::Started { .. } | Report::Up { .. } | Report::Replaced { .. } => {}
             Report::Exited {
                 role,
@@ -467,12 +477,25 @@ impl Supervisor {
                 status,
                 last,
                 ..
-            } => self.on_exit(role, primary, status.code(), last),
+            } => {
+                if primary {
+                    self.primary_pgid = None;
+                }
+                self.on_exit(role, primary, status.code(), last)
+            }
             Report::Finished { job } => {
                 self.live.remove(&job);
                 self.check_all_regular_jobs_done();
             }
         }
+    }
+
+    fn is_primary(&self, job: &str) -> bool {
+        self.generation
+            .config
+            .jobs
+            .iter()
+            .any(|config| config.primary && config.name == job)
     }
 
     fn on_exit(&mut self, role: JobRole, primary: bool, code: i32, last: bool) {
@@ -483,39 +506,43 @@ impl Supervisor {
                     // Whatever the APP left behind in its process group goes with it.
                     process::signal_group(pgid, Signal::SIGKILL);
                 }
-                self.begin_shutdown();
+                self.begin_shutdown(None);
             }
             JobRole::PreStart if code != 0 && last => {
                 tracing::error!("preStart failed with exit code {code}: shutting down");
                 self.codes.failed_pre_start = Some(code);
-                self.begin_shutdown();
+                self.begin_shutdown(None);
             }
             JobRole::PostStop if code != 0 => self.codes.failed_post_stop = Some(code),
             _ => {}
         }
         if primary && last {
             self.codes.primary = Some(code);
-            self.begin_shutdown();
+            self.begin_shutdown(None);
         }
     }
 
-    fn begin_shutdown(&mut self) {
-        if !self.shutting_down {
-            self.shutting_down = true;
-            let shutdown = Event::new(EventCode::Shutdown, GLOBAL_SOURCE);
-            match self.locks.take() {
-                // Locks are released before any job stops (and deregisters its service).
-                Some(locks) => {
-                    let bus = self.shared.bus.clone();
-                    tokio::spawn(async move {
-                        locks.release_all().await;
-                        bus.publish(shutdown);
-                    });
-                }
-                None => self.shared.bus.publish(shutdown),
-            }
-            self.check_all_regular_jobs_done();
+    /// The one way a stop starts (docs/design.md, "How a stop travels"):
+    /// the leader locks are released, then the run's [`Shutdown`] begins
+    /// (jobs stop, the APP with `app_signal` when given, and `shutdown` is
+    /// published for the hooks that wait for it).
+    fn begin_shutdown(&mut self, app_signal: Option<Signal>) {
+        if self.shutting_down {
+            return;
         }
+        self.shutting_down = true;
+        match self.generation.locks.take() {
+            // Locks are released before any job stops (and deregisters its service).
+            Some(locks) => {
+                let shutdown = self.shutdown.clone();
+                self.ground.tasks.track(async move {
+                    locks.release_all().await;
+                    shutdown.begin(app_signal);
+                });
+            }
+            None => self.shutdown.begin(app_signal),
+        }
+        self.check_all_regular_jobs_done();
     }
 
     /// When every job that is not a shutdown hook is done, autopilot shuts
@@ -525,14 +552,12 @@ impl Supervisor {
             return;
         }
         if !self.shutting_down {
-            self.begin_shutdown();
-        } else {
-            self.shutdown.send_if_modified(|state| {
-                let changed = !state.drained;
-                state.drained = true;
-                changed
-            });
+            // It comes back here.
+            return self.begin_shutdown(None);
         }
+        // Nothing while the locks hold the stop back: asked again on
+        // `shutdown` (see on_event).
+        self.shutdown.drain();
     }
 
     // ---- control plane ------------------------------------------------
@@ -540,7 +565,13 @@ impl Supervisor {
     fn on_request(&mut self, request: Request) {
         match request {
             Request::Reload(reply) => {
-                let _ = reply.send(self.reload());
+                let (answer, retired) = match self.reload() {
+                    Ok(retired) => (Ok(()), Some(retired)),
+                    Err(error) => (Err(error), None),
+                };
+                let _ = reply.send(answer);
+                // The old control socket closes only once the answer is on its way.
+                drop(retired);
             }
             Request::Maintenance(enable, reply) => {
                 let _ = reply.send(self.set_maintenance(enable));
@@ -557,7 +588,7 @@ impl Supervisor {
                 status["generation"] = serde_json::json!({
                     "startedAt": humantime::format_rfc3339_seconds(self.generation.started_at).to_string(),
                 });
-                if let Some(locks) = &self.locks {
+                if let Some(locks) = &self.generation.locks {
                     status["locks"] = locks.status();
                 }
                 let _ = reply.send(status);
@@ -576,7 +607,7 @@ impl Supervisor {
                 // The job answers from its own task, which may be busy
                 // stopping: wait for it off the supervisor's loop.
                 let handle = live.handle.clone();
-                tokio::spawn(async move {
+                self.ground.tasks.spawn(async move {
                     let outcome = match handle.signal(signal).await {
                         true => SignalOutcome::Signalled,
                         false => SignalOutcome::NotRunning,
@@ -611,8 +642,9 @@ impl Supervisor {
     /// `-putenv` left it), prepares the new run generation beside the
     /// running one and swaps only once it is built; then restarts only the
     /// jobs whose configuration changed. The APP keeps running. On error
-    /// nothing changes.
-    fn reload(&mut self) -> Result<(), String> {
+    /// nothing changes. What it replaced and the answer may still need (the
+    /// old control socket) is returned, to be dropped once that is sent.
+    fn reload(&mut self) -> Result<Retired, String> {
         if self.shutting_down {
             return Err("autopilot is shutting down".to_string());
         }
@@ -630,18 +662,9 @@ impl Supervisor {
             .cloned();
         new.jobs.retain(|job| job.role != JobRole::App);
         new.jobs.extend(app);
-        // The locks run as the first configuration started them
-        // (docs/configuration.md, "Leader locks"): the running generation
-        // keeps describing them.
-        if new.locks != self.generation.config.locks {
-            tracing::warn!(
-                "locks changed: a reload keeps the locks as they were started; restart autopilot to apply"
-            );
-            new.locks = self.generation.config.locks.clone();
-        }
         let logging = new.logging.clone();
-        let prepared = Generation::prepare(new, &self.shared.env, Some(&self.generation))
-            .map_err(|error| error.to_string())?;
+        let prepared =
+            Generation::prepare(new, Some(&self.generation)).map_err(|error| error.to_string())?;
         self.log
             .reconfigure(&logging)
             .map_err(|error| error.to_string())?;
@@ -652,10 +675,11 @@ impl Supervisor {
             .iter()
             .map(|job| (job.name.clone(), job.clone()))
             .collect();
-        self.generation = prepared.commit(Some(&mut self.generation), &self.ground);
+        let (generation, retired) = prepared.commit(Some(&mut self.generation), &self.ground);
+        self.generation = generation;
         tracing::info!("configuration reloaded");
         self.apply_job_changes(old_jobs);
-        Ok(())
+        Ok(retired)
     }
 
     /// Stops the jobs a reload removed, restarts the changed ones, starts
@@ -673,7 +697,7 @@ impl Supervisor {
             match (old, self.live.get(&name)) {
                 (Some(old), Some(live)) if old == spec.config => live.handle.refresh(spec),
                 (Some(old), None) if old == spec.config => {}
-                (Some(_), Some(live)) => live.handle.replace(spec, start),
+                (Some(_), Some(live)) if live.handle.replace(spec.clone(), start) => {}
                 (old, _) => {
                     match old {
                         Some(_) => tracing::info!(job = %name, "configuration changed: starting"),
@@ -681,6 +705,18 @@ impl Supervisor {
                     }
                     self.start_job(spec, start);
                 }
+            }
+        }
+        for (name, live) in &mut self.live {
+            // A replaced job may have become, or ceased to be, a stop hook.
+            if let Some(job) = self
+                .generation
+                .config
+                .jobs
+                .iter()
+                .find(|job| job.name == *name)
+            {
+                live.hook = jobs::is_shutdown_hook(job);
             }
         }
         for name in old_jobs.keys() {
@@ -706,4 +742,12 @@ fn status_query(requests: mpsc::UnboundedSender<Request>) -> telemetry::StatusQu
             status.map(|status| status::containerpilot_document(&status))
         })
     })
+}
+
+/// A signal's name for the log: `SIGUSR2`, or `signal 40` for a real-time one.
+fn signal_name(number: i32) -> String {
+    Signal::try_from(number).map_or_else(
+        |_| format!("signal {number}"),
+        |signal| signal.as_str().to_string(),
+    )
 }

@@ -2,8 +2,9 @@
 //!
 //! [`Metrics`] holds the user's metrics (`telemetry.metrics[]`, and 2.x
 //! `telemetry.sensors[]`) next to autopilot's own: `containerpilot_events`,
-//! `containerpilot_watch_instances`, `containerpilot_control_http_requests`
-//! and the process metrics Prometheus' process collector names
+//! `containerpilot_watch_instances`, `containerpilot_control_http_requests`,
+//! **\[beyond\]** the leader locks' `containerpilot_lock_*`, and the process
+//! metrics Prometheus' process collector names
 //! (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ...).
 //! [`serve`] answers `GET /metrics` (and ContainerPilot's `GET /status`,
 //! from a document the supervisor builds) on a TCP listener the caller bound.
@@ -90,6 +91,9 @@ struct Inner {
     events: Labeled,
     watch_instances: Labeled,
     control_requests: Labeled,
+    lock_acquisitions: Labeled,
+    lock_losses: Labeled,
+    lock_held: Labeled,
 }
 
 impl Metrics {
@@ -120,10 +124,34 @@ impl Metrics {
             &["code", "path"],
         )
         .expect(VALID_INTERNAL_METRIC);
-        let internal: [Box<dyn Collector>; 4] = [
+        let lock_acquisitions = Labeled::new(
+            "containerpilot_lock_acquisitions",
+            "count of leader locks this instance acquired, partitioned by lock",
+            Kind::Counter,
+            &["lock"],
+        )
+        .expect(VALID_INTERNAL_METRIC);
+        let lock_losses = Labeled::new(
+            "containerpilot_lock_losses",
+            "count of leader locks this instance lost, partitioned by lock",
+            Kind::Counter,
+            &["lock"],
+        )
+        .expect(VALID_INTERNAL_METRIC);
+        let lock_held = Labeled::new(
+            "containerpilot_lock_held",
+            "1 while this instance holds the leader lock, else 0, partitioned by lock",
+            Kind::Gauge,
+            &["lock"],
+        )
+        .expect(VALID_INTERNAL_METRIC);
+        let internal: [Box<dyn Collector>; 7] = [
             Box::new(events.clone()),
             Box::new(watch_instances.clone()),
             Box::new(control_requests.clone()),
+            Box::new(lock_acquisitions.clone()),
+            Box::new(lock_losses.clone()),
+            Box::new(lock_held.clone()),
             Box::new(ProcessCollector::new()),
         ];
         for collector in internal {
@@ -153,6 +181,9 @@ impl Metrics {
                 events,
                 watch_instances,
                 control_requests,
+                lock_acquisitions,
+                lock_losses,
+                lock_held,
             }),
         })
     }
@@ -200,6 +231,31 @@ impl Metrics {
         self.inner
             .control_requests
             .add(&[code.to_string().as_str(), path], 1.0);
+    }
+
+    /// **\[beyond\]** This instance acquired `lock`
+    /// (`containerpilot_lock_acquisitions{lock}`, and held).
+    pub fn lock_acquired(&self, lock: &str) {
+        self.inner.lock_acquisitions.add(&[lock], 1.0);
+        self.lock_held(lock, true);
+    }
+
+    /// **\[beyond\]** This instance lost `lock`
+    /// (`containerpilot_lock_losses{lock}`, and not held).
+    pub fn lock_lost(&self, lock: &str) {
+        self.inner.lock_losses.add(&[lock], 1.0);
+        self.lock_held(lock, false);
+    }
+
+    /// **\[beyond\]** Whether this instance holds `lock`
+    /// (`containerpilot_lock_held{lock}` 1 or 0), without counting anything. Also
+    /// lists the lock's counters (at 0 until something happens), so that a rate
+    /// over them works from the lock's start.
+    pub fn lock_held(&self, lock: &str, held: bool) {
+        self.inner.lock_acquisitions.add(&[lock], 0.0);
+        self.inner.lock_losses.add(&[lock], 0.0);
+        let value = if held { 1.0 } else { 0.0 };
+        self.inner.lock_held.set(&[lock], value);
     }
 
     /// All metrics in the Prometheus text exposition format 0.0.4.
@@ -467,7 +523,7 @@ mod tests {
     }
 
     #[test]
-    fn internal_metrics_count_events_watches_and_control_requests() {
+    fn internal_metrics_count_events_watches_control_requests_and_locks() {
         let m = metrics(&[]);
         m.event("startup", "global");
         m.event("startup", "global");
@@ -477,7 +533,20 @@ mod tests {
         m.control_request(200, "/v3/metric");
         m.control_request(422, "/v3/metric");
         m.control_request(422, "/v3/metric");
+        m.lock_held("primary", false);
+        m.lock_acquired("primary");
+        m.lock_lost("primary");
+        m.lock_acquired("primary");
+        m.lock_held("backup", false);
         let s = samples(&m.encode());
+        assert_eq!(
+            s[r#"containerpilot_lock_acquisitions{lock="primary"}"#],
+            2.0
+        );
+        assert_eq!(s[r#"containerpilot_lock_losses{lock="primary"}"#], 1.0);
+        assert_eq!(s[r#"containerpilot_lock_held{lock="primary"}"#], 1.0);
+        assert_eq!(s[r#"containerpilot_lock_acquisitions{lock="backup"}"#], 0.0);
+        assert_eq!(s[r#"containerpilot_lock_held{lock="backup"}"#], 0.0);
         assert_eq!(
             s[r#"containerpilot_events{code="startup",source="global"}"#],
             2.0

@@ -19,9 +19,10 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE as CONTENT_TYPE_HEADER};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::http_server::{self, Limits};
+use crate::tasks::Tasks;
 
 use super::Metrics;
 
@@ -46,16 +47,27 @@ pub type StatusQuery =
 
 /// Serves `/metrics` and `/status` on `listener` until the task is aborted.
 /// Binding the address (telemetry interfaces and port) is the caller's job.
-pub fn serve(listener: TcpListener, metrics: Metrics, status: StatusQuery) -> JoinHandle<()> {
+pub fn serve(
+    listener: TcpListener,
+    metrics: Metrics,
+    status: StatusQuery,
+    tasks: &Tasks,
+) -> CancellationToken {
     let limits = Limits {
         max_connections: MAX_CONNECTIONS,
         header_timeout: HEADER_TIMEOUT,
         keep_alive: false,
     };
-    http_server::serve(listener, limits, "telemetry", move |request| {
-        let (metrics, status) = (metrics.clone(), status.clone());
-        async move { Ok::<_, Infallible>(respond(&metrics, &status, &request).await) }
-    })
+    http_server::serve(
+        listener,
+        limits,
+        "telemetry",
+        move |request| {
+            let (metrics, status) = (metrics.clone(), status.clone());
+            async move { Ok::<_, Infallible>(respond(&metrics, &status, &request).await) }
+        },
+        tasks,
+    )
 }
 
 async fn respond(

@@ -56,7 +56,8 @@ fn job_defaults() {
     assert_eq!(a.when, When::default());
     assert_eq!(
         (a.restarts, a.timeout, a.stop_timeout, a.kill_timeout),
-        (Restarts::Never, None, secs(5), secs(5))
+        (Restarts::Never, None, secs(3), secs(3)),
+        "3 s each: the stop budget (docs/signals-and-exit-codes.md)"
     );
     assert_eq!(
         (a.stop_signal, a.restart_delay, a.primary, a.logging_raw),
@@ -363,6 +364,26 @@ fn health_timeout_defaults_to_the_interval_and_accepts_numeric_strings() {
         (web.check.clone(), web.timeout),
         (HealthCheck::Http("http://localhost/".into()), Some(secs(2)))
     );
+}
+
+#[test]
+fn health_start_period_defaults_to_the_ttl_and_must_be_a_duration() {
+    let config = load("{jobs: [{name: 'a', health: {exec: 'true', interval: 1, ttl: 7}}, {name: 'b', health: {exec: 'true', interval: 1, ttl: 7, startPeriod: '30s'}}, {name: 'c', health: {exec: 'true', interval: 1, ttl: 7, startPeriod: 0}}]}");
+    let start_period = |name| job(&config, name).health.as_ref().unwrap().start_period;
+    assert_eq!(
+        (start_period("a"), start_period("b"), start_period("c")),
+        (secs(7), secs(30), secs(0))
+    );
+    for bad in ["-1", "'soon'"] {
+        let text = format!(
+            "{{jobs: [{{name: 'app', health: {{exec: 'true', interval: 1, ttl: 5, startPeriod: {bad}}}}}]}}"
+        );
+        assert!(
+            error(&text).starts_with("config error: jobs[0] \"app\".health.startPeriod: "),
+            "{bad}: {}",
+            error(&text)
+        );
+    }
 }
 
 #[test]

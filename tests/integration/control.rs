@@ -554,8 +554,12 @@ fn a_live_socket_of_another_autopilot_is_not_taken_over() {
 fn an_explicit_socket_path_that_cannot_be_used_refuses_to_start() {
     let scratch = Scratch::new();
     scratch.write("precious.txt", "keep me");
+    let missing = format!(
+        "its directory {} does not exist",
+        scratch.path("missing").display()
+    );
     let cases = [
-        ("missing/control.sock", "No such file or directory"),
+        ("missing/control.sock", missing.as_str()),
         ("precious.txt", "not a socket"),
     ];
     for (path, reason) in cases {
@@ -586,34 +590,42 @@ fn an_explicit_socket_path_that_cannot_be_used_refuses_to_start() {
 
 #[test]
 fn an_unwritable_default_socket_path_means_a_warning_and_no_control_plane() {
-    // A private mount namespace where /var/run is a read-only tmpfs, as in a
-    // container with a read-only root filesystem.
-    let scratch = Scratch::new();
-    scratch.write(
-        "config.json5",
-        r#"{ jobs: [ { name: "x", exec: ["sh", "-c", "echo ran >> log"] } ] }"#,
-    );
-    let output = Command::new("timeout")
-        .args(["30", "unshare", "--mount", "--", "sh", "-c"])
-        .arg(r#"mount -t tmpfs -o ro tmpfs "$(readlink -f /var/run)" && exec "$@""#)
-        .arg("sh")
-        .arg(common::binary())
-        .args(["-config", "config.json5"])
-        .current_dir(scratch.dir())
-        .env_remove("CONTAINERPILOT")
-        .output()
-        .expect("run autopilot in a mount namespace");
-    let printed = format!("{}{}", stdout(&output), stderr(&output));
-    assert_eq!(output.status.code(), Some(0), "{printed}");
-    assert!(
-        printed.contains("control socket /var/run/containerpilot.socket unavailable"),
-        "{printed}"
-    );
-    assert_eq!(
-        scratch.lines(),
-        ["ran"],
-        "the jobs ran without the control plane"
-    );
+    // Private mount namespaces: one where /var/run is a read-only tmpfs, as
+    // in a container with a read-only root filesystem; one where /var is
+    // empty, as in a `scratch` image, so /var/run does not exist.
+    let cases = [
+        (
+            r#"mount -t tmpfs -o ro tmpfs "$(readlink -f /var/run)" && exec "$@""#,
+            "control socket /var/run/containerpilot.socket unavailable (Read-only file system",
+        ),
+        (
+            r#"mount -t tmpfs tmpfs /var && exec "$@""#,
+            "control socket /var/run/containerpilot.socket unavailable (its directory /var/run does not exist): running without it",
+        ),
+    ];
+    for (setup, warning) in cases {
+        let scratch = Scratch::new();
+        scratch.write(
+            "config.json5",
+            r#"{ jobs: [ { name: "x", exec: ["sh", "-c", "echo ran >> log"] } ] }"#,
+        );
+        let output = Command::new("timeout")
+            .args(["30", "unshare", "--mount", "--", "sh", "-c", setup, "sh"])
+            .arg(common::binary())
+            .args(["-config", "config.json5"])
+            .current_dir(scratch.dir())
+            .env_remove("CONTAINERPILOT")
+            .output()
+            .expect("run autopilot in a mount namespace");
+        let printed = format!("{}{}", stdout(&output), stderr(&output));
+        assert_eq!(output.status.code(), Some(0), "{printed}");
+        assert!(printed.contains(warning), "{printed}");
+        assert_eq!(
+            scratch.lines(),
+            ["ran"],
+            "the jobs ran without the control plane"
+        );
+    }
 }
 
 // ---- SIGUSR1 ------------------------------------------------------------------

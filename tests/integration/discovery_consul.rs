@@ -13,7 +13,8 @@ use autopilot::testing::config::model::{CheckStatus, TlsConfig, WatchConfig};
 use autopilot::testing::discovery::consul::{BasicAuth, Secret};
 use autopilot::testing::discovery::watch::WatchState;
 use autopilot::testing::discovery::{
-    ConsulSettings, Discovery, DiscoveryError, Instance, ServiceRegistration, MAX_CHECK_OUTPUT,
+    ConsulSettings, Discovery, DiscoveryError, Instance, ServiceRegistration, Transport,
+    MAX_CHECK_OUTPUT,
 };
 use autopilot::testing::events::EventCode;
 use consul_double::rustls;
@@ -548,6 +549,139 @@ async fn an_outage_is_warned_about_once_and_its_end_is_logged() {
         .filter(|l| l.contains("catalog reachable again after 3 failed call(s)"))
         .collect();
     assert_eq!(recoveries.len(), 1, "{logged}");
+}
+
+/// What autopilot logged at its default level (INFO), as (level, message), without
+/// times and targets.
+fn logged_lines(logs: &CapturedLogs) -> Vec<(String, String)> {
+    logs.text()
+        .lines()
+        .filter_map(|line| {
+            let (prefix, message) = line.split_once(": ")?;
+            let mut prefix = prefix.split_whitespace().skip(1);
+            let (level, target) = (prefix.next()?, prefix.next()?);
+            let shown = ["INFO", "WARN", "ERROR"].contains(&level);
+            (shown && target.starts_with("autopilot"))
+                .then(|| (level.to_string(), message.to_string()))
+        })
+        .collect()
+}
+
+/// A register call to the agent at `address` (`scheme://host:port` or `host:port`),
+/// which must fail: its error and what was logged.
+async fn register_at(address: &str) -> (DiscoveryError, Vec<(String, String)>) {
+    let logs = CapturedLogs::install();
+    let mut settings = ConsulSettings::resolve(None, |name| {
+        (name == "CONSUL_HTTP_ADDR").then(|| address.to_string())
+    })
+    .unwrap();
+    settings.token = Some(Secret::new(TOKEN));
+    let error = Discovery::consul(settings)
+        .unwrap()
+        .register(&service("app", None))
+        .await
+        .unwrap_err();
+    (error, logged_lines(&logs))
+}
+
+/// The one line an outage starts with, for `cause`.
+fn outage_line(cause: &str) -> Vec<(String, String)> {
+    vec![(
+        "WARN".to_string(),
+        format!(
+            "catalog call failed: {cause}; retrying in the background \
+             (further failures are logged at debug level until it recovers)"
+        ),
+    )]
+}
+
+/// A register call at `address` fails, and the one line logged is the outage's, naming
+/// `peer` and the cause: `expected` gives its text when the cause is the one expected.
+async fn assert_unreachable(
+    address: &str,
+    peer: &str,
+    expected: impl Fn(&Transport) -> Option<String>,
+) {
+    let (error, logged) = register_at(address).await;
+    let DiscoveryError::Unreachable { cause, .. } = &error else {
+        panic!("{error:?}");
+    };
+    let cause = expected(cause).unwrap_or_else(|| panic!("unexpected cause: {cause:?}"));
+    assert_eq!(
+        logged,
+        outage_line(&format!(
+            "consul at {peer} is unreachable during register: {cause}"
+        ))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_says_so() {
+    let address = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    assert_unreachable(&address, &address, |cause| {
+        (*cause == Transport::Refused)
+            .then(|| "connection refused (is the agent running, on this port?)".to_string())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unresolvable_name_says_so() {
+    let address = "consul.invalid:8500";
+    assert_unreachable(address, address, |cause| match cause {
+        Transport::NameNotResolved(detail) => {
+            Some(format!("cannot resolve the host name: {detail}"))
+        }
+        _ => None,
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls_to_a_plain_http_agent_says_so() {
+    let consul = double();
+    let peer = consul.addr().to_string();
+    assert_unreachable(&format!("https://{peer}"), &peer, |cause| match cause {
+        Transport::Tls(detail) => Some(format!(
+            "TLS handshake failed: {detail} (an agent speaking plain HTTP? then use http://)"
+        )),
+        _ => None,
+    })
+    .await;
+}
+
+/// A token the agent does not know: a configuration error at ERROR, naming
+/// the setting and never the token, repeated at most once a minute, and no
+/// outage.
+#[tokio::test]
+async fn a_403_is_a_configuration_error_not_an_outage() {
+    let logs = CapturedLogs::install();
+    let consul = double();
+    let mut settings = settings_for(&consul);
+    settings.token = Some(Secret::new("not-the-token"));
+    let discovery = Discovery::consul(settings).unwrap();
+    let app = service("app", None);
+    for _ in 0..3 {
+        let error = discovery.register(&app).await.unwrap_err();
+        assert!(
+            matches!(error, DiscoveryError::Forbidden { .. }),
+            "{error:?}"
+        );
+    }
+    assert_eq!(
+        logged_lines(&logs),
+        [(
+            "ERROR".to_string(),
+            "consul denied register (403 ACL not found): the ACL token in `consul.token` \
+             (or CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE) is missing, unknown or lacks \
+             the permission"
+                .to_string()
+        )]
+    );
+    assert!(!logs.text().contains("not-the-token"));
 }
 
 #[tokio::test]

@@ -474,6 +474,14 @@ fn a_consul_outage_leaves_the_app_running_and_the_service_comes_back() {
         1,
         "recovery logged:\n{log}"
     );
+    // The failure and the service turning critical: one line each, at the
+    // default level (docs/troubleshooting.md, "Failure lines").
+    assert_eq!(
+        count(" check.web exited with error: exit status 1"),
+        1,
+        "{log}"
+    );
+    assert_eq!(count(" web is critical in the catalog"), 1, "{log}");
 }
 
 #[test]

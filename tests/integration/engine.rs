@@ -165,21 +165,29 @@ fn job_killed_by_its_timeout_publishes_exit_failed() {
     assert_eq!(scratch.lines(), ["started", "failed"]);
 }
 
+/// A job `app` running the shell script `app`, a preStop hook running
+/// `prestop`, and a postStop hook that logs `poststop`.
+fn app_with_stop_hooks(app: &str, prestop: &str) -> String {
+    format!(
+        r#"{{
+          jobs: [
+            {{ name: "app", exec: ["sh", "-c", "{app}"] }},
+            {{ name: "preStop", exec: ["sh", "-c", "{prestop}"],
+               when: {{ source: "app", once: "stopping" }} }},
+            {{ name: "postStop", exec: {poststop}, when: {{ source: "app", once: "stopped" }} }},
+          ]
+        }}"#,
+        poststop = mark("poststop"),
+    )
+}
+
 #[test]
 fn prestop_finishes_before_the_job_is_signalled_and_poststop_runs_after() {
     let scratch = Scratch::new();
-    let config = scratch.config(
-        r#"{
-          jobs: [
-            { name: "app",
-              exec: ["sh", "-c", "trap 'echo app-term >> log; exit 0' TERM; echo ready >> log; sleep 100 & wait"] },
-            { name: "preStop", exec: ["sh", "-c", "sleep 0.3; echo prestop >> log"],
-              when: { source: "app", once: "stopping" } },
-            { name: "postStop", exec: ["sh", "-c", "echo poststop >> log"],
-              when: { source: "app", once: "stopped" } },
-          ]
-        }"#,
-    );
+    let config = scratch.config(&app_with_stop_hooks(
+        "trap 'echo app-term >> log; exit 0' TERM; echo ready >> log; sleep 100 & wait",
+        "sleep 0.3; echo prestop >> log",
+    ));
     assert_eq!(
         stop_once_ready(&scratch, &["-config", &config], &["ready"]),
         0
@@ -245,20 +253,28 @@ fn primary_job_exit_code_becomes_autopilots() {
     assert_eq!(autopilot.finish().code, 3);
 }
 
-#[test]
-fn health_transitions_publish_healthy_and_unhealthy_once_each() {
-    let scratch = Scratch::new();
-    let config = scratch.config(&format!(
+/// A job `svc` running `exec` (JSON) with the `health` fields given, and
+/// jobs that log its `healthy` and `unhealthy` events.
+fn health_events(exec: &str, health: &str) -> String {
+    format!(
         r#"{{
           jobs: [
-            {{ name: "svc", exec: ["sleep", "100"],
-               health: {{ exec: ["test", "-e", "up"], interval: 1, ttl: 5 }} }},
+            {{ name: "svc", exec: {exec}, health: {{ {health} }} }},
             {{ name: "onhealthy", exec: {h}, when: {{ source: "svc", each: "healthy" }} }},
             {{ name: "onunhealthy", exec: {u}, when: {{ source: "svc", each: "unhealthy" }} }},
           ]
         }}"#,
         h = mark("healthy"),
         u = mark("unhealthy"),
+    )
+}
+
+#[test]
+fn health_transitions_publish_healthy_and_unhealthy_once_each() {
+    let scratch = Scratch::new();
+    let config = scratch.config(&health_events(
+        r#"["sleep", "100"]"#,
+        r#"exec: ["test", "-e", "up"], interval: 1, ttl: 5, startPeriod: 0"#,
     ));
     let autopilot = start(&scratch, &["-config", &config]);
     scratch.wait_for_lines(&["unhealthy"]);
@@ -269,6 +285,26 @@ fn health_transitions_publish_healthy_and_unhealthy_once_each() {
     autopilot.signal(Signal::SIGTERM);
     assert_eq!(autopilot.finish().code, 0);
     assert_eq!(scratch.lines(), ["unhealthy", "healthy", "unhealthy"]);
+}
+
+/// An APP that binds its port 2 s after it starts: its first checks fail,
+/// inside the start period (the `ttl` by default), so a healthy start
+/// publishes `healthy` and never `unhealthy` (an `each: unhealthy` alert
+/// stays quiet).
+#[test]
+fn a_healthy_start_whose_app_binds_late_publishes_no_unhealthy() {
+    common::require_program("python3", "python3");
+    let scratch = Scratch::new();
+    let port = common::free_port();
+    let config = scratch.config(&health_events(
+        &format!(r#"["sh", "-c", "sleep 2; exec python3 -m http.server --bind 127.0.0.1 {port}"]"#),
+        &format!(r#"tcp: "127.0.0.1:{port}", interval: 1, ttl: 10"#),
+    ));
+    let autopilot = start(&scratch, &["-config", &config]);
+    common::wait_until("a health event", || !scratch.lines().is_empty());
+    autopilot.signal(Signal::SIGTERM);
+    assert_eq!(autopilot.finish().code, 0);
+    assert_eq!(scratch.lines(), ["healthy"]);
 }
 
 #[test]
@@ -411,6 +447,38 @@ fn shutdown_with_hooks_and_a_slow_app_fits_in_dockers_window() {
     let took = stop_requested.elapsed();
     assert!(took < DOCKER_STOP_WINDOW, "shutdown took {took:?}");
     assert_eq!(scratch.lines(), ["app", "prestop", "app-term", "poststop"]);
+}
+
+/// The stop budget (docs/signals-and-exit-codes.md): with the default
+/// `stopTimeout` and `killTimeout`, a preStop that hangs and a job that
+/// ignores SIGTERM still let postStop start well inside Docker's window.
+#[test]
+fn poststop_starts_inside_dockers_window_with_the_default_budget() {
+    let scratch = Scratch::new();
+    let config = scratch.config(&app_with_stop_hooks(
+        "trap '' TERM; echo app >> log; while :; do sleep 0.1; done",
+        "echo prestop >> log; exec sleep 100",
+    ));
+    let autopilot = start(&scratch, &["-config", &config]);
+    scratch.wait_for_lines(&["app"]);
+    let asked = std::time::Instant::now();
+    autopilot.signal(Signal::SIGTERM);
+    scratch.wait_for_lines(&["app", "prestop", "poststop"]);
+    let poststop_after = asked.elapsed();
+    assert_eq!(autopilot.finish().code, 0);
+    let exited_after = asked.elapsed();
+    println!(
+        "SIGTERM → postStop started: {poststop_after:.2?}; autopilot exited: {exited_after:.2?}"
+    );
+    // 8 s by the budget, with room for a busy machine.
+    assert!(
+        poststop_after < DOCKER_STOP_WINDOW - std::time::Duration::from_secs(1),
+        "postStop started {poststop_after:?} after SIGTERM"
+    );
+    assert!(
+        exited_after < DOCKER_STOP_WINDOW,
+        "exited {exited_after:?} after SIGTERM"
+    );
 }
 
 #[test]

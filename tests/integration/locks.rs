@@ -1,7 +1,8 @@
 //! Leader locks end to end, against the Consul double and the real etcd: never two holders
 //! over many rounds of random stops, starts, crashes and failed renewals; `lost` before the
 //! TTL when renewals fail; a released (or invalidated) lock taken by a waiting contender
-//! within lock-delay + 1 s; a critical check taking the lock away.
+//! within lock-delay + 1 s; a critical check taking the lock away; and, with the binary,
+//! locks following a reload and counted in `/metrics`.
 
 use crate::common;
 
@@ -303,17 +304,23 @@ async fn a_released_lock_is_taken_by_a_waiting_contender_at_once() {
     let lock_delay = Duration::from_secs(2);
     let (ledger, holder, waiter) =
         holder_and_waiter(&consul, &spec(Duration::from_secs(10), lock_delay)).await;
+    let took = hand_over(&ledger, holder, waiter).await;
+    eprintln!("released lock taken after {took:?}");
+}
+
+/// Stops the holder (which releases the lock) and returns how long the waiter took to
+/// hold it: under a second, as a release is not an invalidation (no lock-delay applies).
+async fn hand_over(ledger: &Mutex<Ledger>, holder: Contender, waiter: Contender) -> Duration {
     let released = SystemTime::now();
     holder.stop().await;
     wait_until("taken over", || ledger.lock().unwrap().holder == Some(1)).await;
-    let took = taken_after(&ledger, released);
-    // A release is not an invalidation: no lock-delay applies.
+    let took = taken_after(ledger, released);
     assert!(
         took < Duration::from_secs(1),
         "taken {took:?} after the release"
     );
     waiter.stop().await;
-    eprintln!("released lock taken after {took:?}");
+    took
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,4 +414,160 @@ async fn etcd_contenders_never_both_hold_the_lock() {
         "etcd: {} acquisitions over 25 rounds; lost {believed:?} after etcd hung",
         rounds.acquisitions
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_released_lock_is_taken_by_a_waiting_contender_at_once() {
+    let etcd = Etcd::start().await;
+    let discovery = Arc::new(etcd.discovery());
+    let spec = spec(Duration::from_secs(5), Duration::ZERO);
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let holder = start(&discovery, &spec, &ledger, 0);
+    wait_until("the first holder", || {
+        ledger.lock().unwrap().holder == Some(0)
+    })
+    .await;
+    // The holder watches its key while it holds it; the waiter's watch is the second.
+    etcd.wait_for_watchers(1).await;
+    let waiter = start(&discovery, &spec, &ledger, 1);
+    etcd.wait_for_watchers(2).await;
+    // etcd has no lock-delay: lock-delay + 1 s is 1 s.
+    let took = hand_over(&ledger, holder, waiter).await;
+    assert!(
+        etcd.get(KEY).await.is_none(),
+        "the last holder deleted the key"
+    );
+    eprintln!("etcd: released lock taken after {took:?}");
+}
+
+/// With the binary: locks follow a reload (docs/control-plane.md, "Reload") and are
+/// counted in `/metrics`.
+mod with_the_binary {
+    use super::KEY;
+    use crate::common::{wait_until, Scratch};
+    use crate::control_support::Pilot;
+    use consul_double::{Config, ConsulDouble};
+
+    const BACKUP: &str = "service/db/backup";
+
+    /// Jobs that write `acquired` / `lost` to `log` on the events of `lock.primary`.
+    const JOBS: &str = r#"
+        { name: "on-acquired", exec: ["sh", "-c", "echo acquired >> log"],
+          when: { source: "lock.primary", each: "acquired" } },
+        { name: "on-lost", exec: ["sh", "-c", "echo lost >> log"],
+          when: { source: "lock.primary", each: "lost" } }"#;
+
+    fn config(consul: &ConsulDouble, port: u16, locks: &str) -> String {
+        let extra = format!(r#"consul: "{}", locks: [ {locks} ],"#, consul.addr());
+        Pilot::config_text(port, &extra, JOBS, "")
+    }
+
+    fn primary(ttl: &str) -> String {
+        format!(r#"{{ name: "primary", key: "{KEY}", ttl: "{ttl}" }}"#)
+    }
+
+    fn reload(pilot: &Pilot, text: &str) {
+        pilot.rewrite_config(text);
+        let reply = pilot.call("POST", "/v3/reload", "");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+
+    /// The sessions autopilot created, in order, by their TTL.
+    fn session_ttls(consul: &ConsulDouble) -> Vec<String> {
+        (consul.requests().iter())
+            .filter(|r| r.path == "/v1/session/create")
+            .map(|r| {
+                let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+                body["TTL"].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    }
+
+    fn holder_becomes(
+        consul: &ConsulDouble,
+        key: &str,
+        what: &str,
+        wanted: impl Fn(Option<String>) -> bool,
+    ) {
+        wait_until(what, || wanted(consul.lock_holder(key)));
+    }
+
+    /// An unchanged lock keeps its session and holding; a changed one is released
+    /// (`lost`, as its jobs go on) and taken again with a new session; an added one
+    /// contends; a removed one is released (`lost`) and leaves `--status`. Acquisitions,
+    /// losses and holding are in `/metrics` throughout.
+    #[test]
+    fn locks_follow_a_reload_and_are_counted() {
+        let consul = ConsulDouble::start(Config::default()).unwrap();
+        let pilot = Pilot::start_in(Scratch::new(), |port| {
+            config(&consul, port, &primary("10s"))
+        });
+        let series =
+            |name: &str, lock: &str| format!(r#"containerpilot_lock_{name}{{lock="{lock}"}}"#);
+        pilot.scratch.wait_for_lines(&["acquired"]);
+        pilot.wait_for_metric(&series("acquisitions", "primary"), 1.0);
+        pilot.wait_for_metric(&series("held", "primary"), 1.0);
+        let first = consul.lock_holder(KEY).expect("held");
+
+        // Unchanged: the same session keeps the key. (Had it been released, the next
+        // step's log would show one more `lost` and `acquired`.)
+        reload(&pilot, &config(&consul, pilot.port, &primary("10s")));
+        assert_eq!(consul.lock_holder(KEY), Some(first.clone()));
+
+        // Changed: released with `lost`, then taken again with the new TTL.
+        reload(&pilot, &config(&consul, pilot.port, &primary("11s")));
+        pilot
+            .scratch
+            .wait_for_lines_unordered(&["acquired", "lost", "acquired"]);
+        holder_becomes(&consul, KEY, "a new session to hold the key", |holder| {
+            holder.is_some_and(|holder| holder != first)
+        });
+        assert_eq!(session_ttls(&consul), ["10s", "11s"]);
+        let released = format!("release={first}");
+        assert!(
+            consul
+                .requests()
+                .iter()
+                .any(|r| r.path == format!("/v1/kv/{KEY}") && r.query.contains(&released)),
+            "the first session released the key"
+        );
+        pilot.wait_for_metric(&series("acquisitions", "primary"), 2.0);
+        pilot.wait_for_metric(&series("losses", "primary"), 1.0);
+
+        // Added: the new lock contends (and takes its free key); the other keeps its own.
+        let second = consul.lock_holder(KEY);
+        let backup = format!(r#"{{ name: "backup", key: "{BACKUP}", ttl: "10s" }}"#);
+        reload(
+            &pilot,
+            &config(
+                &consul,
+                pilot.port,
+                &format!("{}, {backup}", primary("11s")),
+            ),
+        );
+        holder_becomes(&consul, BACKUP, "the added lock to be held", |h| {
+            h.is_some()
+        });
+        pilot.wait_for_metric(&series("held", "backup"), 1.0);
+        assert_eq!(consul.lock_holder(KEY), second);
+
+        // Removed: released with `lost`, gone from `--status`.
+        reload(&pilot, &config(&consul, pilot.port, &backup));
+        pilot
+            .scratch
+            .wait_for_lines_unordered(&["acquired", "lost", "acquired", "lost"]);
+        holder_becomes(&consul, KEY, "the removed lock to be released", |h| {
+            h.is_none()
+        });
+        pilot.wait_for_metric(&series("held", "primary"), 0.0);
+        pilot.wait_for_metric(&series("losses", "primary"), 2.0);
+        let locks = pilot.status()["locks"].clone();
+        assert_eq!(locks["backup"]["holding"], true, "{locks}");
+        assert!(locks.get("primary").is_none(), "{locks}");
+        assert_eq!(session_ttls(&consul), ["10s", "11s", "10s"]);
+
+        // Shutdown releases the rest, with no event.
+        assert_eq!(pilot.stop().code, 0);
+        assert_eq!(consul.lock_holder(BACKUP), None);
+    }
 }

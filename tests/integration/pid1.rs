@@ -1094,3 +1094,94 @@ fn started_in_the_background_it_leaves_the_terminal_to_the_shell() {
     shell.expect("$ ");
     shell.expect_exit_status(143);
 }
+
+/// With a configuration and no APP, the signals with no meaning of their
+/// own go to the `primary: true` job's process group, and to no other job
+/// (docs/signals-and-exit-codes.md, "Without an APP").
+#[test]
+fn without_an_app_signals_go_to_the_primary_jobs_process_group() {
+    const SENT: [(i32, &str); 5] = [
+        (Signal::SIGQUIT as i32, "QUIT"),
+        (Signal::SIGUSR2 as i32, "USR2"),
+        (Signal::SIGHUP as i32, "HUP"),
+        (Signal::SIGWINCH as i32, "WINCH"),
+        (40, "NUM40"),
+    ];
+    let scratch = Scratch::new();
+    scratch.write("record.pl", RECORD_SIGNALS);
+    let recorder = |file: &str| {
+        let mut argv = vec![
+            "perl".to_string(),
+            scratch.path("record.pl").display().to_string(),
+            scratch.path(file).display().to_string(),
+        ];
+        argv.extend(SENT.map(|(_, name)| name.to_string()));
+        format!("{argv:?}")
+    };
+    let config = scratch.config(&format!(
+        r#"{{ logging: {{ level: "ERROR" }}, jobs: [
+             {{ name: "main", primary: true, exec: {} }},
+             {{ name: "side", exec: {} }} ] }}"#,
+        recorder("main"),
+        recorder("side")
+    ));
+    let autopilot = Autopilot::new(Mode::Pid1, ["-config", &config]).start();
+    let recorded = |file: &str, what: &str| {
+        let lines = scratch.read(file);
+        ["app", "grandchild"]
+            .iter()
+            .all(|who| lines.lines().any(|line| line == format!("{who} {what}")))
+    };
+    wait_until("both jobs to be ready", || {
+        recorded("main", "ready") && recorded("side", "ready")
+    });
+    for (number, name) in SENT {
+        // SAFETY: kill(2) with plain integers.
+        assert_eq!(unsafe { libc::kill(autopilot.autopilot_pid(), number) }, 0);
+        wait_until(&format!("the primary job's group to get {name}"), || {
+            recorded("main", name)
+        });
+    }
+    let mut side: Vec<_> = scratch.read("side").lines().map(str::to_string).collect();
+    side.sort();
+    assert_eq!(
+        side,
+        ["app ready", "grandchild ready"],
+        "the other job got nothing"
+    );
+    autopilot.signal(Signal::SIGTERM);
+    assert_eq!(autopilot.finish().code, 143, "the primary job's exit code");
+}
+
+/// With no APP and no primary job a forwardable signal is dropped, and the
+/// log says so at INFO, once per signal.
+#[test]
+fn without_an_app_or_a_primary_job_a_dropped_signal_is_logged_once() {
+    let scratch = Scratch::new();
+    let log = scratch.path("autopilot.log");
+    let config = scratch.config(&format!(
+        r#"{{ logging: {{ level: "INFO", output: {log:?} }},
+             jobs: [{{ name: "side", exec: ["sleep", "1000"] }}] }}"#
+    ));
+    let autopilot = Autopilot::new(Mode::Pid1, ["-config", &config]).start();
+    let dropped = |signal: &str| {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let line = format!(
+            "{signal} dropped: there is no APP on the command line and no job is primary: true to forward it to"
+        );
+        text.lines().filter(|l| l.contains(&line)).count()
+    };
+    wait_until("the control socket, once signals are handled", || {
+        scratch.path("control.sock").exists()
+    });
+    autopilot.signal(Signal::SIGUSR2);
+    wait_until("SIGUSR2 to be reported", || dropped("SIGUSR2") == 1);
+    autopilot.signal(Signal::SIGUSR2);
+    // Signals are handled in arrival order: once SIGQUIT is reported, the
+    // second SIGUSR2 has been handled too.
+    autopilot.signal(Signal::SIGQUIT);
+    wait_until("SIGQUIT to be reported", || dropped("SIGQUIT") == 1);
+    assert_eq!(dropped("SIGUSR2"), 1, "reported once");
+    autopilot.signal(Signal::SIGTERM);
+    assert_eq!(autopilot.finish().code, 0);
+}

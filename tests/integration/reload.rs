@@ -311,7 +311,8 @@ fn a_kv_watch_moved_by_reload_follows_the_new_key_only() {
             .wait_for_request(DEADLINE, |r| r.path == path && r.blocked)
             .unwrap_or_else(|_| panic!("the watch never blocked on {path}"));
     };
-    let on_change = r#"{ name: "on-change", exec: ["sh", "-c", "echo changed >> log"],
+    // Each run writes the value it was started for.
+    let on_change = r#"{ name: "on-change", exec: ["sh", "-c", "echo $CONTAINERPILOT_CFG_KV >> log"],
                          when: { source: "watch.cfg", each: "changed" } }"#;
     let watching = |key: &str| {
         format!(
@@ -323,8 +324,8 @@ fn a_kv_watch_moved_by_reload_follows_the_new_key_only() {
         Pilot::config_text(port, &watching("app/a"), on_change, "")
     });
     blocked_on("app/a");
-    put("app/a", "1");
-    pilot.scratch.wait_for_lines(&["changed"]);
+    put("app/a", "a1");
+    pilot.scratch.wait_for_lines(&["a1"]);
 
     consul.clear_requests();
     pilot.rewrite_config(&Pilot::config_text(
@@ -335,14 +336,87 @@ fn a_kv_watch_moved_by_reload_follows_the_new_key_only() {
     ));
     reload(&pilot);
     blocked_on("app/b");
-    put("app/a", "2"); // no longer watched: fires nothing
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert_eq!(
-        pilot.scratch.lines(),
-        ["changed"],
-        "the old key still fired"
+    // No longer watched: had it fired, its run would show before the next one, or
+    // would have held that one back.
+    put("app/a", "a2");
+    put("app/b", "b1");
+    pilot.scratch.wait_for_lines(&["a1", "b1"]);
+    assert_eq!(pilot.stop().code, 0);
+}
+
+/// The configuration as [`Pilot::config_text`] writes it, with its control
+/// socket at `socket` (written as is: [`Scratch::config`] would add its own).
+fn with_socket(pilot: &Pilot, socket: &std::path::Path, jobs: &str) {
+    let text = Pilot::config_text(pilot.port, "", jobs, "").replacen(
+        '{',
+        &format!("{{ control: {{ socket: {socket:?} }},"),
+        1,
     );
-    put("app/b", "1");
-    pilot.scratch.wait_for_lines(&["changed", "changed"]);
+    pilot.scratch.write("config.json5", &text);
+}
+
+#[test]
+fn a_moved_control_socket_is_bound_at_reload_and_the_old_one_goes_once_it_answered() {
+    const MAIN: &str = r#"{ name: "main", exec: ["sleep", "100"] }"#;
+    let pilot = Pilot::start(MAIN, "");
+    let pid = pilot.running_pid("main");
+    // A socket whose directory does not exist fails the reload, names the
+    // directory, and the old socket serves on.
+    let nowhere = pilot.scratch.path("missing");
+    with_socket(&pilot, &nowhere.join("control.sock"), MAIN);
+    let reply = pilot.call("POST", "/v3/reload", "");
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let named = format!("its directory {} does not exist", nowhere.display());
+    assert!(reply.body.contains(&named), "{}", reply.body);
+    assert_eq!(pilot.call("GET", "/v3/ping", "").body, "ok");
+    // Moved: the reloading client gets its answer through the old socket,
+    // which then closes, its file gone; jobs' clients reach the new one
+    // through CONTAINERPILOT (the configuration file).
+    let moved = pilot.scratch.path("moved.sock");
+    let client = format!("{:?} -ping && echo reached > probe", common::binary());
+    let probe = format!(r#"{{ name: "probe", exec: ["sh", "-c", {client:?}] }}"#);
+    with_socket(&pilot, &moved, &format!("{MAIN}, {probe}"));
+    reload(&pilot);
+    wait_until("the old socket file to be removed", || {
+        !pilot.socket.exists()
+    });
+    assert_eq!(
+        control_support::call(&moved, "GET", "/v3/ping", "").body,
+        "ok"
+    );
+    wait_until("the new job to reach the new socket", || {
+        pilot.scratch.read("probe") == "reached\n"
+    });
+    let status = control_support::call(&moved, "GET", "/v3/status", "").json();
+    let main = status["jobs"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|job| job["name"] == "main"))
+        .cloned()
+        .expect("main is listed");
+    assert_eq!(main["pid"].as_i64(), Some(pid), "the jobs ran on");
+    pilot.running.signal(Signal::SIGTERM);
+    assert_eq!(pilot.running.finish().code, 0);
+    assert!(!moved.exists(), "the new socket file is removed at exit");
+}
+
+/// A changed job that is stopping when the reload reaches it (its one run
+/// over, waiting for its preStop) starts again with its new configuration.
+#[test]
+fn a_job_changed_while_it_stops_starts_again_with_its_new_configuration() {
+    let jobs = |version: &str| {
+        format!(
+            r#"{{ name: "main", exec: ["sleep", "100"] }},
+               {{ name: "once", exec: ["sh", "-c", "echo once-{version} >> log"], stopTimeout: "1s" }},
+               {{ name: "preStop", exec: ["sh", "-c", "echo preStop >> log; exec sleep 2"],
+                  when: {{ source: "once", once: "stopping" }} }}"#
+        )
+    };
+    let pilot = Pilot::start(&jobs("v1"), "");
+    pilot.running_pid("preStop");
+    pilot.rewrite_config(&Pilot::config_text(pilot.port, "", &jobs("v2"), ""));
+    reload(&pilot);
+    pilot
+        .scratch
+        .wait_for_lines(&["once-v1", "preStop", "once-v2"]);
     assert_eq!(pilot.stop().code, 0);
 }

@@ -268,8 +268,9 @@ fn fixture_templates_render_to_their_expected_outputs() {
         scratch.write(&format!("{name}.ctmpl"), &template);
     }
     let addr = consul.addr();
-    // Two instances of each service.
-    let instances: [((&str, &str, &str, u16), &[&str], &str); 11] = [
+    // Two instances of each service: (service, ID, address, port), tags, status.
+    type Instance<'a> = ((&'a str, &'a str, &'a str, u16), &'a [&'a str], &'a str);
+    let instances: [Instance; 11] = [
         (("app", "app-1", "10.0.1.1", 8000), &["web"], "passing"),
         (
             ("app", "app-2", "10.0.1.2", 8000),

@@ -6,7 +6,7 @@
 //!
 //! The payload is rebuilt from a deterministic generator instead of being
 //! kept in memory, and the log (a file, in the `default` format:
-//! `<time> <line>`) is read as a stream.
+//! `<time> <job> [<pid>] <line>`) is read as a stream.
 
 use crate::common;
 
@@ -122,16 +122,17 @@ fn next_random(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The message of a `default`-format log line: what follows the time.
-fn message(line: &[u8]) -> &[u8] {
-    match line.iter().position(|&byte| byte == b' ') {
-        Some(space) => &line[space + 1..],
-        None => &[],
-    }
-}
-
-fn is_payload(message: &[u8]) -> bool {
-    message.iter().all(|byte| ALPHABET.contains(byte))
+/// The line of job `payload`'s output a `default`-format log line shows
+/// (what follows `<time> payload [<pid>] `), or `None` for autopilot's own
+/// lines.
+fn payload_line(line: &[u8]) -> Option<&[u8]> {
+    let mut parts = line.splitn(4, |&byte| byte == b' ');
+    let (_time, job, pid, rest) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let is_pid = pid.len() > 2
+        && pid.starts_with(b"[")
+        && pid.ends_with(b"]")
+        && pid[1..pid.len() - 1].iter().all(u8::is_ascii_digit);
+    (job == b"payload" && is_pid && rest.iter().all(|byte| ALPHABET.contains(byte))).then_some(rest)
 }
 
 #[test]
@@ -158,10 +159,7 @@ fn hundred_mib_of_job_output_is_logged_whole_and_in_order() {
     let mut line = Vec::new();
     while log.read_until(b'\n', &mut line).expect("read the log") > 0 {
         let text = line.strip_suffix(b"\n").expect("every log line is whole");
-        let logged = message(text);
-        if !is_payload(logged) {
-            own_lines.push(String::from_utf8_lossy(text).into_owned());
-        } else {
+        if let Some(logged) = payload_line(text) {
             let Some((index, wanted)) = expected.next() else {
                 panic!("more output logged than the job wrote");
             };
@@ -173,6 +171,8 @@ fn hundred_mib_of_job_output_is_logged_whole_and_in_order() {
                 wanted.len(),
                 String::from_utf8_lossy(&wanted[..wanted.len().min(40)]),
             );
+        } else {
+            own_lines.push(String::from_utf8_lossy(text).into_owned());
         }
         line.clear();
     }

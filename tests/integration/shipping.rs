@@ -18,9 +18,10 @@ fn example(path: &str) -> PathBuf {
 /// in a row.
 fn job_sequence(log: &str) -> Vec<String> {
     let mut jobs: Vec<String> = Vec::new();
-    for job in log.lines().filter_map(|line| line.rsplit_once(" job=")) {
-        if jobs.last() != Some(&job.1.to_string()) {
-            jobs.push(job.1.to_string());
+    let names = log.lines().filter_map(|line| line.rsplit_once(" job="));
+    for job in names.filter_map(|(_, fields)| fields.split(' ').next()) {
+        if jobs.last().map(String::as_str) != Some(job) {
+            jobs.push(job.to_string());
         }
     }
     jobs

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autopilot::testing::config::model::{MetricConfig, MetricKind};
+use autopilot::testing::tasks::Tasks;
 use autopilot::testing::telemetry::{self, Metrics};
 use reqwest::header::{ALLOW, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
@@ -18,7 +19,8 @@ async fn start(metrics: Metrics) -> SocketAddr {
     let address = listener.local_addr().unwrap();
     let status: telemetry::StatusQuery =
         Arc::new(|| Box::pin(async { Some(serde_json::json!({"Version": "test"})) }));
-    telemetry::serve(listener, metrics, status);
+    // The server runs until the test's runtime ends.
+    telemetry::serve(listener, metrics, status, &Tasks::default());
     address
 }
 

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 
 use autopilot::testing::config::model::{LogFormat, LogLevel};
 use autopilot::testing::logging::{
-    OutputLabel, OutputRelay, OutputTail, MAX_LINE_BYTES, TAIL_BYTES,
+    OutputLabel, OutputRelay, OutputStream, OutputTail, MAX_LINE_BYTES, TAIL_BYTES,
 };
 use serde_json::Value;
 use support::{default_message, wait_until, CapturedLog};
@@ -27,17 +27,35 @@ fn spawn_shell(script: &str, args: &[&str], pipe_stderr: bool) -> Child {
     command.spawn().unwrap()
 }
 
-/// Relays the stdout of `script` as job `app` at INFO; returns the messages
-/// logged (in `default` format).
+/// The relay of `child`'s stdout as job `app`, shown at INFO.
+fn stdout_relay(child: &Child) -> OutputRelay {
+    let label = OutputLabel::job("app").with_pid(child.id() as i32);
+    OutputRelay::new(label, OutputStream::Stdout, Level::INFO)
+}
+
+/// The line of job `app`'s output a `default`-format log line shows.
+fn output_line(line: &str, pid: u32) -> String {
+    let prefix = format!("app [{pid}] ");
+    let message = default_message(line);
+    message
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{message:?} does not start with {prefix:?}"))
+        .to_owned()
+}
+
+/// Relays the stdout of `script` as job `app`; returns the lines logged (in
+/// `default` format).
 async fn relayed_messages(script: &str) -> Vec<String> {
     let log = CapturedLog::start(LogLevel::Info, LogFormat::Default);
     let mut child = spawn_shell(script, &[], false);
-    let relay = OutputRelay::new(OutputLabel::job("app"), Level::INFO);
-    relay.run(child.stdout.take().unwrap()).await.unwrap();
+    stdout_relay(&child)
+        .run(child.stdout.take().unwrap())
+        .await
+        .unwrap();
     assert!(child.wait().unwrap().success());
     log.lines()
         .iter()
-        .map(|line| default_message(line).to_owned())
+        .map(|line| output_line(line, child.id()))
         .collect()
 }
 
@@ -103,8 +121,7 @@ async fn output_written_after_the_process_exited_is_logged() {
         "(i=0; while [ ! -e \"$1\" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; \
                   echo late) & echo early";
     let mut child = spawn_shell(script, &[flag.to_str().unwrap()], false);
-    let relay = OutputRelay::new(OutputLabel::job("app"), Level::INFO);
-    let relay = tokio::spawn(relay.run(child.stdout.take().unwrap()));
+    let relay = tokio::spawn(stdout_relay(&child).run(child.stdout.take().unwrap()));
     assert!(child.wait().unwrap().success());
     wait_until("`early` is logged", || log.lines().len() == 1).await;
     assert!(
@@ -114,16 +131,20 @@ async fn output_written_after_the_process_exited_is_logged() {
 
     std::fs::write(&flag, "").unwrap();
     relay.await.unwrap().unwrap();
-    let lines = log.lines();
-    let messages: Vec<&str> = lines.iter().map(|line| default_message(line)).collect();
+    let messages: Vec<String> = log
+        .lines()
+        .iter()
+        .map(|line| output_line(line, child.id()))
+        .collect();
     assert_eq!(messages, ["early", "late"]);
 }
 
 #[tokio::test]
-async fn job_output_carries_its_label_and_level() {
+async fn job_output_carries_its_label_pid_stream_and_level() {
     let log = CapturedLog::start(LogLevel::Debug, LogFormat::Json);
-    let stdout = OutputRelay::new(OutputLabel::job("web"), Level::INFO);
-    let stderr = OutputRelay::new(OutputLabel::job("web"), Level::DEBUG);
+    let label = OutputLabel::job("web").with_pid(4242);
+    let stdout = OutputRelay::new(label.clone(), OutputStream::Stdout, Level::INFO);
+    let stderr = OutputRelay::new(label, OutputStream::Stderr, Level::DEBUG);
     relay_both_streams("echo to-stdout; echo to-stderr >&2", stdout, stderr).await;
 
     let mut lines: Vec<Value> = log
@@ -132,26 +153,56 @@ async fn job_output_carries_its_label_and_level() {
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
     lines.sort_by_key(|line| line["msg"].to_string());
-    let summary: Vec<(&Value, &Value, &Value)> = lines
-        .iter()
-        .map(|line| (&line["msg"], &line["level"], &line["job"]))
-        .collect();
+    for line in &mut lines {
+        let time = line.as_object_mut().unwrap().remove("time").unwrap();
+        let time = time.as_str().unwrap();
+        humantime::parse_rfc3339(time).unwrap();
+        assert!(time.contains('.'), "no sub-second digits in {time}");
+    }
     assert_eq!(
-        summary,
+        lines,
         [
-            (&"to-stderr".into(), &"debug".into(), &"web".into()),
-            (&"to-stdout".into(), &"info".into(), &"web".into()),
+            serde_json::json!({"level": "debug", "msg": "to-stderr", "job": "web", "pid": 4242, "stream": "stderr"}),
+            serde_json::json!({"level": "info", "msg": "to-stdout", "job": "web", "pid": 4242, "stream": "stdout"}),
         ]
     );
+}
+
+/// Job output is the application's, not autopilot's diagnostics: no level
+/// hides it.
+#[tokio::test]
+async fn job_output_is_logged_at_every_level() {
+    for (level, format) in [
+        (LogLevel::Warn, LogFormat::Default),
+        (LogLevel::Error, LogFormat::Text),
+        (LogLevel::Panic, LogFormat::Json),
+    ] {
+        let log = CapturedLog::start(level, format);
+        let label = OutputLabel::job("web").with_pid(7);
+        let stdout = OutputRelay::new(label.clone(), OutputStream::Stdout, Level::INFO);
+        let stderr = OutputRelay::new(label, OutputStream::Stderr, Level::DEBUG);
+        relay_both_streams("echo out; echo err >&2", stdout, stderr).await;
+        tracing::info!(target: "autopilot::test", "autopilot's own INFO line");
+        let lines = log.lines();
+        assert_eq!(lines.len(), 2, "{level:?} {format:?}: {lines:?}");
+        for text in ["out", "err"] {
+            assert_eq!(
+                lines.iter().filter(|line| line.contains(text)).count(),
+                1,
+                "{level:?} {format:?}: {lines:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
 async fn check_output_of_both_streams_is_labelled_and_kept() {
     let log = CapturedLog::start(LogLevel::Info, LogFormat::Text);
     let tail = OutputTail::new();
-    let label = OutputLabel::check("web");
-    let stdout = OutputRelay::new(label.clone(), Level::INFO).with_tail(tail.clone());
-    let stderr = OutputRelay::new(label, Level::INFO).with_tail(tail.clone());
+    let label = OutputLabel::check("web").with_pid(31);
+    let stdout =
+        OutputRelay::new(label.clone(), OutputStream::Stdout, Level::INFO).with_tail(tail.clone());
+    let stderr = OutputRelay::new(label, OutputStream::Stderr, Level::INFO).with_tail(tail.clone());
     relay_both_streams("echo checking; echo 'no answer' >&2", stdout, stderr).await;
 
     let mut lines: Vec<String> = log
@@ -163,8 +214,8 @@ async fn check_output_of_both_streams_is_labelled_and_kept() {
     assert_eq!(
         lines,
         [
-            "info msg=\"no answer\" check=check.web",
-            "info msg=checking check=check.web"
+            "info msg=\"no answer\" check=check.web pid=31",
+            "info msg=checking check=check.web pid=31"
         ]
     );
     // The two pipes are read concurrently: either may come first.
@@ -182,7 +233,8 @@ async fn the_tail_keeps_the_end_of_long_output() {
     let script = "i=0; while [ $i -lt 100 ]; do printf '%050d\\n' $i; i=$((i+1)); done";
     let mut child = spawn_shell(script, &[], false);
     let tail = OutputTail::new();
-    let relay = OutputRelay::new(OutputLabel::check("web"), Level::INFO).with_tail(tail.clone());
+    let relay = OutputRelay::new(OutputLabel::check("web"), OutputStream::Stdout, Level::INFO)
+        .with_tail(tail.clone());
     relay.run(child.stdout.take().unwrap()).await.unwrap();
     assert!(child.wait().unwrap().success());
 

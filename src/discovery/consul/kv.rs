@@ -1,5 +1,7 @@
 //! The Consul side of KV watches: `GET /v1/kv/<key>[?recurse][&index=&wait=]`.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde::Deserialize;
 
 use super::lock::kv_path;
@@ -28,13 +30,17 @@ impl ConsulBackend {
         index: u64,
     ) -> Result<KvSnapshot, DiscoveryError> {
         let (index, entries) = self.kv_get("kv watch", key, prefix, index).await?;
-        Ok(KvSnapshot {
-            index,
-            entries: entries
-                .into_iter()
-                .map(|entry| (entry.key, entry.value.unwrap_or_default()))
-                .collect(),
-        })
+        let decode = |value: Option<String>| {
+            let value = value.unwrap_or_default();
+            BASE64
+                .decode(value)
+                .map_err(|e| call("kv watch").invalid(e))
+        };
+        let entries = entries
+            .into_iter()
+            .map(|entry| Ok((entry.key, decode(entry.value)?)))
+            .collect::<Result<_, DiscoveryError>>()?;
+        Ok(KvSnapshot { index, entries })
     }
 
     /// `GET /v1/kv/<key>[?recurse][&index=&wait=]`: the index and the entries (none for

@@ -1,6 +1,8 @@
 //! The etcd side of KV watches: `/v3/kv/range` of the key (or the prefix), and `/v3/watch`
 //! on it to wait for the next change.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -42,13 +44,18 @@ impl EtcdBackend {
         let answer: Range = self
             .post_json(call("kv watch"), "/v3/kv/range", &range)
             .await?;
+        let decode = |text: String| BASE64.decode(text).map_err(|e| call("kv watch").invalid(e));
+        let entries = answer
+            .kvs
+            .into_iter()
+            .map(|kv| {
+                let key = String::from_utf8_lossy(&decode(kv.key)?).into_owned();
+                Ok((key, decode(kv.value)?))
+            })
+            .collect::<Result<_, DiscoveryError>>()?;
         Ok(KvSnapshot {
             index: answer.header.revision,
-            entries: answer
-                .kvs
-                .into_iter()
-                .map(|kv| (kv.key, kv.value))
-                .collect(),
+            entries,
         })
     }
 }

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio_util::sync::DropGuard;
+
+use crate::tasks::Tasks;
 use tokio::time::Instant;
 
 use crate::config::model::RenderWait;
@@ -57,15 +59,25 @@ impl Source for Discovery {
 pub(crate) struct Follower {
     data: watch::Receiver<Arc<Catalog>>,
     wanted: mpsc::UnboundedSender<BTreeSet<Dependency>>,
-    task: JoinHandle<()>,
+    /// Retires the following task, and with it every read (it holds theirs).
+    _task: DropGuard,
 }
 
 impl Follower {
-    pub(crate) fn start(source: Arc<impl Source>, wait: Option<RenderWait>) -> Follower {
+    /// Follows `source` in `tasks` (the run's tracker) until dropped.
+    pub(crate) fn start(
+        source: Arc<impl Source>,
+        wait: Option<RenderWait>,
+        tasks: &Tasks,
+    ) -> Follower {
         let (publish, data) = watch::channel(Arc::new(Catalog::new()));
         let (wanted, wanted_receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(follow(source, wait, wanted_receiver, publish));
-        Follower { data, wanted, task }
+        let following = follow(source, wait, wanted_receiver, publish, tasks.clone());
+        Follower {
+            data,
+            wanted,
+            _task: tasks.spawn(following).drop_guard(),
+        }
     }
 
     /// The data as last published.
@@ -83,12 +95,6 @@ impl Follower {
         if self.data.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
-    }
-}
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -141,25 +147,28 @@ async fn follow(
     wait: Option<RenderWait>,
     mut wanted: mpsc::UnboundedReceiver<BTreeSet<Dependency>>,
     publish: watch::Sender<Arc<Catalog>>,
+    tasks: Tasks,
 ) {
     let (updates, mut received) = mpsc::unbounded_channel::<Update>();
-    let mut readers: BTreeMap<Dependency, JoinHandle<()>> = BTreeMap::new();
+    // Each read is retired when its guard is dropped: when it is no longer
+    // wanted, and all of them when this task ends or is cancelled.
+    let mut readers: BTreeMap<Dependency, DropGuard> = BTreeMap::new();
     let mut data = Catalog::new();
     let mut quiet = Quiet::new(wait);
     loop {
         tokio::select! {
             Some(dependencies) = wanted.recv() => {
-                readers.retain(|dependency, reader| {
+                readers.retain(|dependency, _| {
                     let keep = dependencies.contains(dependency);
                     if !keep {
-                        reader.abort();
                         data.remove(dependency);
                     }
                     keep
                 });
                 for dependency in dependencies {
                     readers.entry(dependency.clone()).or_insert_with(|| {
-                        tokio::spawn(read_forever(source.clone(), dependency, updates.clone()))
+                        let read = read_forever(source.clone(), dependency, updates.clone());
+                        tasks.spawn(read).drop_guard()
                     });
                 }
             }
@@ -185,9 +194,6 @@ async fn follow(
             }
             else => break,
         }
-    }
-    for reader in readers.into_values() {
-        reader.abort();
     }
 }
 
@@ -315,7 +321,7 @@ mod tests {
     async fn following_a(wait: Option<RenderWait>) -> (Arc<FakeKv>, Follower) {
         let kv = Arc::new(FakeKv::default());
         kv.set("a", "1");
-        let mut follower = Follower::start(kv.clone(), wait);
+        let mut follower = Follower::start(kv.clone(), wait, &Tasks::default());
         follower.want(BTreeSet::from([key("a")]));
         let start = Instant::now();
         follower.changed().await;
@@ -326,6 +332,27 @@ mod tests {
         );
         assert_eq!(value(&follower, "a").as_deref(), Some("1"));
         (kv, follower)
+    }
+
+    /// A render job a reload removed or changed drops its follower: no read
+    /// may outlive it (each holds the source while it runs).
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_follower_ends_every_read() {
+        let (kv, follower) = following_a(None).await;
+        assert!(Arc::strong_count(&kv) > 1, "a read holds the source");
+        drop(follower);
+        let ended = async {
+            while Arc::strong_count(&kv) > 1 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(1), ended)
+            .await
+            .expect("every read ended");
+        let reads = kv.reads("a");
+        kv.set("a", "2");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(kv.reads("a"), reads, "nothing reads any more");
     }
 
     #[tokio::test(start_paused = true)]

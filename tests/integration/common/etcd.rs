@@ -129,6 +129,30 @@ impl Etcd {
             .cloned()
     }
 
+    /// Waits until the server has at least `count` watchers (its
+    /// `etcd_debugging_mvcc_watcher_total`): a client's watch is in place.
+    pub async fn wait_for_watchers(&self, count: u64) {
+        let started = Instant::now();
+        let mut seen = None;
+        while seen < Some(count) {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "etcd never had {count} watchers (last seen: {seen:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let metrics = reqwest::get(format!("{}/metrics", self.endpoint)).await;
+            let text = match metrics {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(_) => continue,
+            };
+            seen = text
+                .lines()
+                .find_map(|line| line.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .map(|value| value as u64);
+        }
+    }
+
     /// The JSON value stored at `key`, if the key exists.
     pub async fn get_json(&self, key: &str) -> Option<Value> {
         let entry = self.get(key).await?;

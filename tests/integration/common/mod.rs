@@ -587,21 +587,24 @@ pub mod http {
     use std::net::{SocketAddr, TcpStream};
     use std::time::Duration;
 
-    /// The status code and body of `METHOD path` on `address`, or the error
+    /// The status code and body of `METHOD path` (sending `body`, any bytes)
+    /// on `address`, or the error
     /// that prevented an answer (refused, reset, timed out).
     pub fn request(
         address: SocketAddr,
         method: &str,
         path: &str,
-        body: &str,
+        body: impl AsRef<[u8]>,
     ) -> std::io::Result<(u16, String)> {
+        let body = body.as_ref();
         let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(
             stream,
-            "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )?;
+        stream.write_all(body)?;
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer)?;
         let answer = String::from_utf8_lossy(&answer);
