@@ -4,22 +4,25 @@
 //! stopping it also stops whatever it forked (no leaked grandchildren), and is
 //! registered with the [`Reaper`] so that its exit status comes back here.
 //! Every child starts with the signal dispositions and mask autopilot
-//! inherited ([`signals::restore_inherited`]).
+//! inherited ([`crate::signals::inherited_for_child`]). Children start through
+//! `posix_spawn` ([`posix_spawn`] says why not `fork`).
 //! This module owns how a process is started and stopped; it must not decide
 //! when (that is the supervisor's and the jobs' business) and it must never
 //! call `wait` itself.
 
+mod posix_spawn;
+
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::fd::OwnedFd;
+use std::process::{ChildStderr, ChildStdout};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
+use crate::job_control;
 use crate::reaper::{ExitStatus, Reaper};
-use crate::{job_control, signals};
 
 /// Why a process could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +70,8 @@ pub(crate) struct Process {
     /// Set once the exit status has been received.
     status: Option<ExitStatus>,
     /// The child's stdout/stderr read ends when `piped_output` was asked for.
-    pub stdout: Option<std::process::ChildStdout>,
-    pub stderr: Option<std::process::ChildStderr>,
+    pub stdout: Option<ChildStdout>,
+    pub stderr: Option<ChildStderr>,
 }
 
 /// Starts `spec` as the leader of a new process group. Takes the spec by
@@ -76,61 +79,45 @@ pub(crate) struct Process {
 /// has started, not held by the caller while the process runs (the health
 /// checks of many jobs run at once).
 pub(crate) fn spawn(reaper: &Reaper, spec: SpawnSpec) -> Result<Process, SpawnError> {
-    let (program, args) = spec.argv.split_first().ok_or(SpawnError::Empty)?;
-    let mut command = Command::new(program);
-    command.args(args);
-    if let Some(env) = &spec.env {
-        command.env_clear().envs(env);
-    }
-    command.stdin(if spec.foreground {
-        Stdio::inherit()
-    } else {
-        Stdio::null()
-    });
-    if spec.piped_output {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
+    let program = spec.argv.first().ok_or(SpawnError::Empty)?;
+    let failed = |source: io::Error| classify_spawn_error(program, source);
+    let pipes = match spec.piped_output {
+        true => Some((pipe().map_err(failed)?, pipe().map_err(failed)?)),
+        false => None,
+    };
     // Started in the background (`autopilot -- app &`), autopilot must leave
     // the terminal to the shell.
     let take_terminal = spec.foreground && job_control::terminal_is_ours();
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (setpgid, tcsetpgrp, signal, sigprocmask).
-    unsafe {
-        command.pre_exec(move || prepare_child(take_terminal));
-    }
-    let (mut child, exit) = reaper
-        .spawn(&mut command)
-        .map_err(|source| classify_spawn_error(program, source))?;
-    let pid = Pid::from_raw(child.id() as i32);
+    let launch = posix_spawn::Launch {
+        argv: &spec.argv,
+        env: spec.env.as_ref(),
+        inherit_stdin: spec.foreground,
+        take_terminal,
+        output: pipes.as_ref().map(|(out, err)| (&out.1, &err.1)),
+    };
+    let (pid, exit) = reaper
+        .spawn(|| posix_spawn::launch(&launch))
+        .map_err(failed)?;
     if take_terminal {
         job_control::gave_terminal_to(pid);
     }
+    // The write ends are the child's now; ours close here.
+    let (stdout, stderr) = match pipes {
+        Some(((out, _), (err, _))) => (Some(ChildStdout::from(out)), Some(ChildStderr::from(err))),
+        None => (None, None),
+    };
     Ok(Process {
         pid,
         exit,
         status: None,
-        stdout: child.stdout.take(),
-        stderr: child.stderr.take(),
+        stdout,
+        stderr,
     })
 }
 
-/// In the child: lead a new process group, take the terminal if asked, and
-/// get back the signal dispositions and mask autopilot inherited.
-fn prepare_child(take_terminal: bool) -> io::Result<()> {
-    // SAFETY: plain system calls on our own pid/fds, as tini does before exec.
-    unsafe {
-        if libc::setpgid(0, 0) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if take_terminal {
-            // A background group calling tcsetpgrp gets SIGTTOU unless it
-            // ignores it (restored just below).
-            libc::signal(libc::SIGTTOU, libc::SIG_IGN);
-            libc::tcsetpgrp(0, libc::getpid());
-        }
-    }
-    signals::restore_inherited();
-    Ok(())
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
 fn classify_spawn_error(program: &OsStr, source: io::Error) -> SpawnError {

@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
@@ -104,17 +103,18 @@ impl Reaper {
         Ok(Reaper::default())
     }
 
-    /// Spawns `command` and registers the child. Its exit status arrives on
-    /// the returned receiver once [`Reaper::reap`] collects it.
+    /// Starts a child with `start` (which returns its pid) and registers it.
+    /// Its exit status arrives on the returned receiver once
+    /// [`Reaper::reap`] collects it.
     pub(crate) fn spawn(
         &self,
-        command: &mut Command,
-    ) -> io::Result<(std::process::Child, oneshot::Receiver<ExitStatus>)> {
+        start: impl FnOnce() -> io::Result<Pid>,
+    ) -> io::Result<(Pid, oneshot::Receiver<ExitStatus>)> {
         let mut waiting = self.lock();
-        let child = command.spawn()?;
+        let pid = start()?;
         let (sender, receiver) = oneshot::channel();
-        waiting.insert(Pid::from_raw(child.id() as i32), sender);
-        Ok((child, receiver))
+        waiting.insert(pid, sender);
+        Ok((pid, receiver))
     }
 
     /// Collects every child that has ended, without blocking. Called whenever

@@ -10,7 +10,7 @@
 //!
 //! This module also records, before the Rust runtime starts, the signal
 //! dispositions and mask autopilot inherited, and puts them back in every
-//! child before it execs ([`restore_inherited`]). It owns signal *reception*
+//! child's start ([`inherited_for_child`]). It owns signal *reception*
 //! and that inherited state only; what a signal means is decided by the
 //! supervisor.
 
@@ -103,38 +103,36 @@ pub(crate) fn inherited_ignored(signal: i32) -> bool {
     INHERITED_IGNORED.load(Ordering::Relaxed) & bit(signal) != 0
 }
 
-/// In a forked child, just before exec: the dispositions and mask autopilot
-/// inherited, so the APP starts as it would have without autopilot (tini
-/// does the same). Handlers autopilot installed are reset by exec anyway;
-/// what matters is the ignores autopilot added (SIGPIPE by the Rust runtime,
-/// SIGTTIN/SIGTTOU by [`listen`]) and the mask the runtime cleared.
-///
-/// Only async-signal-safe system calls: it runs between fork and exec.
-pub(crate) fn restore_inherited() {
+/// For a child's start (`POSIX_SPAWN_SETSIGDEF` and `POSIX_SPAWN_SETSIGMASK`):
+/// the standard signals to reset to their default action and the signal
+/// mask, so the APP starts as it would have without autopilot (tini does
+/// the same). Handlers autopilot installed are reset anyway; what matters
+/// is the ignores autopilot added (SIGPIPE by the Rust runtime,
+/// SIGTTIN/SIGTTOU by [`listen`]) and the mask the runtime cleared. A
+/// signal autopilot inherited as ignored is left out of the first set and
+/// stays ignored through exec.
+pub(crate) fn inherited_for_child() -> (libc::sigset_t, libc::sigset_t) {
     let ignored = INHERITED_IGNORED.load(Ordering::Relaxed);
     let blocked = INHERITED_BLOCKED.load(Ordering::Relaxed);
-    for signal in 1..=LAST_STANDARD_SIGNAL {
-        if signal == SIGKILL || signal == SIGSTOP {
-            continue;
-        }
-        let action = if ignored & bit(signal) != 0 {
-            libc::SIG_IGN
-        } else {
-            libc::SIG_DFL
-        };
-        // SAFETY: resetting a disposition; no handler code is involved.
-        unsafe { libc::signal(signal, action) };
-    }
-    // SAFETY: sigemptyset/sigaddset fill a set we own; sigprocmask applies it.
+    let defaults =
+        signal_set((1..=LAST_STANDARD_SIGNAL).filter(|signal| {
+            *signal != SIGKILL && *signal != SIGSTOP && ignored & bit(*signal) == 0
+        }));
+    let mask = signal_set((1..=LAST_SIGNAL).filter(|signal| blocked & bit(*signal) != 0));
+    (defaults, mask)
+}
+
+/// A `sigset_t` of the given signals (glibc refuses its own internal
+/// real-time signals, which no child can have inherited blocked anyway).
+fn signal_set(signals: impl Iterator<Item = i32>) -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset fill a set we own.
     unsafe {
-        let mut mask: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut mask);
-        for signal in 1..=LAST_SIGNAL {
-            if blocked & bit(signal) != 0 {
-                libc::sigaddset(&mut mask, signal);
-            }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in signals {
+            libc::sigaddset(&mut set, signal);
         }
-        libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
+        set
     }
 }
 
@@ -142,7 +140,7 @@ pub(crate) fn restore_inherited() {
 /// Called first thing, so that a SIGTERM arriving while autopilot is still
 /// starting is delivered later instead of killing it (when it is not PID 1,
 /// the default action would). Spawned processes get the inherited mask back
-/// ([`restore_inherited`]).
+/// ([`inherited_for_child`]).
 pub(crate) fn hold() -> nix::Result<()> {
     if !INHERITED_RECORDED.load(Ordering::Acquire) {
         // Not started through the binary (which records it before the

@@ -692,6 +692,22 @@ fn non_executable_app_exits_126_and_names_it() {
     assert!(finished.stderr_text().contains(path));
 }
 
+/// As under ContainerPilot (Go's exec), an executable file without a `#!`
+/// line is not handed to `/bin/sh` (execvp would): it is not executable.
+#[test]
+fn executable_script_without_interpreter_line_exits_126_unrun() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("no-interpreter-line");
+    std::fs::write(&script, "echo ran-by-a-shell\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = script.to_str().unwrap();
+    let finished = Autopilot::new(Mode::Subreaper, [path]).run();
+    assert_eq!(finished.code, 126);
+    assert!(finished.stderr_text().contains(path));
+    assert!(!finished.stdout_text().contains("ran-by-a-shell"));
+}
+
 #[test]
 fn no_app_and_no_config_prints_usage_and_exits_2() {
     let finished = Autopilot::new(Mode::Subreaper, Vec::<&str>::new()).run();
