@@ -71,6 +71,16 @@ pub(super) fn launch(launch: &Launch<'_>) -> io::Result<Pid> {
     let setup = Setup::new(launch)?;
     let mut denied = false;
     for candidate in candidates(program, path_variable.as_ref().map(|p| p.as_bytes())) {
+        // Every spawn starts a process, even one whose exec fails: `PATH`
+        // entries that hold no such file are skipped before that.
+        match std::fs::metadata(&candidate) {
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+                denied = true;
+                continue;
+            }
+            Err(_) => continue,
+            Ok(_) => {}
+        }
         let path = CString::new(candidate.into_os_string().into_vec())?;
         match setup.spawn(&path, &argv, &envp) {
             Ok(pid) => return Ok(pid),
