@@ -19,6 +19,10 @@
 //! without a `#!` line is not handed to `/bin/sh`: it fails with ENOEXEC,
 //! as it does under ContainerPilot (Go's `exec` does not retry either).
 //!
+//! A child whose exec fails is reaped by glibc itself (`waitpid` on that pid
+//! before `posix_spawn` returns the error); it was never registered with the
+//! reaper, so nothing waits for it twice.
+//!
 //! This module owns only the system calls of one start; [`super::spawn`]
 //! decides what to start and registers it with the reaper.
 
