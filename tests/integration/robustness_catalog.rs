@@ -228,6 +228,17 @@ impl Rig {
     }
 
     /// Stops autopilot; it must exit 0 (the APP's code) with nothing on stderr.
+    /// Ends the injected faults, waits until the catalog is healthy again
+    /// and checks what the fault left behind: the APP untouched and
+    /// `outages` outages logged (each with its recovery).
+    fn clear_faults_and_recover(&self, deadline: Duration, outages: usize) {
+        let cleared = self.mark();
+        self.consul.clear_faults();
+        self.wait_for_recovery(cleared, deadline);
+        self.assert_app_untouched();
+        self.assert_logged_outages(outages);
+    }
+
     fn stop(self) {
         let log = self.scratch.path("autopilot.log");
         self.autopilot.signal(nix::sys::signal::Signal::SIGTERM);
@@ -256,11 +267,7 @@ fn catalog_answering_503_for_a_while() {
     rig.wait_for_requests(mark, 5, DEADLINE, "heartbeats answered 503", |request| {
         is_heartbeat(request) && request.outcome == Outcome::Answered(503)
     });
-    let cleared = rig.mark();
-    rig.consul.clear_faults();
-    rig.wait_for_recovery(cleared, DEADLINE);
-    rig.assert_app_untouched();
-    rig.assert_logged_outages(1);
+    rig.clear_faults_and_recover(DEADLINE, 1);
     rig.stop();
 }
 
@@ -292,11 +299,7 @@ fn agent_refusing_writes_while_queries_work() {
         "{}",
         rig.log()
     );
-    let cleared = rig.mark();
-    rig.consul.clear_faults();
-    rig.wait_for_recovery(cleared, DEADLINE);
-    rig.assert_app_untouched();
-    rig.assert_logged_outages(0);
+    rig.clear_faults_and_recover(DEADLINE, 0);
     rig.stop();
 }
 
@@ -323,11 +326,7 @@ fn catalog_hanging_longer_than_the_request_timeout() {
         "{}",
         rig.log()
     );
-    let cleared = rig.mark();
-    rig.consul.clear_faults();
-    rig.wait_for_recovery(cleared, DEADLINE);
-    rig.assert_app_untouched();
-    rig.assert_logged_outages(1);
+    rig.clear_faults_and_recover(DEADLINE, 1);
     rig.stop();
 }
 
@@ -340,11 +339,7 @@ fn catalog_resetting_connections() {
     rig.wait_for_requests(mark, 5, DEADLINE, "heartbeats dropped", |request| {
         is_heartbeat(request) && request.outcome == Outcome::Dropped
     });
-    let cleared = rig.mark();
-    rig.consul.clear_faults();
-    rig.wait_for_recovery(cleared, DEADLINE);
-    rig.assert_app_untouched();
-    rig.assert_logged_outages(1);
+    rig.clear_faults_and_recover(DEADLINE, 1);
     rig.stop();
 }
 
@@ -397,11 +392,7 @@ mod long {
             is_heartbeat(request) && request.outcome == Outcome::Dropped
         });
         rig.consul.restart_agent(Restart::ResetIndex);
-        let cleared = rig.mark();
-        rig.consul.clear_faults();
-        rig.wait_for_recovery(cleared, OUTAGE_RECOVERY);
-        rig.assert_app_untouched();
-        rig.assert_logged_outages(1);
+        rig.clear_faults_and_recover(OUTAGE_RECOVERY, 1);
         let after = rig.rss_kib();
         assert!(
             after <= before + RSS_GROWTH_BOUND_KIB,
