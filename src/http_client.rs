@@ -156,6 +156,26 @@ impl Url {
         &self.text
     }
 
+    /// This URL as logs and the catalog show it: a password and the query
+    /// (which may carry a token) replaced by `***`.
+    pub(crate) fn redacted(&self) -> String {
+        // It parsed when it was made; a failure now would show nothing secret.
+        let Ok(uri) = self.text.parse::<Uri>() else {
+            return "***".to_string();
+        };
+        let authority = uri.authority().map_or("", |authority| authority.as_str());
+        let authority = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:***@{host}"),
+                None => authority.to_string(),
+            },
+            None => authority.to_string(),
+        };
+        let scheme = uri.scheme_str().unwrap_or_default();
+        let query = if uri.query().is_some() { "?***" } else { "" };
+        format!("{scheme}://{authority}{}{query}", uri.path())
+    }
+
     /// This URL with `segments` appended to its path, each percent-encoded
     /// (an empty last segment, the trailing `/`, is replaced).
     pub(crate) fn join(&self, segments: &[&str]) -> Url {

@@ -36,6 +36,7 @@ use crate::config::model::{HealthCheck, HealthConfig};
 use crate::discovery::TELEMETRY_HEARTBEAT;
 use crate::events::{Bus, Event, EventCode};
 use crate::failure_streak::{Line, Streak, SUMMARY_PERIOD};
+use crate::http_client::Url;
 use crate::logging::{OutputLabel, OutputTail};
 use crate::process::{self, SpawnSpec};
 use crate::tasks::Tasks;
@@ -336,30 +337,10 @@ async fn check_http(client: &HttpClient, url: &str, limit: Duration) -> Probe {
     }
 }
 
-/// The check's URL as the log and the catalog show it: a password and the
-/// query (which may carry a token) are replaced by `***`.
+/// The check's URL as the log and the catalog show it (see
+/// [`Url::redacted`]); one that does not parse is not shown.
 fn without_secrets(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, _)) => (base, "?***"),
-        None => (url, ""),
-    };
-    let authority_start = base.find("://").map_or(0, |at| at + 3);
-    let authority_end = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |at| authority_start + at);
-    let authority = &base[authority_start..authority_end];
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{host}"),
-            None => authority.to_string(),
-        },
-        None => authority.to_string(),
-    };
-    format!(
-        "{}{authority}{}{query}",
-        &base[..authority_start],
-        &base[authority_end..]
-    )
+    Url::parse(url).map_or_else(|_| "(not a valid URL)".to_string(), |url| url.redacted())
 }
 
 #[cfg(test)]
