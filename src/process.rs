@@ -12,6 +12,8 @@
 
 mod posix_spawn;
 
+pub(crate) use posix_spawn::candidates as program_candidates;
+
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::OwnedFd;

@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::model::{Config, HealthCheck, JobConfig, JobRole};
+use crate::process;
 
 /// Every warning for `config`; `path` is the `PATH` health checks will be
 /// looked up in (`None`: not set, no lookup).
@@ -60,14 +61,10 @@ fn missing_check_command(job: &JobConfig, path: Option<&str>) -> Option<String> 
     };
     let program = argv.first()?;
     let has_slash = program.as_bytes().contains(&b'/');
-    let found = if has_slash {
-        is_executable(Path::new(program))
-    } else {
-        let path = path?;
-        path.split(':')
-            .filter(|dir| !dir.is_empty())
-            .any(|dir| is_executable(&Path::new(dir).join(program)))
-    };
+    // The lookup the start itself makes (execvp's rules).
+    let found = process::program_candidates(program, path.map(str::as_bytes))
+        .iter()
+        .any(|candidate| is_executable(candidate));
     (!found).then(|| {
         format!(
             "job {:?}: health check command {:?} is not {} on this machine: every check will fail until it is installed",

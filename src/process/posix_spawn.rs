@@ -107,7 +107,7 @@ pub(super) fn launch(launch: &Launch<'_>) -> io::Result<Pid> {
 /// The paths to try, in order: the program itself when it names a path
 /// (contains a `/`), otherwise each `PATH` entry joined with it (an empty
 /// entry is the current directory).
-fn candidates(program: &OsStr, path_variable: Option<&[u8]>) -> Vec<PathBuf> {
+pub(crate) fn candidates(program: &OsStr, path_variable: Option<&[u8]>) -> Vec<PathBuf> {
     if program.is_empty() {
         return Vec::new();
     }
